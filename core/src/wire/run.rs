@@ -1,0 +1,350 @@
+//! A probe run: one walk of a flow (or one HTTP check) by an agent, with the
+//! timings and lab vitals of every step.
+//!
+//! `run_id` is chosen by the agent before the first delivery attempt, so a
+//! retried upload is recognised and stored once.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    SCHEMA_VERSION, Validated, ValidationError, check_ident, check_len, check_no_control,
+    check_range,
+};
+use crate::metric::Metric;
+
+pub const MAX_STEPS: usize = 200;
+pub const MAX_MESSAGE_LEN: usize = 2000;
+/// 2000-01-01T00:00:00Z in milliseconds: anything earlier is an unset clock.
+const EARLIEST_MS: u64 = 946_684_800_000;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeRun {
+    pub schema_version: u32,
+    pub run_id: String,
+    /// Flow name from the flow file.
+    pub flow: String,
+    /// Where the agent runs (`eu-west`, `office`): one flow is compared per location.
+    pub location: String,
+    pub agent_version: String,
+    /// `Chromium/156.0.8078.73`; absent for HTTP checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_version: Option<String>,
+    /// Device profile the flow ran with (`desktop`, `mobile`, or a custom name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Unix time in milliseconds.
+    pub started_at_ms: u64,
+    pub finished_at_ms: u64,
+    /// How many iterations the step values summarise (median of N).
+    #[serde(default = "one")]
+    pub iterations: u32,
+    /// Which attempt this is: a failed run is retried once, both are recorded.
+    #[serde(default = "one")]
+    pub attempt: u32,
+    pub outcome: Outcome,
+    /// Present when the outcome is not `pass`: which step and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    pub steps: Vec<Step>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<Artifact>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `fail` is the site's fault (an assertion, a missing element, a 500);
+/// `error` is ours (the browser crashed, the agent could not launch it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Error,
+    /// A step that did not run because an earlier one failed.
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Error => "error",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    /// Index into `steps` of the step that failed; absent when the run failed before any step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub name: String,
+    /// The step kind from the flow file: `goto`, `click`, `request`, …
+    pub kind: String,
+    pub outcome: Outcome,
+    /// Wall time of the step in milliseconds.
+    pub duration_ms: f64,
+    #[serde(default, skip_serializing_if = "Vitals::is_empty")]
+    pub vitals: Vitals,
+    /// Max − min of each vital over the iterations, when there were several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Vitals>,
+    /// HTTP status of the document (or of the request, for HTTP checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub requests: u32,
+    #[serde(default)]
+    pub transfer_bytes: u64,
+    #[serde(default)]
+    pub failed_requests: u32,
+    #[serde(default)]
+    pub console_errors: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Names of `artifacts` that belong to this step (a failure screenshot).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
+}
+
+/// Lab vitals of one step; absent where the step has none (an LCP only exists
+/// for a step that loaded a document).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vitals {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lcp: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cls: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inp: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fcp: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tbt: Option<f64>,
+}
+
+impl Vitals {
+    pub fn is_empty(&self) -> bool {
+        *self == Vitals::default()
+    }
+
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Lcp => self.lcp,
+            Metric::Cls => self.cls,
+            Metric::Inp => self.inp,
+            Metric::Fcp => self.fcp,
+            Metric::Ttfb => self.ttfb,
+            Metric::Tbt => self.tbt,
+        }
+    }
+
+    pub fn set(&mut self, metric: Metric, value: Option<f64>) {
+        let slot = match metric {
+            Metric::Lcp => &mut self.lcp,
+            Metric::Cls => &mut self.cls,
+            Metric::Inp => &mut self.inp,
+            Metric::Fcp => &mut self.fcp,
+            Metric::Ttfb => &mut self.ttfb,
+            Metric::Tbt => &mut self.tbt,
+        };
+        *slot = value;
+    }
+
+    /// The metrics that have a value, in [`Metric::ALL`] order.
+    pub fn present(&self) -> impl Iterator<Item = (Metric, f64)> + '_ {
+        Metric::ALL
+            .into_iter()
+            .filter_map(|m| self.get(m).map(|v| (m, v)))
+    }
+
+    fn validate(&self, field: &str) -> Validated<()> {
+        for (metric, value) in self.present() {
+            check_range(
+                &format!("{field}.{}", metric.as_str().to_ascii_lowercase()),
+                value,
+                0.0,
+                metric.max_plausible(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A file the agent kept as evidence (a screenshot), uploaded separately.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    /// Unique within the run, safe as a file name: `step-2-failure.png`.
+    pub name: String,
+    pub content_type: String,
+    pub bytes: u64,
+    /// Hex SHA-256 of the content, so an upload can be checked and deduplicated.
+    pub sha256: String,
+}
+
+impl ProbeRun {
+    pub fn validate(&self) -> Validated<()> {
+        if self.schema_version != SCHEMA_VERSION {
+            return Err(ValidationError::new(
+                "schema_version",
+                format!(
+                    "{} is not supported; this collector accepts {SCHEMA_VERSION}",
+                    self.schema_version
+                ),
+            ));
+        }
+        check_ident("run_id", &self.run_id, 64)?;
+        check_len("flow", &self.flow, 1, 128)?;
+        check_no_control("flow", &self.flow)?;
+        check_ident("location", &self.location, 64)?;
+        check_len("agent_version", &self.agent_version, 1, 32)?;
+        check_no_control("agent_version", &self.agent_version)?;
+        if let Some(v) = &self.browser_version {
+            check_len("browser_version", v, 1, 64)?;
+            check_no_control("browser_version", v)?;
+        }
+        if let Some(p) = &self.profile {
+            check_ident("profile", p, 64)?;
+        }
+        if self.started_at_ms < EARLIEST_MS {
+            return Err(ValidationError::new(
+                "started_at_ms",
+                "is before the year 2000; send Unix time in milliseconds",
+            ));
+        }
+        if self.finished_at_ms < self.started_at_ms {
+            return Err(ValidationError::new(
+                "finished_at_ms",
+                "is earlier than started_at_ms",
+            ));
+        }
+        if !(1..=100).contains(&self.iterations) {
+            return Err(ValidationError::new("iterations", "must be 1 to 100"));
+        }
+        if !(1..=10).contains(&self.attempt) {
+            return Err(ValidationError::new("attempt", "must be 1 to 10"));
+        }
+        if self.steps.len() > MAX_STEPS {
+            return Err(ValidationError::new(
+                "steps",
+                format!("holds {} steps; at most {MAX_STEPS}", self.steps.len()),
+            ));
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            step.validate(&format!("steps[{i}]"))?;
+        }
+        for (i, artifact) in self.artifacts.iter().enumerate() {
+            artifact.validate(&format!("artifacts[{i}]"))?;
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            for (j, name) in step.artifacts.iter().enumerate() {
+                if !self.artifacts.iter().any(|a| &a.name == name) {
+                    return Err(ValidationError::new(
+                        format!("steps[{i}].artifacts[{j}]"),
+                        format!("names {name:?}, which is not in artifacts"),
+                    ));
+                }
+            }
+        }
+        self.validate_outcome()
+    }
+
+    /// The run's outcome must agree with its steps, or a dashboard would show a
+    /// green run with a red step.
+    fn validate_outcome(&self) -> Validated<()> {
+        match (self.outcome, &self.failure) {
+            (Outcome::Pass, Some(_)) => Err(ValidationError::new(
+                "failure",
+                "must be absent when the outcome is pass",
+            )),
+            (Outcome::Pass, None) => {
+                match self.steps.iter().position(|s| s.outcome != Outcome::Pass) {
+                    Some(i) => Err(ValidationError::new(
+                        format!("steps[{i}].outcome"),
+                        "is not pass, but the run's outcome is pass",
+                    )),
+                    None => Ok(()),
+                }
+            }
+            (Outcome::Skipped, _) => Err(ValidationError::new(
+                "outcome",
+                "skipped applies to steps only; a run is pass, fail or error",
+            )),
+            (_, None) => Err(ValidationError::new(
+                "failure",
+                "is required when the outcome is fail or error",
+            )),
+            (_, Some(failure)) => {
+                check_len("failure.reason", &failure.reason, 1, MAX_MESSAGE_LEN)?;
+                match failure.step {
+                    Some(i) if i >= self.steps.len() => Err(ValidationError::new(
+                        "failure.step",
+                        format!("is {i}, but the run has {} steps", self.steps.len()),
+                    )),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl Step {
+    fn validate(&self, field: &str) -> Validated<()> {
+        check_len(&format!("{field}.name"), &self.name, 1, 200)?;
+        check_no_control(&format!("{field}.name"), &self.name)?;
+        check_ident(&format!("{field}.kind"), &self.kind, 32)?;
+        check_range(
+            &format!("{field}.duration_ms"),
+            self.duration_ms,
+            0.0,
+            86_400_000.0,
+        )?;
+        self.vitals.validate(&format!("{field}.vitals"))?;
+        if let Some(spread) = &self.spread {
+            spread.validate(&format!("{field}.spread"))?;
+        }
+        if let Some(status) = self.status
+            && !(100..=599).contains(&status)
+        {
+            return Err(ValidationError::new(
+                format!("{field}.status"),
+                format!("{status} is not an HTTP status (100 to 599)"),
+            ));
+        }
+        if let Some(error) = &self.error {
+            check_len(&format!("{field}.error"), error, 1, MAX_MESSAGE_LEN)?;
+        }
+        Ok(())
+    }
+}
+
+impl Artifact {
+    fn validate(&self, field: &str) -> Validated<()> {
+        check_ident(&format!("{field}.name"), &self.name, 128)?;
+        check_len(&format!("{field}.content_type"), &self.content_type, 1, 100)?;
+        check_no_control(&format!("{field}.content_type"), &self.content_type)?;
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ValidationError::new(
+                format!("{field}.sha256"),
+                "must be 64 hexadecimal digits",
+            ));
+        }
+        Ok(())
+    }
+}
