@@ -1,1 +1,19 @@
-//! placeholder
+//! The vitalsign agent: runs flows on schedules from a named location, keeps
+//! every result on disk until the collector has it, and gates CI on budgets.
+//!
+//! # Layout
+//! - [`config`]: the agent's configuration file and `VITALSIGN_` overrides.
+//! - [`schedule`]: interval and cron schedules, per-flow start jitter.
+//! - [`spool`]: the durable on-disk queue of results and their artifacts.
+//! - [`delivery`]: sends spooled results with backoff until acknowledged.
+//! - [`metrics`]: the agent's own counters for `/metrics`.
+//! - [`budget`]: performance budgets for `check`.
+//! - [`report`]: the `once` table and the `check` summary, JUnit XML and Markdown.
+
+pub mod budget;
+pub mod config;
+pub mod delivery;
+pub mod metrics;
+pub mod report;
+pub mod schedule;
+pub mod spool;

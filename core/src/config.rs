@@ -139,6 +139,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type
     fn layers_defaults_file_env_and_names_bad_keys() {
         figment::Jail::expect_with(|jail| {
             let dir = jail.directory().to_path_buf();

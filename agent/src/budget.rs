@@ -1,0 +1,160 @@
+//! Performance budgets for `check`: which flow/step, which metric, what bound.
+//!
+//! ```toml
+//! [[budget]]
+//! flow = "checkout"          # optional: every flow
+//! step = "add to cart"       # optional: every step
+//! rules = ["lcp <= 2500ms", "cls <= 0.1", "inp <= 200ms"]
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+use vitalsign_core::metric::Metric;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetError {
+    #[error("budget file {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub flow: Option<String>,
+    pub step: Option<String>,
+    pub metric: Metric,
+    /// Milliseconds for times, unitless for CLS.
+    pub max: f64,
+    /// The rule as written, for reports.
+    pub text: String,
+}
+
+impl Budget {
+    pub fn applies_to(&self, flow: &str, step: &str) -> bool {
+        self.flow.as_deref().is_none_or(|f| f == flow)
+            && self.step.as_deref().is_none_or(|s| s == step)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    budget: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    flow: Option<String>,
+    step: Option<String>,
+    rules: Vec<String>,
+}
+
+pub fn load(path: &Path) -> Result<Vec<Budget>, BudgetError> {
+    let text = std::fs::read_to_string(path).map_err(|e| BudgetError::File {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    parse(&text).map_err(|reason| BudgetError::File {
+        path: path.display().to_string(),
+        reason,
+    })
+}
+
+pub fn parse(text: &str) -> Result<Vec<Budget>, String> {
+    let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    if file.budget.is_empty() {
+        return Err(
+            "no [[budget]] entries; add at least one with `rules = [\"lcp <= 2500ms\"]`".into(),
+        );
+    }
+    let mut budgets = Vec::new();
+    for (i, entry) in file.budget.iter().enumerate() {
+        if entry.rules.is_empty() {
+            return Err(format!("budget {}: `rules` is empty", i + 1));
+        }
+        for rule in &entry.rules {
+            let (metric, max) = parse_rule(rule)
+                .map_err(|reason| format!("budget {}: rule {rule:?}: {reason}", i + 1))?;
+            budgets.push(Budget {
+                flow: entry.flow.clone(),
+                step: entry.step.clone(),
+                metric,
+                max,
+                text: rule.trim().to_string(),
+            });
+        }
+    }
+    Ok(budgets)
+}
+
+/// `lcp <= 2500ms`, `lcp <= 2.5s`, `cls <= 0.1`, `ttfb <= 800` (ms implied).
+fn parse_rule(rule: &str) -> Result<(Metric, f64), String> {
+    let (name, bound) = rule
+        .split_once("<=")
+        .ok_or("expected `METRIC <= VALUE`, for example `lcp <= 2500ms`")?;
+    let name = name.trim();
+    let metric = Metric::parse(name).ok_or_else(|| {
+        format!("unknown metric {name:?}; expected one of lcp, cls, inp, fcp, ttfb, tbt")
+    })?;
+    let bound = bound.trim();
+    let (number, scale) = if metric.is_time() {
+        if let Some(n) = bound.strip_suffix("ms") {
+            (n, 1.0)
+        } else if let Some(n) = bound.strip_suffix('s') {
+            (n, 1000.0)
+        } else {
+            (bound, 1.0)
+        }
+    } else {
+        (bound, 1.0)
+    };
+    let value: f64 = number.trim().parse().map_err(|_| {
+        format!(
+            "{bound:?} is not a number{}",
+            if metric.is_time() {
+                " (with ms or s)"
+            } else {
+                ""
+            }
+        )
+    })?;
+    if !value.is_finite() || value < 0.0 {
+        return Err("the bound must be a non-negative number".into());
+    }
+    Ok((metric, value * scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units_and_scopes() {
+        let b = parse(
+            "[[budget]]\nflow = \"demo\"\nrules = [\"lcp <= 2.5s\", \"cls<=0.1\", \"inp <= 200ms\", \"ttfb <= 800\"]\n",
+        )
+        .unwrap();
+        assert_eq!(b.len(), 4);
+        assert_eq!((b[0].metric, b[0].max), (Metric::Lcp, 2500.0));
+        assert_eq!((b[1].metric, b[1].max), (Metric::Cls, 0.1));
+        assert_eq!(b[3].max, 800.0);
+        assert!(b[0].applies_to("demo", "any step"));
+        assert!(!b[0].applies_to("other", "any step"));
+    }
+
+    #[test]
+    fn errors_name_the_rule() {
+        let err = parse("[[budget]]\nrules = [\"lcp < 2500ms\"]\n").unwrap_err();
+        assert!(
+            err.contains("budget 1") && err.contains("lcp < 2500ms"),
+            "{err}"
+        );
+        let err = parse("[[budget]]\nrules = [\"fid <= 100ms\"]\n").unwrap_err();
+        assert!(err.contains("unknown metric \"fid\""), "{err}");
+        let err = parse("[[budget]]\nrules = [\"lcp <= fast\"]\n").unwrap_err();
+        assert!(err.contains("not a number"), "{err}");
+        assert!(parse("").unwrap_err().contains("no [[budget]]"));
+    }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a Debian machine with the Rust toolchain
+# (Debian's chromium, Node.js for the snippet, the snippet's npm packages, a
+# Python venv with an SMTP server for the alert tests), then runs every test:
+# the Rust workspace (unit, integration and end-to-end) and the snippet's
+# browser tests. Safe to run again: each install step is skipped when done.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+command -v python3 >/dev/null || missing+=(python3 python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${missing[*]}"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The alert tests start a real SMTP server (aiosmtpd) on loopback.
+venv=target/test-venv
+if [ ! -x "$venv/bin/aiosmtpd" ]; then
+  echo "==> creating $venv with aiosmtpd"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q aiosmtpd==1.4.6
+fi
+export VITALSIGN_TEST_AIOSMTPD="$PWD/$venv/bin/aiosmtpd"
+
+if [ -f web-snippet/package-lock.json ]; then
+  echo "==> npm ci in web-snippet/"
+  (cd web-snippet && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+echo "==> building the binaries the end-to-end tests start"
+cargo build --workspace --bins --quiet
+export VITALSIGN_COLLECTOR_BIN="$PWD/target/debug/vitalsign-collector"
+export VITALSIGN_AGENT_BIN="$PWD/target/debug/vitalsign-agent"
+
+echo "==> cargo test --workspace"
+cargo test --workspace --quiet
+
+if [ -f web-snippet/package.json ]; then
+  echo "==> npm test in web-snippet/"
+  (cd web-snippet && npm test)
+fi
