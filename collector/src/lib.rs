@@ -1,1 +1,24 @@
-//! placeholder
+//! The vitalsign collector: receives beacons and probe runs, stores them in
+//! SQLite, answers queries.
+//!
+//! # Layout
+//! - [`app`]: `Application::build(config)` binds and opens; `run_until_stopped` serves.
+//! - [`config`]: the configuration file and `VITALSIGN_` overrides, validated with key names.
+//! - [`http`]: routes, handlers (ingest, query API, operations) and the error type.
+//! - [`store`]: SQLite storage: migrations, the batching writer, queries.
+//! - [`histogram`]: mergeable log-bucketed histograms for hourly rollups.
+//! - [`grouping`]: URL → page group at ingest.
+//! - [`ratelimit`]: per-client token buckets for the public beacon endpoint.
+//! - [`metrics`]: the collector's own Prometheus metrics.
+
+pub mod app;
+pub mod config;
+pub mod grouping;
+pub mod histogram;
+pub mod http;
+pub mod metrics;
+pub mod ratelimit;
+pub mod store;
+
+pub use app::Application;
+pub use config::CollectorConfig;

@@ -1,0 +1,90 @@
+//! Building and running the collector: the same path for `main` and the tests
+//! (port 0, temp database), as zero2prod's `Application` does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::config::CollectorConfig;
+use crate::http::{self, AppState, ops::SnippetAsset};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::store::Store;
+use crate::store::writer::WriteOp;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Open the database (migrating it) and bind the listener.
+    pub async fn build(config: CollectorConfig) -> anyhow::Result<Application> {
+        let store = Store::open(&config.db)
+            .with_context(|| format!("opening the database {}", config.db.display()))?;
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {} (key `listen` / --listen)", config.listen))?;
+        let state = AppState {
+            limiter: Arc::new(RateLimiter::new(
+                config.rate_limit_per_second,
+                config.rate_limit_burst,
+            )),
+            config: Arc::new(config),
+            store,
+            metrics: Arc::new(Metrics::default()),
+            snippet: Arc::new(SnippetAsset::new()),
+        };
+        Ok(Application { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Serve until `shutdown` resolves, then stop accepting, let in-flight
+    /// requests finish (each is answered only after its write committed).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        info!("listening on http://{addr}");
+        let pruner = tokio::spawn(prune_forever(self.state.clone()));
+        let app = http::router(self.state);
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+        pruner.abort();
+        info!("stopped; every acknowledged write is committed");
+        Ok(())
+    }
+}
+
+/// Delete raw samples and runs past the retention window, on an interval.
+async fn prune_forever(state: AppState) {
+    let every = Duration::from_secs(state.config.prune_interval_secs);
+    let retention_ms = i64::from(state.config.retention_days) * 86_400_000;
+    loop {
+        let before_ms = http::ingest::now_ms() - retention_ms;
+        match state.store.writer.write(WriteOp::Prune { before_ms }).await {
+            Ok(outcome) => info!(?outcome, "retention pruning done"),
+            Err(e) => warn!(error = %e, "retention pruning failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}

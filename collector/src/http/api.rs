@@ -1,0 +1,266 @@
+//! `/api/v1/…`: JSON queries over stored samples and runs. Every parameter
+//! error names the parameter and what would be valid (see `docs/api.md`).
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use vitalsign_core::metric::Metric;
+
+use super::ingest::now_ms;
+use super::{AppError, AppState, authorize};
+use crate::store::query::{self, Filter};
+
+const FILTERS: [&str; 7] = [
+    "site",
+    "page_group",
+    "device",
+    "source",
+    "flow",
+    "step",
+    "location",
+];
+const MAX_RANGE_MS: i64 = 400 * 86_400_000;
+
+struct Params(HashMap<String, String>);
+
+impl Params {
+    /// Reject parameters this endpoint does not know: a typo must not silently widen a query.
+    fn new(raw: HashMap<String, String>, allowed: &[&str]) -> Result<Params, AppError> {
+        if let Some(unknown) = raw.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(AppError::BadRequest(format!(
+                "unknown query parameter `{unknown}`; this endpoint takes {}",
+                allowed.join(", ")
+            )));
+        }
+        Ok(Params(raw))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn metric(&self) -> Result<Metric, AppError> {
+        let raw = self.get("metric").ok_or_else(|| {
+            AppError::BadRequest(
+                "parameter `metric` is required (LCP, CLS, INP, FCP, TTFB or TBT)".into(),
+            )
+        })?;
+        Metric::parse(raw).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "parameter `metric`: {raw:?} is not one of LCP, CLS, INP, FCP, TTFB, TBT"
+            ))
+        })
+    }
+
+    fn millis(&self, name: &str) -> Result<Option<i64>, AppError> {
+        self.get(name)
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    AppError::BadRequest(format!(
+                        "parameter `{name}`: {v:?} is not Unix time in milliseconds"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    fn duration(&self, name: &str) -> Result<Option<i64>, AppError> {
+        self.get(name)
+            .map(|v| {
+                humantime::parse_duration(v)
+                    .map(|d| d.as_millis() as i64)
+                    .map_err(|_| {
+                        AppError::BadRequest(format!(
+                            "parameter `{name}`: {v:?} is not a duration like 1h, 7d, 30d"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+
+    /// `from`/`to` in Unix ms, or `range` back from now (default 24h).
+    fn time_range(&self) -> Result<(i64, i64), AppError> {
+        let to = self.millis("to")?.unwrap_or_else(now_ms);
+        let from = match (self.millis("from")?, self.duration("range")?) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::BadRequest(
+                    "give either `from` or `range`, not both".into(),
+                ));
+            }
+            (Some(from), None) => from,
+            (None, range) => to - range.unwrap_or(86_400_000),
+        };
+        if from >= to {
+            return Err(AppError::BadRequest(
+                "parameter `from` must be before `to`".into(),
+            ));
+        }
+        if to - from > MAX_RANGE_MS {
+            return Err(AppError::BadRequest(
+                "the time range may span at most 400 days".into(),
+            ));
+        }
+        Ok((from, to))
+    }
+
+    fn filter(&self) -> Result<Filter, AppError> {
+        let get = |k: &str| self.get(k).map(str::to_string);
+        let filter = Filter {
+            site: get("site"),
+            page_group: get("page_group"),
+            device: get("device"),
+            source: get("source"),
+            flow: get("flow"),
+            step: get("step"),
+            location: get("location"),
+        };
+        if let Some(source) = &filter.source
+            && source != "rum"
+            && source != "synthetic"
+        {
+            return Err(AppError::BadRequest(format!(
+                "parameter `source`: {source:?} is not rum or synthetic"
+            )));
+        }
+        Ok(filter)
+    }
+
+    fn limit(&self, default: usize) -> Result<usize, AppError> {
+        match self.get("limit") {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    AppError::BadRequest(format!(
+                        "parameter `limit`: {v:?} is not a number from 1 to 1000"
+                    ))
+                }),
+        }
+    }
+}
+
+fn allowed(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut all = vec!["metric", "from", "to", "range"];
+    all.extend(FILTERS);
+    all.extend(extra);
+    all
+}
+
+fn check_access(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    if state.config.public_queries {
+        Ok(())
+    } else {
+        authorize(headers, &state.config.query_tokens)
+    }
+}
+
+pub async fn summary(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    check_access(&state, &headers)?;
+    let p = Params::new(raw, &allowed(&[]))?;
+    let (metric, (from, to), filter) = (p.metric()?, p.time_range()?, p.filter()?);
+    let f = filter.clone();
+    let summary = state
+        .store
+        .read(move |c| query::summary(c, metric, from, to, &f))
+        .await?;
+    Ok(Json(
+        json!({ "metric": metric, "from": from, "to": to, "filter": filter, "summary": summary }),
+    ))
+}
+
+pub async fn series(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    check_access(&state, &headers)?;
+    let p = Params::new(raw, &allowed(&["bucket"]))?;
+    let (metric, (from, to), filter) = (p.metric()?, p.time_range()?, p.filter()?);
+    let bucket = p.duration("bucket")?.unwrap_or(3_600_000);
+    if bucket < 60_000 {
+        return Err(AppError::BadRequest(
+            "parameter `bucket` must be at least 1m".into(),
+        ));
+    }
+    if (to - from) / bucket > 10_000 {
+        return Err(AppError::BadRequest(
+            "parameter `bucket` is too small for this range (more than 10000 buckets)".into(),
+        ));
+    }
+    let f = filter.clone();
+    let points = state
+        .store
+        .read(move |c| query::series(c, metric, from, to, bucket, &f))
+        .await?;
+    Ok(Json(
+        json!({ "metric": metric, "from": from, "to": to, "bucket_ms": bucket, "filter": filter, "points": points }),
+    ))
+}
+
+pub async fn top_pages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    check_access(&state, &headers)?;
+    let p = Params::new(raw, &allowed(&["limit"]))?;
+    let (metric, (from, to), filter, limit) =
+        (p.metric()?, p.time_range()?, p.filter()?, p.limit(20)?);
+    let f = filter.clone();
+    let pages = state
+        .store
+        .read(move |c| query::top_pages(c, metric, from, to, &f, limit))
+        .await?;
+    Ok(Json(
+        json!({ "metric": metric, "from": from, "to": to, "filter": filter, "pages": pages }),
+    ))
+}
+
+pub async fn runs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    check_access(&state, &headers)?;
+    let p = Params::new(raw, &["flow", "location", "outcome", "from", "limit"])?;
+    let limit = p.limit(50)?;
+    let since = p.millis("from")?;
+    if let Some(o) = p.get("outcome")
+        && !matches!(o, "pass" | "fail" | "error")
+    {
+        return Err(AppError::BadRequest(format!(
+            "parameter `outcome`: {o:?} is not pass, fail or error"
+        )));
+    }
+    let (flow, location, outcome) = (
+        p.get("flow").map(str::to_string),
+        p.get("location").map(str::to_string),
+        p.get("outcome").map(str::to_string),
+    );
+    let runs = state
+        .store
+        .read(move |c| {
+            query::recent_runs(
+                c,
+                flow.as_deref(),
+                location.as_deref(),
+                outcome.as_deref(),
+                since,
+                limit,
+            )
+        })
+        .await?;
+    Ok(Json(json!({ "runs": runs })))
+}

@@ -1,0 +1,175 @@
+//! The HTTP surface: routes, shared state, and the one error type that turns
+//! every failure into a clear status and message for the client.
+//!
+//! - [`ingest`]: `POST /v1/rum`, `POST /v1/runs`, artifact upload/download.
+//! - [`api`]: the token-protected query API under `/api/v1/`.
+//! - [`ops`]: health, readiness, metrics, the snippet, the demo site.
+
+pub mod api;
+pub mod ingest;
+pub mod ops;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+
+use crate::config::CollectorConfig;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::store::{Store, StoreError};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<CollectorConfig>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub limiter: Arc<RateLimiter>,
+    pub snippet: Arc<ops::SnippetAsset>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/v1/rum", post(ingest::rum).options(ingest::rum_preflight))
+        .route("/v1/runs", post(ingest::runs))
+        .route(
+            "/v1/runs/{run_id}/artifacts/{name}",
+            put(ingest::put_artifact).get(ingest::get_artifact),
+        )
+        .route("/v1/snippet.js", get(ops::snippet))
+        .route("/api/v1/summary", get(api::summary))
+        .route("/api/v1/series", get(api::series))
+        .route("/api/v1/top-pages", get(api::top_pages))
+        .route("/api/v1/runs", get(api::runs))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics));
+    if let Some(dir) = &state.config.demo_site_dir {
+        router = router.nest_service("/demo", tower_http::services::ServeDir::new(dir));
+    }
+    router
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        // Bodies are read by the handlers with their own limits and messages.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    state.metrics.request(&route, response.status().as_u16());
+    response
+}
+
+/// Every error a client can get, with a message that says what to fix.
+#[derive(Debug)]
+pub enum AppError {
+    BadRequest(String),
+    Unauthorized,
+    Forbidden(String),
+    NotFound(String),
+    Conflict(String),
+    PayloadTooLarge(usize),
+    UnsupportedMediaType(String),
+    TooManyRequests(Duration),
+    Unavailable(String),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            AppError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "missing or unknown bearer token (send `Authorization: Bearer TOKEN`)".to_string(),
+            ),
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+            AppError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
+            AppError::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body is larger than the {limit} bytes allowed"),
+            ),
+            AppError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m.clone()),
+            AppError::TooManyRequests(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("rate limit exceeded; retry in {} s", wait.as_secs().max(1)),
+            ),
+            // Internals are logged, not shown: the client learns it may retry.
+            AppError::Unavailable(m) => {
+                tracing::error!(error = %m, "request failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage unavailable; retry later".to_string(),
+                )
+            }
+        };
+        let mut response =
+            (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+        if let AppError::TooManyRequests(wait) = self {
+            let secs = wait.as_secs().max(1).to_string();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_str(&secs).unwrap());
+        }
+        response
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => AppError::NotFound(m),
+            StoreError::Conflict(m) => AppError::BadRequest(m),
+            other => AppError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Check `Authorization: Bearer …` against a token list.
+pub fn authorize(
+    headers: &HeaderMap,
+    tokens: &[vitalsign_core::secret::Secret],
+) -> Result<(), AppError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AppError::Unauthorized)?;
+    if tokens.iter().any(|t| !t.is_empty() && t.matches(presented)) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+/// Read a request body up to `limit` bytes.
+pub async fn read_body(
+    body: axum::body::Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<bytes::Bytes, AppError> {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(AppError::PayloadTooLarge(limit));
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| AppError::PayloadTooLarge(limit))
+}

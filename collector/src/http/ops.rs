@@ -1,0 +1,128 @@
+//! Operations endpoints and static assets: health, readiness, metrics, the web
+//! snippet (embedded at build time, so the served bytes are exactly the
+//! artefact the snippet's tests exercised).
+
+use std::io::Write;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+
+/// The built snippet, byte for byte.
+pub const SNIPPET: &[u8] = include_bytes!("../../../web-snippet/dist/vitalsign.min.js");
+
+/// The snippet in every encoding we serve, compressed once at startup.
+pub struct SnippetAsset {
+    identity: &'static [u8],
+    gzip: Vec<u8>,
+    brotli: Vec<u8>,
+    etag: String,
+}
+
+impl SnippetAsset {
+    pub fn new() -> SnippetAsset {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(SNIPPET).expect("gzip into memory");
+        let gzip = gz.finish().expect("gzip into memory");
+        let mut brotli = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut brotli, 4096, 11, 22);
+            w.write_all(SNIPPET).expect("brotli into memory");
+        }
+        let etag = format!("\"{}\"", hex::encode(&Sha256::digest(SNIPPET)[..12]));
+        SnippetAsset {
+            identity: SNIPPET,
+            gzip,
+            brotli,
+            etag,
+        }
+    }
+}
+
+impl Default for SnippetAsset {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub async fn snippet(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let asset = &state.snippet;
+    let mut response = if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == asset.etag))
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let accepts = headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let has = |enc: &str| {
+            accepts
+                .split(',')
+                .any(|e| e.trim().split(';').next() == Some(enc))
+        };
+        let (body, encoding) = if has("br") {
+            (asset.brotli.clone(), Some("br"))
+        } else if has("gzip") {
+            (asset.gzip.clone(), Some("gzip"))
+        } else {
+            (asset.identity.to_vec(), None)
+        };
+        let mut r = body.into_response();
+        if let Some(enc) = encoding {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
+        }
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        );
+        r
+    };
+    let h = response.headers_mut();
+    h.insert(header::ETAG, HeaderValue::from_str(&asset.etag).unwrap());
+    // The URL is not versioned: a day fresh, then a week of stale-while-revalidate
+    // so a new snippet reaches every page within a day without slowing any.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400, stale-while-revalidate=604800"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the writer runs and a read connection answers.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if !state.store.writer.is_alive() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "writer stopped\n").into_response();
+    }
+    match state
+        .store
+        .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+        .await
+    {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")).into_response(),
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&state.store),
+    )
+        .into_response()
+}

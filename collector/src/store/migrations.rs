@@ -1,0 +1,95 @@
+//! Numbered schema migrations. Each runs in its own transaction and bumps
+//! `PRAGMA user_version`; a database from a newer collector is refused rather
+//! than half-understood.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Index `i` upgrades the schema from version `i` to `i + 1`. Append only.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: samples, hourly rollups, runs, artifacts.
+    "
+    CREATE TABLE samples (
+        id INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        site TEXT NOT NULL,
+        page_group TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value REAL NOT NULL,
+        device TEXT NOT NULL,
+        source TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        step TEXT NOT NULL,
+        location TEXT NOT NULL,
+        -- page-view id (rum) or run id (synthetic): re-reports replace, never add
+        origin_id TEXT NOT NULL,
+        step_index INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX samples_identity ON samples(source, origin_id, step_index, metric);
+    CREATE INDEX samples_series ON samples(metric, site, page_group, ts_ms);
+    CREATE INDEX samples_time ON samples(ts_ms);
+
+    CREATE TABLE rollups (
+        hour INTEGER NOT NULL,          -- ts_ms / 3_600_000
+        site TEXT NOT NULL,
+        page_group TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        device TEXT NOT NULL,
+        source TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        step TEXT NOT NULL,
+        location TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        good INTEGER NOT NULL,
+        needs_improvement INTEGER NOT NULL,
+        poor INTEGER NOT NULL,
+        histogram BLOB NOT NULL,
+        PRIMARY KEY (metric, site, page_group, device, source, flow, step, location, hour)
+    ) WITHOUT ROWID;
+    CREATE INDEX rollups_hour ON rollups(metric, hour);
+
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        flow TEXT NOT NULL,
+        location TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        document TEXT NOT NULL
+    );
+    CREATE INDEX runs_recent ON runs(started_at_ms);
+    CREATE INDEX runs_flow ON runs(flow, location, started_at_ms);
+
+    CREATE TABLE artifacts (
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        content BLOB NOT NULL,
+        PRIMARY KEY (run_id, name)
+    ) WITHOUT ROWID;
+    ",
+];
+
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > current_version() {
+        return Err(StoreError::TooNew {
+            found: version,
+            supported: current_version(),
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "database migrated");
+    }
+    Ok(())
+}

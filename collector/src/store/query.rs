@@ -1,0 +1,431 @@
+//! Reads: percentiles and rating shares, time series, top page groups, runs.
+//!
+//! Short ranges (up to [`RAW_RANGE_MS`]) read raw samples and are exact. Longer
+//! ranges read the hourly rollups (whole hours that overlap the range; each
+//! percentile within ±1 % of the exact value), so a 30-day p75 merges at most
+//! 720 small histograms per series instead of scanning millions of rows.
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, params_from_iter};
+use serde::{Deserialize, Serialize};
+use vitalsign_core::metric::{Metric, Rating};
+use vitalsign_core::wire::ProbeRun;
+
+use super::StoreError;
+use crate::histogram::{Histogram, exact_quantile};
+
+pub const RAW_RANGE_MS: i64 = 6 * 3_600_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// Dimensions a query can filter on; absent means "all".
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Filter {
+    pub site: Option<String>,
+    pub page_group: Option<String>,
+    pub device: Option<String>,
+    /// `rum` or `synthetic`.
+    pub source: Option<String>,
+    pub flow: Option<String>,
+    pub step: Option<String>,
+    pub location: Option<String>,
+}
+
+impl Filter {
+    /// ` AND col = ?` for every set dimension, with its parameters.
+    fn clause(&self) -> (String, Vec<Value>) {
+        let mut sql = String::new();
+        let mut params = Vec::new();
+        let dims = [
+            ("site", &self.site),
+            ("page_group", &self.page_group),
+            ("device", &self.device),
+            ("source", &self.source),
+            ("flow", &self.flow),
+            ("step", &self.step),
+            ("location", &self.location),
+        ];
+        for (column, value) in dims {
+            if let Some(v) = value {
+                sql.push_str(&format!(" AND {column} = ?"));
+                params.push(Value::Text(v.clone()));
+            }
+        }
+        (sql, params)
+    }
+}
+
+/// Distribution of one metric over a range.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p75: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    /// Shares of good / needs-improvement / poor samples, 0..1.
+    pub good: f64,
+    pub needs_improvement: f64,
+    pub poor: f64,
+    /// `raw` (exact) or `rollup` (hourly histograms, ±1 %).
+    pub resolution: &'static str,
+}
+
+/// Values of the raw samples in a range (also what the alert engine's rank test reads).
+pub fn raw_values(
+    conn: &Connection,
+    metric: Metric,
+    from_ms: i64,
+    to_ms: i64,
+    filter: &Filter,
+) -> Result<Vec<f64>, StoreError> {
+    let (clause, params) = filter.clause();
+    let sql =
+        format!("SELECT value FROM samples WHERE metric = ? AND ts_ms >= ? AND ts_ms < ?{clause}");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let all = head(metric, from_ms, to_ms).into_iter().chain(params);
+    let values = stmt
+        .query_map(params_from_iter(all), |r| r.get::<_, f64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(values)
+}
+
+/// The leading parameters of every sample and rollup query.
+fn head(metric: Metric, from: i64, to: i64) -> [Value; 3] {
+    [
+        Value::Text(metric.as_str().to_string()),
+        Value::Integer(from),
+        Value::Integer(to),
+    ]
+}
+
+fn summary_from_raw(metric: Metric, mut values: Vec<f64>) -> Summary {
+    let count = values.len() as u64;
+    let mut shares = [0u64; 3];
+    for v in &values {
+        shares[rating_index(metric.rate(*v))] += 1;
+    }
+    Summary {
+        count,
+        p50: exact_quantile(&mut values, 0.5),
+        p75: exact_quantile(&mut values, 0.75),
+        p90: exact_quantile(&mut values, 0.9),
+        p99: exact_quantile(&mut values, 0.99),
+        good: share(shares[0], count),
+        needs_improvement: share(shares[1], count),
+        poor: share(shares[2], count),
+        resolution: "raw",
+    }
+}
+
+fn rating_index(r: Rating) -> usize {
+    match r {
+        Rating::Good => 0,
+        Rating::NeedsImprovement => 1,
+        Rating::Poor => 2,
+    }
+}
+
+fn share(part: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        part as f64 / total as f64
+    }
+}
+
+/// Merged rollups: histogram plus exact rating counts.
+#[derive(Default)]
+struct Merged {
+    histogram: Histogram,
+    good: u64,
+    ni: u64,
+    poor: u64,
+}
+
+impl Merged {
+    fn summary(&self) -> Summary {
+        let count = self.histogram.count();
+        Summary {
+            count,
+            p50: self.histogram.quantile(0.5),
+            p75: self.histogram.quantile(0.75),
+            p90: self.histogram.quantile(0.9),
+            p99: self.histogram.quantile(0.99),
+            good: share(self.good, count),
+            needs_improvement: share(self.ni, count),
+            poor: share(self.poor, count),
+            resolution: "rollup",
+        }
+    }
+}
+
+/// (hour, group label, good, needs-improvement, poor, histogram blob)
+type RollupRow = (i64, String, i64, i64, i64, Vec<u8>);
+
+/// Rollup rows overlapping the range, as (hour, group label, merged data).
+fn rollup_rows(
+    conn: &Connection,
+    metric: Metric,
+    from_ms: i64,
+    to_ms: i64,
+    filter: &Filter,
+    group_by: &str,
+) -> Result<Vec<RollupRow>, StoreError> {
+    let (clause, params) = filter.clause();
+    let sql = format!(
+        "SELECT hour, {group_by}, good, needs_improvement, poor, histogram FROM rollups
+         WHERE metric = ? AND hour >= ? AND hour < ?{clause}"
+    );
+    let from_hour = from_ms.div_euclid(HOUR_MS);
+    let to_hour = (to_ms + HOUR_MS - 1).div_euclid(HOUR_MS);
+    let all = head(metric, from_hour, to_hour).into_iter().chain(params);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(params_from_iter(all), |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+fn merge_into(m: &mut Merged, good: i64, ni: i64, poor: i64, blob: &[u8]) {
+    m.histogram.merge(&Histogram::decode(blob));
+    m.good += good.max(0) as u64;
+    m.ni += ni.max(0) as u64;
+    m.poor += poor.max(0) as u64;
+}
+
+pub fn summary(
+    conn: &Connection,
+    metric: Metric,
+    from_ms: i64,
+    to_ms: i64,
+    filter: &Filter,
+) -> Result<Summary, StoreError> {
+    if to_ms - from_ms <= RAW_RANGE_MS {
+        return Ok(summary_from_raw(
+            metric,
+            raw_values(conn, metric, from_ms, to_ms, filter)?,
+        ));
+    }
+    let mut merged = Merged::default();
+    for (_, _, good, ni, poor, blob) in rollup_rows(conn, metric, from_ms, to_ms, filter, "''")? {
+        merge_into(&mut merged, good, ni, poor, &blob);
+    }
+    Ok(merged.summary())
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SeriesPoint {
+    /// Start of the bucket, Unix milliseconds.
+    pub start_ms: i64,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// One summary per `bucket_ms` bucket (empty buckets omitted).
+pub fn series(
+    conn: &Connection,
+    metric: Metric,
+    from_ms: i64,
+    to_ms: i64,
+    bucket_ms: i64,
+    filter: &Filter,
+) -> Result<Vec<SeriesPoint>, StoreError> {
+    use std::collections::BTreeMap;
+    let bucket_of = |ts: i64| from_ms + (ts - from_ms).div_euclid(bucket_ms) * bucket_ms;
+    if to_ms - from_ms <= RAW_RANGE_MS || bucket_ms < HOUR_MS || bucket_ms % HOUR_MS != 0 {
+        let (clause, params) = filter.clause();
+        let sql = format!(
+            "SELECT ts_ms, value FROM samples WHERE metric = ? AND ts_ms >= ? AND ts_ms < ?{clause}"
+        );
+        let all = head(metric, from_ms, to_ms).into_iter().chain(params);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+        let rows = stmt.query_map(params_from_iter(all), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        for row in rows {
+            let (ts, value) = row?;
+            buckets.entry(bucket_of(ts)).or_default().push(value);
+        }
+        return Ok(buckets
+            .into_iter()
+            .map(|(start_ms, values)| SeriesPoint {
+                start_ms,
+                summary: summary_from_raw(metric, values),
+            })
+            .collect());
+    }
+    let mut buckets: BTreeMap<i64, Merged> = BTreeMap::new();
+    for (hour, _, good, ni, poor, blob) in rollup_rows(conn, metric, from_ms, to_ms, filter, "''")?
+    {
+        merge_into(
+            buckets.entry(bucket_of(hour * HOUR_MS)).or_default(),
+            good,
+            ni,
+            poor,
+            &blob,
+        );
+    }
+    Ok(buckets
+        .into_iter()
+        .map(|(start_ms, m)| SeriesPoint {
+            start_ms,
+            summary: m.summary(),
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PageRank {
+    pub site: String,
+    pub page_group: String,
+    pub count: u64,
+    pub p75: Option<f64>,
+    pub good: f64,
+    pub poor: f64,
+}
+
+/// Page groups ordered by p75 (worst first), with their sample counts.
+pub fn top_pages(
+    conn: &Connection,
+    metric: Metric,
+    from_ms: i64,
+    to_ms: i64,
+    filter: &Filter,
+    limit: usize,
+) -> Result<Vec<PageRank>, StoreError> {
+    use std::collections::HashMap;
+    let mut groups: HashMap<String, Merged> = HashMap::new();
+    if to_ms - from_ms <= RAW_RANGE_MS {
+        let (clause, params) = filter.clause();
+        let sql = format!(
+            "SELECT site || char(31) || page_group, value FROM samples WHERE metric = ? AND ts_ms >= ? AND ts_ms < ? AND source = 'rum'{clause}"
+        );
+        let all = head(metric, from_ms, to_ms).into_iter().chain(params);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(all), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        let mut raw: HashMap<String, Vec<f64>> = HashMap::new();
+        for row in rows {
+            let (key, value) = row?;
+            raw.entry(key).or_default().push(value);
+        }
+        let mut ranks: Vec<PageRank> = raw
+            .into_iter()
+            .map(|(key, values)| {
+                let s = summary_from_raw(metric, values);
+                page_rank(&key, &s)
+            })
+            .collect();
+        sort_ranks(&mut ranks, limit);
+        return Ok(ranks);
+    }
+    let mut filter = filter.clone();
+    filter.source.get_or_insert_with(|| "rum".to_string());
+    for (_, key, good, ni, poor, blob) in rollup_rows(
+        conn,
+        metric,
+        from_ms,
+        to_ms,
+        &filter,
+        "site || char(31) || page_group",
+    )? {
+        merge_into(groups.entry(key).or_default(), good, ni, poor, &blob);
+    }
+    let mut ranks: Vec<PageRank> = groups
+        .iter()
+        .map(|(key, m)| page_rank(key, &m.summary()))
+        .collect();
+    sort_ranks(&mut ranks, limit);
+    Ok(ranks)
+}
+
+fn page_rank(key: &str, s: &Summary) -> PageRank {
+    let (site, page_group) = key.split_once('\u{1f}').unwrap_or(("", key));
+    PageRank {
+        site: site.to_string(),
+        page_group: page_group.to_string(),
+        count: s.count,
+        p75: s.p75,
+        good: s.good,
+        poor: s.poor,
+    }
+}
+
+fn sort_ranks(ranks: &mut Vec<PageRank>, limit: usize) {
+    ranks.sort_by(|a, b| {
+        b.p75
+            .unwrap_or(0.0)
+            .total_cmp(&a.p75.unwrap_or(0.0))
+            .then_with(|| a.page_group.cmp(&b.page_group))
+    });
+    ranks.truncate(limit);
+}
+
+/// Recent probe runs, newest first.
+pub fn recent_runs(
+    conn: &Connection,
+    flow: Option<&str>,
+    location: Option<&str>,
+    outcome: Option<&str>,
+    since_ms: Option<i64>,
+    limit: usize,
+) -> Result<Vec<ProbeRun>, StoreError> {
+    let mut sql = String::from("SELECT document FROM runs WHERE 1 = 1");
+    let mut params: Vec<Value> = Vec::new();
+    for (column, value) in [("flow", flow), ("location", location), ("outcome", outcome)] {
+        if let Some(v) = value {
+            sql.push_str(&format!(" AND {column} = ?"));
+            params.push(Value::Text(v.to_string()));
+        }
+    }
+    if let Some(since) = since_ms {
+        sql.push_str(" AND started_at_ms >= ?");
+        params.push(Value::Integer(since));
+    }
+    sql.push_str(" ORDER BY started_at_ms DESC, run_id DESC LIMIT ?");
+    params.push(Value::Integer(limit as i64));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let docs = stmt
+        .query_map(params_from_iter(params), |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    docs.iter()
+        .map(|d| {
+            serde_json::from_str(d)
+                .map_err(|e| StoreError::Conflict(format!("stored run is unreadable: {e}")))
+        })
+        .collect()
+}
+
+/// Counts for tests and operators: raw samples and runs stored.
+pub fn counts(conn: &Connection) -> Result<(u64, u64), StoreError> {
+    let samples: i64 = conn.query_row("SELECT count(*) FROM samples", [], |r| r.get(0))?;
+    let runs: i64 = conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
+    Ok((samples as u64, runs as u64))
+}
+
+/// An artifact's content type and bytes.
+pub fn artifact(
+    conn: &Connection,
+    run_id: &str,
+    name: &str,
+) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .query_row(
+            "SELECT content_type, content FROM artifacts WHERE run_id = ?1 AND name = ?2",
+            [run_id, name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
