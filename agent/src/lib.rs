@@ -9,10 +9,14 @@
 //! - [`metrics`]: the agent's own counters for `/metrics`.
 //! - [`budget`]: performance budgets for `check`.
 //! - [`report`]: the `once` table and the `check` summary, JUnit XML and Markdown.
+//! - [`daemon`]: `run` — loads flows, schedules them, executes with a concurrency limit.
+//! - [`http`]: `/healthz` and `/metrics` on the optional listen address.
 
 pub mod budget;
 pub mod config;
+pub mod daemon;
 pub mod delivery;
+pub mod http;
 pub mod metrics;
 pub mod report;
 pub mod schedule;

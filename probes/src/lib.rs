@@ -1,1 +1,34 @@
-//! placeholder
+//! Flow files and the runners that walk them: headless Chromium for user
+//! flows (lab vitals per step, measured by the web snippet itself) and reqwest
+//! for HTTP checks. Knows nothing of schedules, collectors or storage.
+//!
+//! # Layout
+//! - [`flow`]: the TOML flow format and its validation (file, step, what is valid).
+//! - [`profile`]: desktop / mobile / custom device emulation.
+//! - [`runner`]: [`Runner`] — one shared browser, a context per run, crash recovery.
+//! - [`measure`]: the injected snippet and long-task observer, read-back, medians.
+//! - [`input`]: real CDP key events.
+//! - [`http_check`]: `request` steps over HTTP.
+//! - [`process`]: killing a browser's whole process tree.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use vitalsign_probes::{Flow, Runner, RunnerConfig, RunOptions};
+//! let flow = Flow::load(std::path::Path::new("deploy/flows/demo.toml")).unwrap();
+//! let runner = Runner::new(RunnerConfig::default());
+//! let run = runner.run(&flow, &RunOptions::default()).await;
+//! println!("{:?}", run.outcome);
+//! runner.shutdown().await;
+//! # }
+//! ```
+
+pub mod flow;
+pub mod http_check;
+pub mod input;
+pub mod measure;
+pub mod process;
+pub mod profile;
+pub mod runner;
+
+pub use flow::{Flow, FlowError};
+pub use runner::{RunOptions, Runner, RunnerConfig};

@@ -1,0 +1,151 @@
+//! Device profiles: viewport, touch, CPU slowdown and network shape, applied
+//! with CDP emulation so a `mobile` run feels like a mid-range phone on 4G.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub mobile: bool,
+    pub touch: bool,
+    /// 1 = no slowdown; 4 = four times slower than this machine.
+    pub cpu_slowdown: f64,
+    /// Added round trip in milliseconds; 0 with no bandwidth limits = no network emulation.
+    pub latency_ms: f64,
+    /// Bandwidth limits in kbit/s; 0 = unlimited.
+    pub download_kbps: f64,
+    pub upload_kbps: f64,
+}
+
+impl Profile {
+    pub fn desktop() -> Profile {
+        Profile {
+            name: "desktop".into(),
+            width: 1350,
+            height: 940,
+            mobile: false,
+            touch: false,
+            cpu_slowdown: 1.0,
+            latency_ms: 0.0,
+            download_kbps: 0.0,
+            upload_kbps: 0.0,
+        }
+    }
+
+    /// Lighthouse's mobile preset: a Moto G Power class phone on slow 4G.
+    pub fn mobile() -> Profile {
+        Profile {
+            name: "mobile".into(),
+            width: 412,
+            height: 823,
+            mobile: true,
+            touch: true,
+            cpu_slowdown: 4.0,
+            latency_ms: 150.0,
+            download_kbps: 1600.0,
+            upload_kbps: 750.0,
+        }
+    }
+
+    pub fn throttles_network(&self) -> bool {
+        self.latency_ms > 0.0 || self.download_kbps > 0.0 || self.upload_kbps > 0.0
+    }
+
+    pub fn from_toml(value: &toml::Value) -> Result<Profile, String> {
+        match value {
+            toml::Value::String(name) => match name.as_str() {
+                "desktop" => Ok(Profile::desktop()),
+                "mobile" => Ok(Profile::mobile()),
+                other => Err(format!(
+                    "{other:?} is not a profile; use \"desktop\", \"mobile\" or a table of custom values"
+                )),
+            },
+            toml::Value::Table(_) => {
+                let custom: Custom = value
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| e.message().to_string())?;
+                let base = match custom.base.as_deref() {
+                    None | Some("desktop") => Profile::desktop(),
+                    Some("mobile") => Profile::mobile(),
+                    Some(other) => {
+                        return Err(format!("`base`: {other:?} is not desktop or mobile"));
+                    }
+                };
+                let p = Profile {
+                    name: custom.name.unwrap_or_else(|| "custom".into()),
+                    width: custom.width.unwrap_or(base.width),
+                    height: custom.height.unwrap_or(base.height),
+                    mobile: custom.mobile.unwrap_or(base.mobile),
+                    touch: custom.touch.unwrap_or(base.touch),
+                    cpu_slowdown: custom.cpu_slowdown.unwrap_or(base.cpu_slowdown),
+                    latency_ms: custom.latency_ms.unwrap_or(base.latency_ms),
+                    download_kbps: custom.download_kbps.unwrap_or(base.download_kbps),
+                    upload_kbps: custom.upload_kbps.unwrap_or(base.upload_kbps),
+                };
+                if !(200..=4000).contains(&p.width) || !(200..=4000).contains(&p.height) {
+                    return Err("`width` and `height` must be 200 to 4000".into());
+                }
+                if !(1.0..=20.0).contains(&p.cpu_slowdown) {
+                    return Err("`cpu_slowdown` must be 1 to 20".into());
+                }
+                if p.latency_ms < 0.0 || p.download_kbps < 0.0 || p.upload_kbps < 0.0 {
+                    return Err("network values must not be negative".into());
+                }
+                Ok(p)
+            }
+            other => Err(format!(
+                "must be a name or a table, not {}",
+                other.type_str()
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Custom {
+    name: Option<String>,
+    base: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    mobile: Option<bool>,
+    touch: Option<bool>,
+    cpu_slowdown: Option<f64>,
+    latency_ms: Option<f64>,
+    download_kbps: Option<f64>,
+    upload_kbps: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_and_custom() {
+        let m = Profile::from_toml(&toml::Value::String("mobile".into())).unwrap();
+        assert_eq!(
+            (m.width, m.height, m.cpu_slowdown, m.latency_ms),
+            (412, 823, 4.0, 150.0)
+        );
+        let custom: toml::Value = toml::from_str::<toml::Table>(
+            "p = { base = \"mobile\", name = \"slow-phone\", cpu_slowdown = 6.0 }",
+        )
+        .unwrap()["p"]
+            .clone();
+        let c = Profile::from_toml(&custom).unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.cpu_slowdown, c.width),
+            ("slow-phone", 6.0, 412)
+        );
+        let bad: toml::Value =
+            toml::from_str::<toml::Table>("p = { cpu_slowdown = 0.5 }").unwrap()["p"].clone();
+        assert!(
+            Profile::from_toml(&bad)
+                .unwrap_err()
+                .contains("cpu_slowdown")
+        );
+    }
+}
