@@ -96,7 +96,13 @@ fn main() -> ExitCode {
 
 fn init_tracing(config: &AgentConfig, daemon: bool) {
     // One-shot commands print their own output; keep their logs to warnings.
-    let default = if daemon { "info" } else { "warn" };
+    // chromiumoxide warns about every CDP event newer than its protocol
+    // bindings; those are not ours to act on, so only its errors show.
+    let default = if daemon {
+        "info,chromiumoxide=error"
+    } else {
+        "warn,chromiumoxide=error"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
