@@ -1,22 +1,59 @@
-// Shared by the snippet's tests: a loopback HTTP server that serves test pages,
-// the built snippet (the exact file the collector embeds) and the web-vitals
-// reference, and records every beacon; and Debian's Chromium via playwright-core.
+// Shared by the snippet's tests: a loopback HTTP server that serves test pages
+// and the shared fixture pages (tests/fixtures/pages), injects the snippet and
+// the web-vitals reference into them, and records every beacon; and Debian's
+// Chromium via playwright-core.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const root = new URL('..', import.meta.url);
 export const SNIPPET_PATH = new URL('dist/vitalsign.min.js', root);
+export const FIXTURE_PAGES = new URL('../tests/fixtures/pages/', root);
 const REFERENCE_PATH = new URL('node_modules/web-vitals/dist/web-vitals.iife.js', root);
+const REFERENCE_GLUE = new URL('test/reference.js', root);
 
-export async function startServer(pages) {
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.css': 'text/css',
+};
+
+/**
+ * The tags the harness puts just before `</head>` of every fixture page: the
+ * snippet (from `snippetSrc`, with data-site), then web-vitals and the glue that
+ * records its reports in window.__ref. Before `</head>` so that a fixture's own
+ * head scripts (which break browser APIs on purpose) run first.
+ */
+export function injectedTags(snippetSrc, site = 'test') {
+  return (
+    `<script src="${snippetSrc}" data-site="${site}"></script>\n` +
+    '<script src="/__harness/web-vitals.js"></script>\n' +
+    '<script src="/__harness/reference.js"></script>\n'
+  );
+}
+
+/**
+ * `pages` maps a path to {html, headers}; anything else under
+ * /<scenario>/<file> comes from tests/fixtures/pages. `?delay=N` on any request
+ * holds the response back N ms (the late image). `snippetSrc` is where injected
+ * pages load the snippet from (default: this server's copy of dist).
+ */
+export async function startServer(pages = {}, { snippetSrc = '/v1/snippet.js', site = 'test' } = {}) {
   const beacons = [];
   const files = {
     '/v1/snippet.js': await readFile(SNIPPET_PATH),
     '/web-vitals.js': await readFile(REFERENCE_PATH),
+    '/__harness/web-vitals.js': await readFile(REFERENCE_PATH),
+    '/__harness/reference.js': await readFile(REFERENCE_GLUE),
   };
-  const server = createServer((req, res) => {
-    const path = new URL(req.url, 'http://x').pathname;
+  const serve = async (req, res) => {
+    const url = new URL(req.url, 'http://x');
+    const path = url.pathname;
+    const delay = Number(url.searchParams.get('delay')) || 0;
+    if (delay) await new Promise((r) => setTimeout(r, delay));
     if (req.method === 'POST' && path === '/v1/rum') {
       let body = '';
       req.on('data', (c) => (body += c));
@@ -31,17 +68,36 @@ export async function startServer(pages) {
       return;
     }
     const page = pages[path];
-    if (!page) return res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': 'text/html', ...(page.headers || {}) }).end(page.html);
+    if (page) {
+      res.writeHead(200, { 'content-type': 'text/html', ...(page.headers || {}) }).end(page.html);
+      return;
+    }
+    let file = path.endsWith('/') ? path + 'index.html' : path;
+    if (file.includes('..') || !/^\/[a-z0-9-]+\/[a-z0-9.-]+$/.test(file)) return res.writeHead(404).end();
+    let body;
+    try {
+      body = await readFile(new URL(file.slice(1), FIXTURE_PAGES));
+    } catch {
+      return res.writeHead(404).end();
+    }
+    const type = extname(file);
+    if (type === '.html') body = body.toString().replace('</head>', injectedTags(snippetSrc, site) + '</head>');
+    res.writeHead(200, { 'content-type': TYPES[type] || 'application/octet-stream', 'cache-control': 'no-store' });
+    res.end(body);
+  };
+  const server = createServer((req, res) => {
+    serve(req, res).catch(() => res.writeHead(500).end());
   });
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
   const base = `http://127.0.0.1:${server.address().port}`;
-  return { base, beacons, close: () => new Promise((ok) => server.close(ok)) };
+  return { base, beacons, close: () => new Promise((ok) => { server.closeAllConnections(); server.close(ok); }) };
 }
 
 export async function launch() {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
+    // Playwright turns the back/forward cache off by default; the bfcache scenario needs it.
+    ignoreDefaultArgs: ['--disable-back-forward-cache'],
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run',
