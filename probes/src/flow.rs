@@ -411,8 +411,24 @@ fn describe(action: &Action) -> String {
         Action::Hover(s) => format!("hover {s}"),
         Action::Select { selector, .. } => format!("select in {selector}"),
         Action::Scroll(s) => format!("scroll to {s}"),
-        Action::WaitFor(_) => "wait".into(),
-        Action::Assert(_) => "assert".into(),
+        Action::WaitFor(w) => match w {
+            WaitFor::Selector(s) => format!("wait for {s}"),
+            WaitFor::Text(t) => format!("wait for text {t:?}"),
+            WaitFor::UrlContains(u) => format!("wait for URL containing {u:?}"),
+            WaitFor::NetworkIdle(d) => {
+                format!("wait for network idle {}", humantime::format_duration(*d))
+            }
+            WaitFor::Delay(d) => format!("wait {}", humantime::format_duration(*d)),
+        },
+        Action::Assert(a) => match a {
+            Assertion::TextContains { selector, text } => {
+                format!("assert {selector} contains {text:?}")
+            }
+            Assertion::Visible(s) => format!("assert {s} visible"),
+            Assertion::Hidden(s) => format!("assert {s} hidden"),
+            Assertion::UrlContains(u) => format!("assert URL contains {u:?}"),
+            Assertion::Status(code) => format!("assert status {code}"),
+        },
         Action::Screenshot(n) => format!("screenshot {n}"),
         Action::Request(r) => format!("{} {}", r.method, r.url),
     }

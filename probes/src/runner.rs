@@ -869,7 +869,28 @@ async fn prepare(page: &Page, profile: &Profile) -> Result<(), String> {
     Ok(())
 }
 
+/// Read the step's vitals. A step that started a navigation (a form submitted
+/// with Enter, a link followed by a script) may still be swapping documents:
+/// the old context is gone before the new one exists, so try again briefly
+/// rather than lose the new page's numbers.
 async fn read_back(page: &Page) -> Result<ReadBack, String> {
+    let mut attempts = 0;
+    loop {
+        match read_back_once(page).await {
+            Err(e) if attempts < 10 && navigating(&e) => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn navigating(error: &str) -> bool {
+    error.contains("Cannot find context") || error.contains("context was destroyed")
+}
+
+async fn read_back_once(page: &Page) -> Result<ReadBack, String> {
     let params = EvaluateParams::builder()
         .expression(measure::READ_BACK)
         .await_promise(true)
