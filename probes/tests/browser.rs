@@ -55,6 +55,18 @@ async fn serve() -> String {
             "/second",
             get(|| async { Html("<!doctype html><h1>Second page</h1>") }),
         )
+        // A document whose one image never arrives: the load event never fires.
+        .route(
+            "/stuck",
+            get(|| async { Html("<!doctype html><h1>almost there</h1><img src=\"/never\">") }),
+        )
+        .route(
+            "/never",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                StatusCode::NO_CONTENT
+            }),
+        )
         .route(
             "/missing",
             get(|| async { (StatusCode::NOT_FOUND, Html("<h1>gone</h1>")) }),
@@ -262,6 +274,29 @@ click = "#slow"
         reason.contains("#never") && reason.contains("1s"),
         "{reason}"
     );
+
+    // --- a page that never finishes loading fails its goto within the bound ---
+    let stuck = flow(
+        &base,
+        "[timeouts]\nstep = \"2s\"\n[[steps]]\ngoto = \"/stuck\"\n[[steps]]\nassert = { status = 200 }\n",
+    );
+    let started = Instant::now();
+    let run = runner.run(&stuck, &options(dir.path(), "stuck")).await;
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_valid(&run);
+    assert_eq!(
+        run.outcome,
+        Outcome::Fail,
+        "a page that never loads is the site's failure"
+    );
+    let failure = run.failure.unwrap();
+    assert_eq!(failure.step, Some(0));
+    assert!(
+        failure.reason.contains("/stuck") && failure.reason.contains("2s"),
+        "{}",
+        failure.reason
+    );
+    assert_eq!(run.steps[1].outcome, Outcome::Skipped);
 
     // --- a browser killed mid-run is an infrastructure error, then a relaunch ---
     let first_pid = runner.browser_pid().await.expect("a browser is running");
