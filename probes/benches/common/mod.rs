@@ -1,0 +1,239 @@
+//! Shared by the probe benchmarks: a loopback page served with axum, the
+//! 3-step flow that walks it, order statistics, and /proc readings of a
+//! browser's process tree. Everything stays on 127.0.0.1.
+
+#![allow(dead_code)] // each bench binary uses a different part of this module
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::Html;
+use axum::routing::{get, post};
+use vitalsign_probes::Flow;
+
+/// The page's own work reported by the page itself: its navigation
+/// (`startTime` → `loadEventEnd`) and its click handler, in milliseconds.
+#[derive(Debug, Default, Clone)]
+pub struct PageTimings {
+    pub navigation_ms: Vec<f64>,
+    pub click_ms: Vec<f64>,
+}
+
+pub type Timings = Arc<Mutex<PageTimings>>;
+
+/// A small page with a hero text (the LCP), a button whose handler does
+/// 30 ms of work, and a script that reports both timings to `/timing`.
+pub const PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><title>bench page</title>
+<style>body{font-family:sans-serif;margin:2em}.hero{font-size:40px}</style></head><body>
+<h1 id="title">Loopback bench shop</h1>
+<p class="hero">A paragraph large enough to be the largest contentful paint.</p>
+<button id="go">add to cart</button><p id="out"></p>
+<ul>
+<li>one</li><li>two</li><li>three</li><li>four</li><li>five</li>
+</ul>
+<script>
+function report(kind, ms) {
+  navigator.sendBeacon('/timing', JSON.stringify({ kind: kind, ms: ms }));
+}
+addEventListener('load', function () {
+  setTimeout(function () {
+    var n = performance.getEntriesByType('navigation')[0];
+    report('nav', n.loadEventEnd - n.startTime);
+  }, 0);
+});
+document.getElementById('go').addEventListener('click', function () {
+  var t0 = performance.now();
+  while (performance.now() < t0 + 30) {}
+  document.getElementById('out').textContent = 'Cart: 1 item';
+  report('click', performance.now() - t0);
+});
+</script></body></html>"#;
+
+/// Serve [`PAGE`] on `127.0.0.1:0`; returns the base URL and the timings the
+/// page reports.
+pub async fn serve() -> (String, Timings) {
+    let timings: Timings = Arc::default();
+    let sink = timings.clone();
+    let app = Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route(
+            "/timing",
+            post(move |body: String| {
+                let sink = sink.clone();
+                async move {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                        let ms = v["ms"].as_f64().unwrap_or(0.0);
+                        let mut t = sink.lock().unwrap();
+                        match v["kind"].as_str() {
+                            Some("nav") => t.navigation_ms.push(ms),
+                            Some("click") => t.click_ms.push(ms),
+                            _ => {}
+                        }
+                    }
+                    ""
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), timings)
+}
+
+/// Open the page, click the button, check the page reacted.
+pub fn three_step_flow(base: &str) -> Flow {
+    let text = format!(
+        r##"name = "bench"
+base_url = "{base}"
+[[steps]]
+name = "home"
+goto = "/"
+[[steps]]
+name = "add to cart"
+click = "#go"
+[[steps]]
+assert = {{ text_contains = "Cart: 1 item", selector = "#out" }}
+"##
+    );
+    Flow::parse(&text, "bench.toml").unwrap()
+}
+
+/// Just open the page: what Lighthouse does too.
+pub fn one_page_flow(base: &str) -> Flow {
+    let text = format!(
+        "name = \"bench-load\"\nbase_url = \"{base}\"\n[[steps]]\nname = \"home\"\ngoto = \"/\"\n"
+    );
+    Flow::parse(&text, "bench-load.toml").unwrap()
+}
+
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Nearest-rank percentile of `samples` (sorted inside); `q` in 0..=1.
+pub fn percentile(samples: &[f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = samples.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    s[rank - 1]
+}
+
+pub fn median(samples: &[f64]) -> f64 {
+    percentile(samples, 0.5)
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub fn ratio(value: f64, baseline: f64) -> String {
+    if baseline > 0.0 && value.is_finite() {
+        format!("{:.2}x", value / baseline)
+    } else {
+        "-".into()
+    }
+}
+
+/// Pids of `root`'s descendants, from /proc/*/stat.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Resident memory of one process, in KiB: (RSS, PSS). PSS splits shared
+/// pages among the processes that share them, so a tree's PSS sums honestly.
+pub fn rss_pss_kib(pid: u32) -> (u64, u64) {
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    (field(&rollup, "Rss:"), field(&rollup, "Pss:"))
+}
+
+/// Memory of a browser and every process it started: (processes, RSS MiB, PSS MiB).
+pub fn tree_memory_mib(root: u32) -> (usize, f64, f64) {
+    let mut pids = descendants(root);
+    pids.push(root);
+    let (mut rss, mut pss) = (0, 0);
+    for pid in &pids {
+        let (r, p) = rss_pss_kib(*pid);
+        rss += r;
+        pss += p;
+    }
+    (pids.len(), rss as f64 / 1024.0, pss as f64 / 1024.0)
+}
+
+/// The `--user-data-dir` on a process's command line.
+pub fn user_data_dir(pid: u32) -> Option<PathBuf> {
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    cmd.split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .find_map(|a| a.strip_prefix("--user-data-dir=").map(PathBuf::from))
+}
+
+/// Live (non-zombie) processes whose command line contains `needle`.
+pub fn live_processes_matching(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmd).contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
