@@ -11,7 +11,7 @@ export async function build() {
     // Internal object properties are written `_name` in the source; wire keys,
     // DOM and web-API names (and `__vitalsign`) never match /^_[a-z]/.
     mangle: { properties: { regex: /^_[a-z]/ } },
-    format: { comments: false, preamble: '/* vitalsign web snippet 0.1.0 | Apache-2.0 */' },
+    format: { comments: false, preamble: '/* vitalsign 0.1.0 | Apache-2.0 */' },
   });
   return result.code + '\n';
 }

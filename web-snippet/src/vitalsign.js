@@ -16,27 +16,27 @@
  *
  * Size habits (the build mangles properties that start with `_`): internal
  * objects use `_names`; strings on the wire keep their names; one observer helper
- * takes space-separated entry types.
+ * takes space-separated entry types; `let` everywhere (terser keeps `const`).
  */
 (() => {
-  const VERSION = '0.1.0';
-  const w = window;
-  const d = document;
-  const perf = performance;
-  const nav = navigator;
+  let VERSION = '0.1.0';
+  let w = window;
+  let d = document;
+  let perf = performance;
+  let nav = navigator;
   if (w.__vitalsign) return;
   try {
     // [good bound, poor bound] per metric: a value on a bound is the better class.
-    const BOUNDS = { LCP: [2500, 4000], CLS: [0.1, 0.25], INP: [200, 500], FCP: [1800, 3000], TTFB: [800, 1800] };
-    const INFINITY = 1 / 0;
-    const HIDDEN = 'hidden';
-    const ROUTE = 'route';
-    const BFCACHE = 'back-forward-cache';
+    let BOUNDS = { LCP: [2500, 4000], CLS: [0.1, 0.25], INP: [200, 500], FCP: [1800, 3000], TTFB: [800, 1800] };
+    let INFINITY = 1 / 0;
+    let HIDDEN = 'hidden';
+    let ROUTE = 'route';
+    let BFCACHE = 'back-forward-cache';
 
-    const script = d.currentScript;
-    const attr = (name) => script && script.getAttribute('data-' + name);
-    const site = attr('site');
-    const keepQuery = attr('query') == 1;
+    let script = d.currentScript;
+    let attr = (name) => script && script.getAttribute('data-' + name);
+    let site = attr('site');
+    let keepQuery = attr('query') == 1;
     let sampleRate = parseFloat(attr('sample'));
     if (!(sampleRate >= 0 && sampleRate <= 1)) sampleRate = 1;
     let endpoint = attr('endpoint');
@@ -44,20 +44,20 @@
       endpoint = endpoint || new URL('/v1/rum', script.src).href;
     } catch (e) {}
 
-    const safe = (fn) => (a) => {
+    let safe = (fn) => (a) => {
       try {
         return fn(a);
       } catch (e) {}
     };
-    const on = (target, type, fn, once) => target.addEventListener(type, safe(fn), { capture: true, once });
-    const max0 = (value) => Math.max(value, 0);
-    const round10 = (value) => Math.round(value * 10) / 10;
+    let on = (target, type, fn, once) => target.addEventListener(type, safe(fn), { capture: true, once });
+    let max0 = (value) => Math.max(value, 0);
+    let round10 = (value) => Math.round(value * 10) / 10;
     // One observer for one or more space-separated entry types. durationThreshold
     // only matters to 'event': entries shorter than 40 ms never reach the observer
     // (web-vitals uses 40 ms too); the first-input entry has no threshold.
-    const observe = (types, fn) => {
+    let observe = (types, fn) => {
       try {
-        const po = new PerformanceObserver(safe((list) => fn(list.getEntries())));
+        let po = new PerformanceObserver(safe((list) => fn(list.getEntries())));
         types.split(' ').forEach((type) => {
           if (PerformanceObserver.supportedEntryTypes.includes(type)) {
             po.observe({ type, buffered: true, durationThreshold: 40 });
@@ -68,21 +68,21 @@
     };
 
     // Sanity checks as in web-vitals: a responseStart of 0 or in the future is a broken entry.
-    const navEntry = () => {
-      const entry = perf.getEntriesByType('navigation')[0];
+    let navEntry = () => {
+      let entry = perf.getEntriesByType('navigation')[0];
       return entry && entry.responseStart > 0 && entry.responseStart < perf.now() && entry;
     };
-    const activation = () => (navEntry() || {}).activationStart || 0;
-    const sinceActivation = (time) => max0(time - activation());
+    let activation = () => (navEntry() || {}).activationStart || 0;
+    let sinceActivation = (time) => max0(time - activation());
 
     // --- page views ---------------------------------------------------------
     // view: { _id, _url, _type, _sampled, _metrics: {NAME: {_value, _attribution, _dirty}} }
     let view;
-    const pageUrl = () => {
-      const loc = location;
+    let pageUrl = () => {
+      let loc = location;
       return keepQuery ? loc.href.split('#')[0] : loc.origin + loc.pathname;
     };
-    const newView = (type) => {
+    let newView = (type) => {
       view = {
         _id: 'v1-' + Date.now() + '-' + Math.random().toString(36).slice(2),
         _url: pageUrl(),
@@ -91,7 +91,7 @@
         _metrics: {},
       };
     };
-    const first = navEntry();
+    let first = navEntry();
     newView(
       d.prerendering || activation() > 0
         ? 'prerender'
@@ -102,19 +102,14 @@
             : 'navigate',
     );
 
-    // Attribution keeps only parts that exist (no empty strings: the wire
-    // contract wants selectors and URLs of at least one character).
-    const set = (name, value, attribution) => {
+    // Attribution parts that do not exist stay undefined, which JSON leaves out
+    // (no empty strings: the wire contract wants selectors and URLs of at least one character).
+    let set = (name, value, attribution) => {
       if (value >= 0) {
         value = name == 'CLS' ? Math.round(value * 1e5) / 1e5 : round10(value);
-        const metrics = view._metrics;
+        let metrics = view._metrics;
         if (!metrics[name] || metrics[name]._value !== value) {
-          let clean;
-          for (const key in attribution) {
-            const part = attribution[key];
-            if (part || part === 0) (clean = clean || {})[key] = part.toFixed ? round10(part) : part;
-          }
-          metrics[name] = { _value: value, _attribution: clean, _dirty: 1 };
+          metrics[name] = { _value: value, _attribution: attribution, _dirty: 1 };
         }
       }
     };
@@ -128,46 +123,46 @@
     ).startTime;
     if (firstHidden == null) firstHidden = d.visibilityState == HIDDEN && !d.prerendering ? 0 : INFINITY;
     // Work that is not urgent runs when the page is idle, or at once if it is being hidden.
-    const whenIdle = (fn) =>
+    let whenIdle = (fn) =>
       d.visibilityState == HIDDEN || !w.requestIdleCallback ? fn() : requestIdleCallback(safe(fn));
 
     // --- selectors for attribution ------------------------------------------
     // `#id` when the element has one, else tag.classes, joined by '>', at most 80 characters.
-    const selector = (node) => {
+    let selector = (node) => {
       let sel = '';
       while (node && node.nodeType == 1) {
-        const classes = (node.getAttribute('class') || '').trim();
-        const part = node.id ? '#' + node.id : node.localName + (classes ? '.' + classes.replace(/\s+/g, '.') : '');
+        let classes = (node.getAttribute('class') || '').trim();
+        let part = node.id ? '#' + node.id : node.localName + (classes ? '.' + classes.replace(/\s+/g, '.') : '');
         if (sel.length + part.length > 79) return sel || part.slice(0, 80);
         sel = sel ? part + '>' + sel : part;
         if (node.id) break;
         node = node.parentNode;
       }
-      return sel;
+      return sel || undefined;
     };
 
     // --- FCP, LCP, TTFB -----------------------------------------------------
     let fcpSeen;
     let lcpPo;
     let lcpDone;
-    const lcpEntries = (entries) => {
-      const entry = entries[entries.length - 1];
+    let lcpEntries = (entries) => {
+      let entry = entries[entries.length - 1];
       if (!lcpDone && entry && entry.startTime < firstHidden) {
         set('LCP', sinceActivation(entry.startTime), {
           target: selector(entry.element),
-          url: entry.url && entry.url.slice(0, 500),
+          url: entry.url ? entry.url.slice(0, 500) : undefined,
         });
       }
     };
     // LCP can only change until the user first interacts or the page is hidden.
-    const stopLcp = () => {
+    let stopLcp = () => {
       if (!lcpDone && lcpPo) {
         lcpEntries(lcpPo.takeRecords());
         lcpPo.disconnect();
       }
       lcpDone = 1;
     };
-    const activated = () => {
+    let activated = () => {
       observe('paint', (entries) =>
         entries.forEach((entry) => {
           if (entry.name == 'first-contentful-paint' && !fcpSeen) {
@@ -182,8 +177,8 @@
       );
       lcpPo = observe('largest-contentful-paint', lcpEntries);
       ['keydown', 'click'].forEach((type) => on(w, type, (e) => e.isTrusted && whenIdle(stopLcp)));
-      const ttfb = () => {
-        const entry = navEntry();
+      let ttfb = () => {
+        let entry = navEntry();
         if (entry) set('TTFB', sinceActivation(entry.responseStart));
       };
       if (d.readyState == 'complete') ttfb();
@@ -198,8 +193,8 @@
     let session = 0;
     let sessionEntries = [];
     let clsPo;
-    const reportCls = () => clsPo && set('CLS', cls, { target: clsTarget });
-    const clsEntries = (entries) => {
+    let reportCls = () => clsPo && set('CLS', cls, { target: clsTarget });
+    let clsEntries = (entries) => {
       entries.forEach((entry) => {
         if (entry.hadRecentInput) return;
         // Session windows: shifts less than 1 s apart, a window at most 5 s long.
@@ -216,20 +211,20 @@
         }
         if (session > cls) {
           cls = session;
-          const largest = sessionEntries.reduce((a, b) => (b.value > a.value ? b : a));
-          const source = (largest.sources || []).find((s) => s.node && s.node.nodeType == 1);
+          let largest = sessionEntries.reduce((a, b) => (b.value > a.value ? b : a));
+          let source = (largest.sources || []).find((s) => s.node && s.node.nodeType == 1);
           clsTarget = source && selector(source.node);
         }
       });
       reportCls();
     };
-    const startCls = () => {
+    let startCls = () => {
       clsPo = clsPo || observe('layout-shift', clsEntries);
       reportCls();
     };
 
     // --- INP ----------------------------------------------------------------
-    const hasIds = w.PerformanceEventTiming && 'interactionId' in PerformanceEventTiming.prototype;
+    let hasIds = w.PerformanceEventTiming && 'interactionId' in PerformanceEventTiming.prototype;
     // The worst ten interactions, worst first: {_id, _latency, _entries, _attribution}.
     let worst = [];
     let byId = {};
@@ -238,10 +233,10 @@
     let countBase = 0;
     // performance.interactionCount where the browser has it; else estimated from
     // the interaction ids seen (they grow by 7 per interaction in Chromium).
-    const interactionCount = () =>
+    let interactionCount = () =>
       'interactionCount' in perf ? perf.interactionCount : maxId && (maxId - minId) / 7 + 1;
     // Processed at once rather than when idle: a probe reads the value right after the input.
-    const inpEntries = (entries) => {
+    let inpEntries = (entries) => {
       entries.forEach((entry) => {
         let id = entry.interactionId;
         // Without interaction ids only the first input is known: it stands in for INP.
@@ -259,8 +254,8 @@
         if (entry.duration > it._latency) it._latency = entry.duration;
         // The split, as web-vitals' attribution build: the entries of the
         // interaction painted in the frame of its longest entry.
-        const longest = it._entries.find((e) => e.duration == it._latency);
-        const paint = longest.startTime + longest.duration;
+        let longest = it._entries.find((e) => e.duration == it._latency);
+        let paint = longest.startTime + longest.duration;
         let start = INFINITY;
         let end = 0;
         let target;
@@ -275,26 +270,26 @@
         end = Math.min(end, paint);
         it._attribution = {
           target: selector(target),
-          input_delay: start - longest.startTime,
-          processing: max0(end - start),
-          presentation: max0(paint - end),
+          input_delay: round10(start - longest.startTime),
+          processing: round10(max0(end - start)),
+          presentation: round10(max0(paint - end)),
           interaction: /^key/.test(longest.name) ? 'keyboard' : 'pointer',
         };
         worst.sort((a, b) => b._latency - a._latency);
         worst.splice(10).forEach((x) => delete byId[x._id]);
       });
       // Worst interaction, skipping one per 50 interactions (a p98 estimate).
-      const count = interactionCount() - countBase;
-      const candidate = worst[Math.min(worst.length - 1, Math.floor(count / 50))];
+      let count = interactionCount() - countBase;
+      let candidate = worst[Math.min(worst.length - 1, Math.floor(count / 50))];
       if (candidate) set('INP', candidate._latency, candidate._attribution);
       // As web-vitals: after a restore (or route change) with interactions all
       // too fast to be observed, INP is 8 ms (one frame), not missing.
       else if (count > 0 && (view._type == ROUTE || view._type == BFCACHE)) set('INP', 8);
     };
-    const eventPo = observe(hasIds ? 'event first-input' : 'first-input', inpEntries);
+    let eventPo = observe(hasIds ? 'event first-input' : 'first-input', inpEntries);
 
     // A new window for INP and CLS: a route change, a bfcache restore, or a probe step.
-    const restartWindows = () => {
+    let restartWindows = () => {
       cls = session = 0;
       sessionEntries = [];
       worst = [];
@@ -305,8 +300,8 @@
 
     // --- snapshots and transport --------------------------------------------
     // take: only reports changed since the last take, and mark them sent.
-    const snapshot = (take) => {
-      const metrics = view._metrics;
+    let snapshot = (take) => {
+      let metrics = view._metrics;
       return {
         page_view_id: view._id,
         url: view._url,
@@ -314,8 +309,8 @@
         reports: Object.keys(metrics)
           .filter((name) => !take || metrics[name]._dirty)
           .map((name) => {
-            const m = metrics[name];
-            const bounds = BOUNDS[name];
+            let m = metrics[name];
+            let bounds = BOUNDS[name];
             if (take) m._dirty = 0;
             return {
               metric: name,
@@ -326,30 +321,30 @@
           }),
       };
     };
-    const takePending = () => {
+    let takePending = () => {
       if (!lcpDone && lcpPo) lcpEntries(lcpPo.takeRecords());
       if (clsPo) clsEntries(clsPo.takeRecords());
       inpEntries(eventPo ? eventPo.takeRecords() : []);
     };
-    const send = () => {
-      const snap = snapshot(1);
+    let send = () => {
+      let snap = snapshot(1);
       if (!site || !view._sampled || !snap.reports.length) return;
-      const width = Math.min(w.innerWidth, screen.width) || INFINITY;
-      const agent = nav.userAgentData;
-      const connection = nav.connection || {};
+      let width = Math.min(w.innerWidth, screen.width) || INFINITY;
+      let agent = nav.userAgentData;
+      let connection = nav.connection || {};
       snap.schema_version = 1;
       snap.site = site;
       snap.device = (agent && agent.mobile) || width < 768 ? 'mobile' : width < 1024 ? 'tablet' : 'desktop';
       if (/^(slow-2g|[234]g)$/.test(connection.effectiveType)) snap.effective_type = connection.effectiveType;
       snap.snippet_version = VERSION;
-      const body = JSON.stringify(snap);
+      let body = JSON.stringify(snap);
       // sendBeacon sends text/plain (so does fetch with a string body): a "simple"
       // request, so no CORS preflight.
       if (!(nav.sendBeacon && nav.sendBeacon(endpoint, body))) {
         fetch(endpoint, { method: 'POST', body, keepalive: true, credentials: 'omit' }).catch(() => {});
       }
     };
-    const flushOnHide = () => {
+    let flushOnHide = () => {
       takePending();
       stopLcp();
       send();
@@ -373,7 +368,7 @@
         requestAnimationFrame(() =>
           requestAnimationFrame(
             safe(() => {
-              const since = perf.now() - e.timeStamp;
+              let since = perf.now() - e.timeStamp;
               set('FCP', since);
               set('LCP', since);
               startCls();
@@ -384,7 +379,7 @@
     });
 
     // SPA route changes: each route gets its own INP and CLS.
-    const routeChange = () => {
+    let routeChange = () => {
       if (pageUrl() != view._url) {
         takePending();
         send();
@@ -393,10 +388,10 @@
       }
     };
     ['pushState', 'replaceState'].forEach((name) => {
-      const original = history[name];
+      let original = history[name];
       if (original) {
         history[name] = function () {
-          const result = original.apply(this, arguments);
+          let result = original.apply(this, arguments);
           safe(routeChange)();
           return result;
         };
@@ -411,7 +406,7 @@
       /** Current values, then a new INP/CLS window (like a route change); never sends. */
       flush: safe(() => {
         takePending();
-        const snap = snapshot();
+        let snap = snapshot();
         newView(ROUTE);
         restartWindows();
         return snap;

@@ -4,6 +4,7 @@
 // Chromium via playwright-core.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -39,10 +40,12 @@ export function injectedTags(snippetSrc, site = 'test') {
  * `pages` maps a path to {html, headers}; anything else under
  * /<scenario>/<file> comes from tests/fixtures/pages. `?delay=N` on any request
  * holds the response back N ms (the late image). `snippetSrc` is where injected
- * pages load the snippet from (default: this server's copy of dist).
+ * pages load the snippet from: this server's copy of dist unless `server.snippetSrc` is set.
  */
-export async function startServer(pages = {}, { snippetSrc = '/v1/snippet.js', site = 'test' } = {}) {
+export async function startServer(pages = {}, { site = 'test' } = {}) {
   const beacons = [];
+  // Where injected pages load the snippet from; settable (the collector test points it at the collector).
+  const state = { snippetSrc: '/v1/snippet.js' };
   const files = {
     '/v1/snippet.js': await readFile(SNIPPET_PATH),
     '/web-vitals.js': await readFile(REFERENCE_PATH),
@@ -81,7 +84,7 @@ export async function startServer(pages = {}, { snippetSrc = '/v1/snippet.js', s
       return res.writeHead(404).end();
     }
     const type = extname(file);
-    if (type === '.html') body = body.toString().replace('</head>', injectedTags(snippetSrc, site) + '</head>');
+    if (type === '.html') body = body.toString().replace('</head>', injectedTags(state.snippetSrc, site) + '</head>');
     res.writeHead(200, { 'content-type': TYPES[type] || 'application/octet-stream', 'cache-control': 'no-store' });
     res.end(body);
   };
@@ -90,7 +93,13 @@ export async function startServer(pages = {}, { snippetSrc = '/v1/snippet.js', s
   });
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
   const base = `http://127.0.0.1:${server.address().port}`;
-  return { base, beacons, close: () => new Promise((ok) => { server.closeAllConnections(); server.close(ok); }) };
+  return {
+    base,
+    beacons,
+    set snippetSrc(src) {
+      state.snippetSrc = src;
+    },
+    close: () => new Promise((ok) => { server.closeAllConnections(); server.close(ok); }) };
 }
 
 export async function launch() {
@@ -114,4 +123,19 @@ export async function until(fn, ms = 5000) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${fn}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Every key the shared valid beacon fixtures (and so the Rust wire contract) use. */
+export async function fixtureKeys() {
+  const known = { top: new Set(), report: new Set(), attribution: new Set() };
+  const dir = new URL('../tests/fixtures/beacon/valid/', root);
+  for (const file of await readdir(dir)) {
+    const doc = JSON.parse(await readFile(new URL(file, dir), 'utf8'));
+    Object.keys(doc).forEach((k) => known.top.add(k));
+    for (const r of doc.reports) {
+      Object.keys(r).forEach((k) => known.report.add(k));
+      Object.keys(r.attribution || {}).forEach((k) => known.attribution.add(k));
+    }
+  }
+  return known;
 }

@@ -1,0 +1,163 @@
+// The snippet against the real collector: the page loads the snippet the
+// collector serves (byte-for-byte dist/vitalsign.min.js), its beacons pass the
+// collector's validation (core/src/wire/beacon.rs) and are stored, and the
+// stored values read back through the query API are the ones the page measured.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer, launch, until, SNIPPET_PATH, fixtureKeys } from './harness.mjs';
+
+const BIN =
+  process.env.VITALSIGN_COLLECTOR_BIN ||
+  fileURLToPath(new URL('../../target/debug/vitalsign-collector', import.meta.url));
+const TOKEN = 'snippet-test-token';
+
+let dir;
+let collector;
+let collectorBase;
+let server;
+let browser;
+
+/** Starts the collector binary on 127.0.0.1:0 and resolves with its base URL. */
+async function startCollector(origin) {
+  try {
+    await access(BIN);
+  } catch {
+    throw new Error(`${BIN} is missing: run \`cargo build --bin vitalsign-collector\` (test.sh does)`);
+  }
+  dir = await mkdtemp(join(tmpdir(), 'vitalsign-snippet-'));
+  const config = join(dir, 'collector.toml');
+  await writeFile(config, `query_tokens = ["${TOKEN}"]\n\n[sites.test]\norigins = ["${origin}"]\n`);
+  collector = spawn(BIN, ['serve', '--config', config, '--listen', '127.0.0.1:0', '--db', join(dir, 'collector.db')], {
+    cwd: dir,
+    env: { ...process.env, NO_COLOR: '1', RUST_LOG: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`collector did not start:\n${log}`)), 30000);
+    const onData = (chunk) => {
+      log += chunk;
+      const m = /listening on (http:\/\/[0-9.]+:\d+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    collector.stdout.on('data', onData);
+    collector.stderr.on('data', onData);
+    collector.on('exit', (code) => reject(new Error(`collector exited with ${code}:\n${log}`)));
+  });
+}
+
+/** GET without Accept-Encoding, so the body is the raw file. */
+const rawGet = (url, headers = {}) =>
+  new Promise((resolve, reject) => {
+    get(url, { headers }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    }).on('error', reject);
+  });
+
+before(async () => {
+  // The test server's origin goes into the collector's allowlist for site `test`.
+  server = await startServer();
+  collectorBase = await startCollector(server.base);
+  server.snippetSrc = `${collectorBase}/v1/snippet.js`;
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  collector?.kill('SIGKILL');
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('the collector serves byte-for-byte the tested build', async () => {
+  const served = await rawGet(`${collectorBase}/v1/snippet.js`);
+  assert.equal(served.status, 200);
+  assert.equal(served.headers['content-encoding'], undefined);
+  const dist = await readFile(SNIPPET_PATH);
+  assert.ok(
+    served.body.equals(dist),
+    'the collector embeds a different dist/vitalsign.min.js: rebuild it (cargo build --bin vitalsign-collector)',
+  );
+});
+
+test('beacons from a real page are stored, re-reports replace, and read back equal', async () => {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  const bodies = [];
+  page.on('request', (r) => r.url() === `${collectorBase}/v1/rum` && bodies.push(JSON.parse(r.postData())));
+  await page.goto(`${server.base}/interactions-worst-wins/`, { waitUntil: 'load' });
+  assert.equal(
+    await page.evaluate(() => document.querySelector('script[data-site]').src),
+    `${collectorBase}/v1/snippet.js`,
+  );
+  // Hidden the way a browser reports it (a headless tab never is): each hide is one flush.
+  const hide = () =>
+    page.evaluate(() => {
+      Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+      delete document.visibilityState;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+  await page.click('#b60');
+  await page.waitForTimeout(300);
+  await hide();
+  await until(() => bodies.length === 1);
+  // Then a worse interaction: INP is reported again for the same page view.
+  await page.click('#b220');
+  await page.waitForTimeout(300);
+  const measured = await page.evaluate(() => window.__vitalsign.read());
+  await hide();
+  await until(() => bodies.length === 2);
+  await page.waitForTimeout(200);
+  assert.equal(bodies.length, 2, 'one beacon per flush');
+  assert.deepEqual(errors, []);
+
+  // Two beacons, the same page view; the second holds only what changed.
+  assert.equal(bodies[0].page_view_id, measured.page_view_id);
+  assert.equal(bodies[1].page_view_id, measured.page_view_id);
+  assert.deepEqual(bodies[0].reports.map((r) => r.metric).sort(), ['CLS', 'FCP', 'INP', 'LCP', 'TTFB']);
+  assert.ok(bodies[1].reports.some((r) => r.metric === 'INP'));
+  assert.ok(!bodies[1].reports.some((r) => r.metric === 'TTFB'), 'TTFB is not sent twice');
+  const inp1 = bodies[0].reports.find((r) => r.metric === 'INP').value;
+  const inp2 = bodies[1].reports.find((r) => r.metric === 'INP').value;
+  assert.ok(inp1 >= 60 && inp1 < 220 && inp2 >= 220, `INP ${inp1} then ${inp2}`);
+
+  // Every key is one the shared valid fixtures know.
+  const known = await fixtureKeys();
+  for (const body of bodies) {
+    Object.keys(body).forEach((k) => assert.ok(known.top.has(k), `beacon key ${k} is in no valid fixture`));
+    for (const r of body.reports) {
+      Object.keys(r).forEach((k) => assert.ok(known.report.has(k), `report key ${k}`));
+      Object.keys(r.attribution || {}).forEach((k) => assert.ok(known.attribution.has(k), `attribution key ${k}`));
+    }
+  }
+
+  // Stored and queryable: one sample per metric (the re-report replaced the
+  // first INP), equal to what the page measured.
+  for (const report of measured.reports) {
+    const url = `${collectorBase}/api/v1/summary?metric=${report.metric}&site=test&source=rum&range=1h`;
+    const summary = await until(async () => {
+      const res = await rawGet(url, { authorization: `Bearer ${TOKEN}` });
+      assert.equal(res.status, 200, res.body.toString());
+      const s = JSON.parse(res.body).summary;
+      return s.count > 0 && (report.metric !== 'INP' || s.p50 >= 220) && s;
+    }, 10000);
+    console.log(`collector: ${report.metric} page ${report.value} | stored ${summary.p50} (count ${summary.count})`);
+    assert.equal(summary.count, 1, `${report.metric}: one sample per page view`);
+    assert.equal(summary.p50, report.value, `${report.metric}: stored ${summary.p50}, measured ${report.value}`);
+    assert.equal(summary.resolution, 'raw');
+  }
+  await context.close();
+});
