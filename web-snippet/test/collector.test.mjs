@@ -134,6 +134,20 @@ test('beacons from a real page are stored, re-reports replace, and read back equ
   const inp2 = bodies[1].reports.find((r) => r.metric === 'INP').value;
   assert.ok(inp1 >= 60 && inp1 < 220 && inp2 >= 220, `INP ${inp1} then ${inp2}`);
 
+  // The first beacon (all five metrics) has the shape of the wire contract's
+  // full-page-view fixture: the same top-level keys and the same INP attribution.
+  const full = JSON.parse(await readFile(new URL('../../tests/fixtures/beacon/valid/full-page-view.json', import.meta.url)));
+  const optional = ['effective_type']; // only where the browser exposes navigator.connection
+  assert.deepEqual(
+    Object.keys(bodies[0]).filter((k) => !optional.includes(k)).sort(),
+    Object.keys(full).filter((k) => !optional.includes(k)).sort(),
+  );
+  const inpOf = (b) => b.reports.find((r) => r.metric === 'INP');
+  assert.deepEqual(Object.keys(inpOf(bodies[0])).sort(), Object.keys(inpOf(full)).sort());
+  assert.deepEqual(Object.keys(inpOf(bodies[0]).attribution).sort(), Object.keys(inpOf(full).attribution).sort());
+  assert.equal(bodies[0].schema_version, full.schema_version);
+  assert.equal(bodies[0].snippet_version, full.snippet_version);
+
   // Every key is one the shared valid fixtures know.
   const known = await fixtureKeys();
   for (const body of bodies) {
