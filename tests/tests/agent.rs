@@ -1,0 +1,268 @@
+//! The real agent binary against the real collector binary on loopback:
+//! schedules fire, spooled results survive a collector outage and a SIGKILL of
+//! the agent and arrive exactly once, and a broken flow file does not stop the
+//! others. Flows here are HTTP checks against a tiny loopback site, so the
+//! delivery path is tested without waiting for a browser.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use vitalsign_tests::{CollectorProcess, Process, binary};
+
+const COLLECTOR: &str = r#"
+agent_tokens = ["agent-secret-token"]
+query_tokens = ["query-token"]
+"#;
+
+/// A loopback site that answers every request with 200 "shop is open".
+fn tiny_site() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let body = "shop is open";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn write_flow(dir: &Path, file: &str, name: &str, site: &str, schedule: &str) {
+    std::fs::write(
+        dir.join(file),
+        format!(
+            "name = \"{name}\"\nbase_url = \"{site}\"\nschedule = \"{schedule}\"\n\
+             [[steps]]\nrequest = {{ url = \"/\", expect_status = 200, expect_body_contains = \"open\" }}\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn start_agent(dir: &Path, collector_url: &str) -> Process {
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "collector_url = \"{collector_url}\"\ntoken = \"agent-secret-token\"\nlocation = \"test-lab\"\n\
+             flows_dir = \"{}\"\nspool_dir = \"{}\"\nmax_jitter_secs = 0\nlog_format = \"json\"\n",
+            dir.join("flows").display(),
+            dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(binary("vitalsign-agent"));
+    command.arg("run").arg("--config").arg(&config);
+    Process::spawn("vitalsign-agent", command)
+}
+
+/// Run ids in the agent's spool, waiting to be delivered.
+fn spooled(dir: &Path) -> HashSet<String> {
+    std::fs::read_dir(dir.join("spool/runs"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_suffix(".json")
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every run the collector has stored: (run_id, flow, location, started_at_ms).
+fn stored_runs(collector: &CollectorProcess) -> Vec<(String, String, String, u64)> {
+    let conn = rusqlite::Connection::open(&collector.db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT run_id, flow, location, started_at_ms FROM runs ORDER BY started_at_ms")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Ids the agent logged as finished (its own record of every run it made).
+fn finished_ids(agent: &Process) -> Vec<String> {
+    agent
+        .log()
+        .iter()
+        .filter(|l| l.contains("flow finished"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["fields"]["run_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn schedules_fire_and_results_arrive_once_with_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+    let site = tiny_site();
+    write_flow(&dir.path().join("flows"), "home.toml", "home", &site, "1s");
+    // A cron schedule (every second, 6 fields) beside the interval one.
+    write_flow(
+        &dir.path().join("flows"),
+        "cron.toml",
+        "cron",
+        &site,
+        "* * * * * *",
+    );
+    let collector = CollectorProcess::start(dir.path(), COLLECTOR);
+    let agent = start_agent(dir.path(), &collector.base_url);
+
+    wait_until("five runs of each flow", Duration::from_secs(30), || {
+        let runs = stored_runs(&collector);
+        runs.iter().filter(|r| r.1 == "home").count() >= 5
+            && runs.iter().filter(|r| r.1 == "cron").count() >= 5
+    });
+    let runs = stored_runs(&collector);
+    assert!(
+        runs.iter().all(|r| r.2 == "test-lab"),
+        "results carry the location"
+    );
+    // On time: consecutive runs of the 1 s interval flow start about 1 s apart.
+    let starts: Vec<u64> = runs.iter().filter(|r| r.1 == "home").map(|r| r.3).collect();
+    for pair in starts.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (500..=2500).contains(&gap),
+            "runs of a 1 s schedule {gap} ms apart: {starts:?}"
+        );
+    }
+    // Once: after a graceful stop (which flushes the spool), the collector holds
+    // exactly the runs the agent made.
+    let mut agent = agent;
+    assert!(
+        agent.terminate(Duration::from_secs(30)),
+        "the agent did not stop gracefully"
+    );
+    let finished: HashSet<String> = finished_ids(&agent).into_iter().collect();
+    let runs = stored_runs(&collector);
+    let stored: HashSet<String> = runs.iter().map(|r| r.0.clone()).collect();
+    assert_eq!(stored.len(), runs.len());
+    assert_eq!(
+        stored, finished,
+        "stored runs differ from the runs the agent made"
+    );
+    assert!(spooled(dir.path()).is_empty(), "results left in the spool");
+    let log = agent.log().join("\n");
+    assert!(
+        !log.contains("agent-secret-token"),
+        "the token leaked into the agent's log"
+    );
+}
+
+#[test]
+fn collector_outage_and_agent_sigkill_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+    let site = tiny_site();
+    write_flow(&dir.path().join("flows"), "home.toml", "home", &site, "1s");
+
+    // Learn a free address for the collector, then take it down.
+    let mut collector = CollectorProcess::start(dir.path(), COLLECTOR);
+    let addr = collector.addr().to_string();
+    let url = collector.base_url.clone();
+    assert!(collector.process.terminate(Duration::from_secs(10)));
+
+    // The agent runs with the collector down: results pile up in the spool.
+    let mut agent = start_agent(dir.path(), &url);
+    wait_until("four spooled results", Duration::from_secs(30), || {
+        spooled(dir.path()).len() >= 4
+    });
+    // SIGKILL: no graceful shutdown, no last delivery attempt.
+    agent.kill_hard();
+    let before_kill: HashSet<String> = spooled(dir.path());
+    let made_by_first: HashSet<String> = finished_ids(&agent).into_iter().collect();
+    assert!(
+        made_by_first.is_subset(&before_kill),
+        "every finished run was spooled before it was logged"
+    );
+
+    // The collector comes back on the same address; a new agent delivers the old spool.
+    let collector = CollectorProcess::start_on(dir.path(), COLLECTOR, &addr);
+    let agent = start_agent(dir.path(), &url);
+    wait_until("the old spool delivered", Duration::from_secs(60), || {
+        let stored: HashSet<String> = stored_runs(&collector).into_iter().map(|r| r.0).collect();
+        before_kill.is_subset(&stored)
+    });
+    // Exactly once: a resend of an already stored run is acknowledged, not duplicated.
+    let runs = stored_runs(&collector);
+    let unique: HashSet<&String> = runs.iter().map(|r| &r.0).collect();
+    assert_eq!(unique.len(), runs.len());
+    let made: HashSet<String> = made_by_first
+        .union(&finished_ids(&agent).into_iter().collect())
+        .cloned()
+        .collect();
+    let stored: HashSet<String> = unique.into_iter().cloned().collect();
+    assert!(
+        stored.is_subset(&made),
+        "the collector has runs no agent made"
+    );
+    let log = agent.log().join("\n");
+    assert!(
+        !log.contains("agent-secret-token"),
+        "the token leaked into the agent's log"
+    );
+}
+
+#[test]
+fn a_broken_flow_file_is_named_and_the_others_still_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let site = tiny_site();
+    write_flow(&flows, "good.toml", "good", &site, "1s");
+    std::fs::write(
+        flows.join("broken.toml"),
+        format!("name = \"broken\"\nbase_url = \"{site}\"\nschedule = \"1s\"\n[[steps]]\ngoto = \"/\"\n[[steps]]\nclik = \"#buy\"\n"),
+    )
+    .unwrap();
+    let collector = CollectorProcess::start(dir.path(), COLLECTOR);
+    let mut agent = start_agent(dir.path(), &collector.base_url);
+    let line = agent.wait_for_line("broken.toml", Duration::from_secs(20));
+    assert!(line.contains("step 2") && line.contains("clik"), "{line}");
+    wait_until("runs of the good flow", Duration::from_secs(30), || {
+        stored_runs(&collector)
+            .iter()
+            .filter(|r| r.1 == "good")
+            .count()
+            >= 2
+    });
+    assert!(stored_runs(&collector).iter().all(|r| r.1 == "good"));
+
+    // `validate` reports the same problem and exits non-zero.
+    let out = Command::new(binary("vitalsign-agent"))
+        .arg("validate")
+        .arg(flows.join("good.toml"))
+        .arg(flows.join("broken.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("broken.toml: step 2"), "{text}");
+}
