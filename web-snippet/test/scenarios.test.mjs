@@ -159,10 +159,26 @@ test('several interactions: the worst one is INP', async () => {
   }
   await page.waitForTimeout(300);
   const by = await agree('interactions-worst-wins', page, ['INP', 'LCP', 'FCP', 'TTFB']);
-  assert.ok(by.INP.value >= 220, `INP ${by.INP.value} is the 220 ms click`);
-  assert.equal(by.INP.attribution.target, '#b220');
-  assert.equal(by.INP.attribution.interaction, 'pointer');
-  assert.ok(by.INP.attribution.processing >= 219, `processing ${by.INP.attribution.processing}`);
+  const inp = JSON.stringify(by.INP);
+  // The worst interaction by the browser's own event timing (on an idle machine
+  // #b220; on a loaded one another click can be slower, and then it must win).
+  const worst = await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        new PerformanceObserver((list, po) => {
+          po.disconnect();
+          const top = list.getEntries().filter((e) => e.interactionId).sort((a, b) => b.duration - a.duration)[0];
+          resolve({ id: top.target && top.target.id, duration: top.duration });
+        }).observe({ type: 'event', buffered: true, durationThreshold: 16 });
+      }),
+  );
+  assert.ok(by.INP.value >= 220, `INP is at least the 220 ms click: ${inp}`);
+  assert.equal(by.INP.value, worst.duration, `INP is the longest interaction: ${inp} vs ${JSON.stringify(worst)}`);
+  assert.equal(by.INP.attribution.target, '#' + worst.id, inp);
+  assert.equal(by.INP.attribution.interaction, 'pointer', inp);
+  const split = by.INP.attribution;
+  assert.ok(split.processing >= Number(worst.id.slice(1)) - 1, `processing covers the click handler: ${inp}`);
+  assert.ok(Math.abs(split.input_delay + split.processing + split.presentation - by.INP.value) <= 0.3, `the split adds up: ${inp}`);
   assert.deepEqual(errors, []);
   await context.close();
 });
@@ -236,7 +252,8 @@ test('back and forward through the bfcache: a new page view with the restored va
   assert.notEqual(snap.page_view_id, firstId, 'a restore is a new page view');
   assert.equal(snap.navigation_type, 'back-forward-cache');
   assert.equal(by.TTFB.value, 0);
-  assert.ok(by.INP.value >= 90 && by.INP.value < first.INP.value, `INP started over: ${by.INP.value}`);
+  assert.ok(by.INP.value >= 90, `INP ${by.INP.value}`);
+  assert.equal(by.INP.attribution.target, '#after', 'INP started over: the click before leaving is not in it');
   assert.deepEqual(errors, []);
   await context.close();
 });
@@ -260,12 +277,14 @@ test('an SPA route change: each route has its own INP', async () => {
   console.log(`spa-route: route A INP ours ${inpA.value} | web-vitals ${softA.INP}`);
   assert.ok(Math.abs(inpA.value - softA.INP) <= 1, `route A INP ours ${inpA.value} vs web-vitals ${softA.INP}`);
   assert.ok(inpA.value >= 250);
+  assert.equal(inpA.attribution.target, '#slowA');
   const by = await agree('spa-route (route B)', page, ['INP'], { navigationType: 'soft-navigation', list: 'soft' });
   const { snap } = await ours(page);
   assert.notEqual(snap.page_view_id, firstId);
   assert.equal(snap.navigation_type, 'route');
   assert.equal(snap.url, `${server.base}/spa-route/route-b`);
-  assert.ok(by.INP.value >= 120 && by.INP.value < inpA.value, `route B has its own INP: ${by.INP.value}`);
+  assert.ok(by.INP.value >= 120, `INP ${by.INP.value}`);
+  assert.equal(by.INP.attribution.target, '#slowB', "route B has its own INP, without route A's click");
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -144,7 +144,8 @@ test('a route change flushes the old route and starts a new page view', async ()
   await page.keyboard.press('b');
   await page.waitForTimeout(300);
   const inp = (await page.evaluate(() => window.__vitalsign.read().reports)).find((r) => r.metric === 'INP');
-  assert.ok(!inp || inp.value < 150, `route B inherited route A's INP: ${inp && inp.value}`);
+  // (By target, not by value: on a loaded machine the key press alone can take 150 ms.)
+  assert.ok(!inp || inp.attribution.target !== '#slow', `route B inherited route A's INP: ${JSON.stringify(inp)}`);
   await page.close();
 });
 
