@@ -251,6 +251,47 @@ click = "#slow"
         "a secret leaked into a failure: {json}"
     );
 
+    // --- every assertion kind fails with a reason a person can act on ---
+    let cases = [
+        (
+            "assert = { visible = \"#hidden-thing\" }",
+            "#hidden-thing is hidden, expected visible",
+        ),
+        (
+            "assert = { visible = \"#nowhere\" }",
+            "#nowhere is not on the page, expected visible",
+        ),
+        (
+            "assert = { hidden = \"#title\" }",
+            "#title is visible, expected hidden",
+        ),
+        (
+            "assert = { url_contains = \"/checkout\" }",
+            "expected it to contain \"/checkout\"",
+        ),
+        (
+            "assert = { status = 201 }",
+            "document status is 200, expected 201",
+        ),
+        (
+            "assert = { text_contains = \"Goodbye\", selector = \"#title\" }",
+            "Goodbye",
+        ),
+    ];
+    for (i, (assertion, expected)) in cases.iter().enumerate() {
+        let body = format!("[[steps]]\ngoto = \"/\"\n[[steps]]\n{assertion}\n");
+        let run = runner
+            .run(
+                &flow(&base, &body),
+                &options(dir.path(), &format!("assert-{i}")),
+            )
+            .await;
+        assert_eq!(run.outcome, Outcome::Fail, "{assertion}");
+        let reason = run.failure.unwrap().reason;
+        assert!(reason.starts_with("step 2 (assert"), "{reason}");
+        assert!(reason.contains(expected), "{assertion}: {reason}");
+    }
+
     // --- a 404 document fails a status assertion ---
     let missing = flow(
         &base,
