@@ -38,7 +38,8 @@ export function injectedTags(snippetSrc, site = 'test') {
 
 /**
  * `pages` maps a path to {html, headers}; anything else under
- * /<scenario>/<file> comes from tests/fixtures/pages. `?delay=N` on any request
+ * /<scenario>/<file> comes from tests/fixtures/pages (`?bare`: without injected
+ * tags). `?delay=N` on any request
  * holds the response back N ms (the late image). `snippetSrc` is where injected
  * pages load the snippet from: this server's copy of dist unless `server.snippetSrc` is set.
  */
@@ -84,7 +85,10 @@ export async function startServer(pages = {}, { site = 'test' } = {}) {
       return res.writeHead(404).end();
     }
     const type = extname(file);
-    if (type === '.html') body = body.toString().replace('</head>', injectedTags(state.snippetSrc, site) + '</head>');
+    // `?bare`: the page as it is, for tests that inject the snippet the way a probe does.
+    if (type === '.html' && !url.searchParams.has('bare')) {
+      body = body.toString().replace('</head>', injectedTags(state.snippetSrc, site) + '</head>');
+    }
     res.writeHead(200, { 'content-type': TYPES[type] || 'application/octet-stream', 'cache-control': 'no-store' });
     res.end(body);
   };

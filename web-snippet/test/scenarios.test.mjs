@@ -5,7 +5,8 @@
 // page was restored from the bfcache, ...), so agreement is never vacuous.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, until } from './harness.mjs';
+import { readFile } from 'node:fs/promises';
+import { startServer, launch, until, SNIPPET_PATH } from './harness.mjs';
 
 let server;
 let browser;
@@ -321,5 +322,40 @@ test('no interactionId: loads cleanly, INP from the first input', async () => {
   const ref = await page.evaluate(() => window.__ref.reports.map((r) => r.name));
   assert.ok(!ref.includes('INP'), 'web-vitals reports no INP without interactionId');
   assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
+  await context.close();
+});
+
+test('lab mode, as the probes inject it: read() and flush() per step, never a beacon', async () => {
+  const before = server.beacons.length;
+  const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+  // What probes/src/measure.rs does: the dist file before any page script, no data-site.
+  await context.addInitScript({ content: await readFile(SNIPPET_PATH, 'utf8') });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  await page.goto(`${server.base}/interactions-worst-wins/?bare`, { waitUntil: 'load' });
+  assert.equal(await page.evaluate(() => typeof window.webVitals), 'undefined', 'nothing but the snippet injected');
+  await page.click('#b220');
+  await page.waitForTimeout(300);
+  const step1 = await page.evaluate(() => window.__vitalsign.flush());
+  assert.deepEqual(Object.keys(step1).sort(), ['navigation_type', 'page_view_id', 'reports', 'url']);
+  assert.equal(step1.navigation_type, 'navigate');
+  const inp1 = step1.reports.find((r) => r.metric === 'INP');
+  assert.ok(inp1 && inp1.value >= 220 && typeof inp1.rating === 'string', JSON.stringify(step1.reports));
+  for (const r of step1.reports) assert.deepEqual(Object.keys(r).slice(0, 3), ['metric', 'value', 'rating']);
+  assert.deepEqual(step1.reports.map((r) => r.metric).sort(), ['CLS', 'FCP', 'INP', 'LCP', 'TTFB']);
+  // The next step starts a new window: its own INP, a new id.
+  await page.click('#b60');
+  await page.waitForTimeout(300);
+  const step2 = await page.evaluate(() => window.__vitalsign.flush());
+  assert.notEqual(step2.page_view_id, step1.page_view_id);
+  assert.equal(step2.navigation_type, 'route');
+  const inp2 = step2.reports.find((r) => r.metric === 'INP');
+  assert.ok(inp2 && inp2.value >= 60 && inp2.attribution.target === '#b60', JSON.stringify(step2.reports));
+  // Hidden and gone: lab mode never sends.
+  await page.goto(`${server.base}/bfcache/away.html?bare`);
+  await page.waitForTimeout(300);
+  assert.equal(server.beacons.length, before, 'lab mode sent a beacon');
+  assert.deepEqual(errors, []);
   await context.close();
 });
