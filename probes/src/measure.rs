@@ -48,6 +48,18 @@ new Promise(function (resolve) {
 })
 "#;
 
+/// Read the step's values at once, for steps that only look at the page
+/// (assertions, screenshots, HTTP requests): they cause no input, paint or
+/// navigation, so nothing of theirs is still on its way, and what the step
+/// before left behind was already waited for by that step's own read-back.
+/// Saves [`READ_BACK`]'s two frames and 50 ms on every such step.
+pub const READ_BACK_NOW: &str = r#"
+Promise.resolve({
+  snapshot: window.__vitalsign ? window.__vitalsign.flush() : null,
+  tbt: window.__vitalsignTbt ? window.__vitalsignTbt() : null
+})
+"#;
+
 #[derive(Debug, Deserialize)]
 pub struct ReadBack {
     pub snapshot: Option<Snapshot>,

@@ -470,7 +470,12 @@ impl Runner {
             };
             result.duration_ms = round1(started.elapsed().as_secs_f64() * 1000.0);
             if failure.is_none() {
-                match tokio::time::timeout(Duration::from_secs(5), read_back(&page)).await {
+                let script = if only_observes(&step.action) {
+                    measure::READ_BACK_NOW
+                } else {
+                    measure::READ_BACK
+                };
+                match tokio::time::timeout(Duration::from_secs(5), read_back(&page, script)).await {
                     Ok(Ok(values)) => result.vitals = values.vitals(),
                     Ok(Err(e)) => warn!(error = %e, "could not read the step's vitals"),
                     Err(_) => warn!("reading the step's vitals timed out"),
@@ -873,10 +878,10 @@ async fn prepare(page: &Page, profile: &Profile) -> Result<(), String> {
 /// with Enter, a link followed by a script) may still be swapping documents:
 /// the old context is gone before the new one exists, so try again briefly
 /// rather than lose the new page's numbers.
-async fn read_back(page: &Page) -> Result<ReadBack, String> {
+async fn read_back(page: &Page, script: &str) -> Result<ReadBack, String> {
     let mut attempts = 0;
     loop {
-        match read_back_once(page).await {
+        match read_back_once(page, script).await {
             Err(e) if attempts < 10 && navigating(&e) => {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -890,9 +895,17 @@ fn navigating(error: &str) -> bool {
     error.contains("Cannot find context") || error.contains("context was destroyed")
 }
 
-async fn read_back_once(page: &Page) -> Result<ReadBack, String> {
+/// Steps that only look at the page: nothing they did can still arrive.
+fn only_observes(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Assert(_) | Action::Screenshot(_) | Action::Request(_)
+    )
+}
+
+async fn read_back_once(page: &Page, script: &str) -> Result<ReadBack, String> {
     let params = EvaluateParams::builder()
-        .expression(measure::READ_BACK)
+        .expression(script)
         .await_promise(true)
         .return_by_value(true)
         .build()
