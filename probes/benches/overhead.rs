@@ -10,10 +10,13 @@
 //! - **overhead = wall − Σ step durations**: context, page, emulation,
 //!   injection, event listeners, read-backs, page close and context dispose.
 //!
-//! Baseline in the same run: the same fixed CDP work done bare with
-//! chromiumoxide in a second warm browser (create context, create page, add
-//! the init script, three read-backs, close, dispose), phase by phase; the
-//! ratio says how close the runner is to that floor.
+//! Baseline in the same run: the fixed CDP work done bare with chromiumoxide
+//! in a second warm browser (create context, create page, add the init
+//! script, one settled read-back per step, close, dispose), phase by phase;
+//! the ratio says how the runner compares with that floor. Below it, what one
+//! read-back's wait costs: the settled one (two frames and a 50 ms margin for
+//! event-timing entries), two frames only, and none (what the runner now does
+//! after steps that only look at the page, such as `assert`).
 //!
 //!     cargo bench -p vitalsign-probes --bench overhead
 
@@ -126,7 +129,7 @@ async fn bench() {
     row("  steps (actions + network-quiet windows)", &steps);
     row("    of which the page's own work (load, click)", &own);
     row("  OVERHEAD around the steps (goal < 250 ms)", &overhead);
-    println!("baseline: the same fixed CDP work, bare chromiumoxide, warm browser");
+    println!("baseline: bare chromiumoxide, warm browser, a settled read-back per step");
     row("  create browser context", &bare.context);
     row("  create page", &bare.page);
     row("  add init script (snippet injection)", &bare.inject);

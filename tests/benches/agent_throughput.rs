@@ -81,7 +81,7 @@ fn main() {
     let base_rate = results[0].0.per_minute;
     println!();
     println!(
-        "agent throughput, demo flow (10 steps, 4 vitals read-backs) on loopback, release binaries"
+        "agent throughput, demo flow (10 steps) on loopback, release binaries"
     );
     println!(
         "{:>11} {:>10} {:>12} {:>8} {:>7} {:>14}",
