@@ -52,18 +52,16 @@
     let on = (target, type, fn, once) => target.addEventListener(type, safe(fn), { capture: true, once });
     let max0 = (value) => Math.max(value, 0);
     let round10 = (value) => Math.round(value * 10) / 10;
-    // One observer for one or more space-separated entry types. durationThreshold
-    // only matters to 'event': entries shorter than 40 ms never reach the observer
-    // (web-vitals uses 40 ms too); the first-input entry has no threshold.
+    // One observer for one or more space-separated entry types; none when the
+    // browser supports none of them (Safari has no layout-shift: no CLS, not CLS 0).
+    // durationThreshold only matters to 'event': entries shorter than 40 ms never
+    // reach the observer (web-vitals uses 40 ms too); first-input has no threshold.
     let observe = (types, fn) => {
       try {
         let po = new PerformanceObserver(safe((list) => fn(list.getEntries())));
-        types.split(' ').forEach((type) => {
-          if (PerformanceObserver.supportedEntryTypes.includes(type)) {
-            po.observe({ type, buffered: true, durationThreshold: 40 });
-          }
-        });
-        return po;
+        let supported = types.split(' ').filter((type) => PerformanceObserver.supportedEntryTypes.includes(type));
+        supported.forEach((type) => po.observe({ type, buffered: true, durationThreshold: 40 }));
+        return supported[0] && po;
       } catch (e) {}
     };
 

@@ -325,6 +325,19 @@ test('no interactionId: loads cleanly, INP from the first input', async () => {
   await context.close();
 });
 
+test('no layout-shift support: no CLS at all (not 0), the rest as usual', async () => {
+  const { context, page, errors } = await open('/no-layout-shift/');
+  await page.waitForSelector('#banner');
+  await page.waitForTimeout(400);
+  const by = await agree('no-layout-shift', page, ['LCP', 'FCP', 'TTFB']);
+  assert.ok(!by.CLS, `the snippet reported CLS ${by.CLS && by.CLS.value}`);
+  const ref = await page.evaluate(() => window.__ref.reports.map((r) => r.name));
+  assert.ok(!ref.includes('CLS'), 'web-vitals reported CLS');
+  assert.ok((await shifts(page)).length > 0, 'the page did shift');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('lab mode, as the probes inject it: read() and flush() per step, never a beacon', async () => {
   const before = server.beacons.length;
   const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
