@@ -18,7 +18,8 @@ agent_tokens = ["agent-secret-token"]
 query_tokens = ["query-token"]
 "#;
 
-/// A loopback site that answers every request with 200 "shop is open".
+/// A loopback site that answers 503 "down for maintenance" on `/down` and
+/// 200 "shop is open" on every other path.
 fn tiny_site() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -27,11 +28,16 @@ fn tiny_site() -> String {
             std::thread::spawn(move || {
                 let mut stream = stream;
                 let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                let body = "shop is open";
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let down = buf[..n].starts_with(b"GET /down ");
+                let (status, body) = if down {
+                    ("503 Service Unavailable", "down for maintenance")
+                } else {
+                    ("200 OK", "shop is open")
+                };
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
             });
@@ -41,11 +47,15 @@ fn tiny_site() -> String {
 }
 
 fn write_flow(dir: &Path, file: &str, name: &str, site: &str, schedule: &str) {
+    write_flow_to(dir, file, name, site, schedule, "/");
+}
+
+fn write_flow_to(dir: &Path, file: &str, name: &str, site: &str, schedule: &str, path: &str) {
     std::fs::write(
         dir.join(file),
         format!(
             "name = \"{name}\"\nbase_url = \"{site}\"\nschedule = \"{schedule}\"\n\
-             [[steps]]\nrequest = {{ url = \"/\", expect_status = 200, expect_body_contains = \"open\" }}\n"
+             [[steps]]\nrequest = {{ url = \"{path}\", expect_status = 200, expect_body_contains = \"open\" }}\n"
         ),
     )
     .unwrap();
@@ -265,4 +275,75 @@ fn a_broken_flow_file_is_named_and_the_others_still_run() {
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("broken.toml: step 2"), "{text}");
+}
+
+/// (flow, attempt, outcome) of every stored run.
+fn stored_attempts(collector: &CollectorProcess) -> Vec<(String, u64, String)> {
+    let conn = rusqlite::Connection::open(&collector.db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT flow, json_extract(document, '$.attempt'), outcome FROM runs ORDER BY started_at_ms")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn a_failed_run_is_retried_once_and_sighup_loads_new_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let site = tiny_site();
+    write_flow_to(&flows, "down.toml", "down", &site, "3s", "/down");
+    let collector = CollectorProcess::start(dir.path(), COLLECTOR);
+    let mut agent = start_agent(dir.path(), &collector.base_url);
+
+    // Every scheduled run fails; each is tried again at once, never more, and
+    // both attempts reach the collector, so a single blip is visible as such.
+    wait_until(
+        "both attempts of the failing flow",
+        Duration::from_secs(30),
+        || {
+            stored_attempts(&collector)
+                .iter()
+                .filter(|r| r.0 == "down")
+                .count()
+                >= 2
+        },
+    );
+    let down: Vec<_> = stored_attempts(&collector)
+        .into_iter()
+        .filter(|r| r.0 == "down")
+        .collect();
+    assert!(down.iter().all(|r| r.2 == "fail"), "{down:?}");
+    let attempts: Vec<u64> = down.iter().map(|r| r.1).collect();
+    let alternating: Vec<u64> = (0..attempts.len()).map(|i| 1 + (i as u64 % 2)).collect();
+    assert_eq!(
+        attempts, alternating,
+        "one run and exactly one retry per occurrence"
+    );
+
+    // A flow file added while the agent runs is picked up on SIGHUP.
+    write_flow(&flows, "added.toml", "added", &site, "1s");
+    let pid = nix::unistd::Pid::from_raw(agent.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    agent.wait_for_line("reloading flows", Duration::from_secs(10));
+    wait_until(
+        "runs of the flow added before SIGHUP",
+        Duration::from_secs(30),
+        || {
+            stored_attempts(&collector)
+                .iter()
+                .filter(|r| r.0 == "added" && r.2 == "pass")
+                .count()
+                >= 2
+        },
+    );
+    // The reload did not re-run the hourly flow beyond its schedule.
+    let down_runs = stored_attempts(&collector)
+        .iter()
+        .filter(|r| r.0 == "down")
+        .count();
+    assert!(down_runs <= 4, "{down_runs} runs of an hourly flow");
 }
