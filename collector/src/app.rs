@@ -9,6 +9,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::alerts::evaluator::{self, Evaluator};
+use crate::alerts::outbox::{self, OutboxWorker};
 use crate::config::CollectorConfig;
 use crate::http::{self, AppState, ops::SnippetAsset};
 use crate::metrics::Metrics;
@@ -19,6 +21,8 @@ use crate::store::writer::WriteOp;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// Present when `smtp.host` is set; built here so a bad TLS setup fails at start.
+    outbox: Option<OutboxWorker>,
 }
 
 impl Application {
@@ -29,6 +33,16 @@ impl Application {
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {} (key `listen` / --listen)", config.listen))?;
+        let metrics = Arc::new(Metrics::default());
+        let outbox = if config.smtp.enabled() {
+            Some(
+                OutboxWorker::new(store.clone(), config.smtp.clone(), metrics.clone())
+                    .map_err(anyhow::Error::msg)
+                    .context("setting up the SMTP transport (key `smtp`)")?,
+            )
+        } else {
+            None
+        };
         let state = AppState {
             limiter: Arc::new(RateLimiter::new(
                 config.rate_limit_per_second,
@@ -36,10 +50,14 @@ impl Application {
             )),
             config: Arc::new(config),
             store,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             snippet: Arc::new(SnippetAsset::new()),
         };
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            state,
+            outbox,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -61,14 +79,39 @@ impl Application {
         let addr = self.local_addr();
         info!("listening on http://{addr}");
         let pruner = tokio::spawn(prune_forever(self.state.clone()));
-        let app = http::router(self.state);
-        axum::serve(
+        // Background alert tasks stop at the same signal as the server; each
+        // finishes what it is writing or sending, then returns.
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let mut background = Vec::new();
+        if self.state.config.alerts.enabled {
+            let evaluator = Evaluator::new(
+                self.state.store.clone(),
+                self.state.config.clone(),
+                self.state.metrics.clone(),
+            );
+            background.push(tokio::spawn(evaluator::run(evaluator, stopping.clone())));
+        }
+        if let Some(worker) = self.outbox {
+            background.push(tokio::spawn(outbox::run(worker, stopping.clone())));
+        }
+        let app = http::router(self.state.clone());
+        let served = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+        let drain = Duration::from_secs(self.state.config.smtp.timeout_secs + 5);
+        for task in background {
+            if tokio::time::timeout(drain, task).await.is_err() {
+                warn!("an alert task did not stop within {drain:?}; leaving it");
+            }
+        }
+        served?;
         pruner.abort();
         info!("stopped; every acknowledged write is committed");
         Ok(())

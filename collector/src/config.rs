@@ -48,6 +48,11 @@ pub struct CollectorConfig {
     pub demo_site_dir: Option<PathBuf>,
     /// `text` or `json` log lines.
     pub log_format: String,
+    /// Alert rules, routes of recipients and maintenance windows (see `docs/alerts.md`).
+    pub alerts: AlertsConfig,
+    /// The SMTP server alert emails go through; without `host`, alerts are
+    /// evaluated and recorded but no email is queued.
+    pub smtp: SmtpConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -77,6 +82,8 @@ impl Default for CollectorConfig {
             page_groups: Vec::new(),
             demo_site_dir: None,
             log_format: "text".into(),
+            alerts: AlertsConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -162,6 +169,558 @@ impl CollectorConfig {
             rule.check().map_err(|reason| {
                 ConfigError::invalid(source, &format!("page_groups[{i}].pattern"), reason)
             })?;
+        }
+        self.alerts
+            .validate()
+            .map_err(|(key, reason)| ConfigError::invalid(source, &key, reason))?;
+        self.smtp
+            .validate(!self.alerts.routes.is_empty())
+            .map_err(|(key, reason)| ConfigError::invalid(source, &key, reason))?;
+        Ok(())
+    }
+}
+
+/// `[alerts]`: when and how regressions, budget breaches and failing flows
+/// become alert states and emails. Every default is explained in `docs/alerts.md`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Evaluate at all (states, transitions, emails). Off: nothing is recorded.
+    pub enabled: bool,
+    /// Seconds between evaluation ticks. Regression and budget rules decide once
+    /// per completed hour (the rollup bucket); flows, silences ending and
+    /// reminders are checked on every tick.
+    pub evaluate_every_secs: u64,
+    /// Apply the built-in rules (regression on every series, budget at the CWV
+    /// "good" bounds for LCP/INP/CLS, flow failure on every flow) to what no
+    /// configured rule matches.
+    pub default_rules: bool,
+    /// Base URL of this collector as the on-call person reaches it; email links
+    /// start with it.
+    pub public_url: String,
+    /// Route (key of `routes`) of the built-in rules and of rules without one.
+    pub default_route: String,
+    /// Re-send a firing alert that nobody acknowledged every this many hours; 0 = never.
+    pub reminder_hours: u64,
+    /// A firing email waits this long (one hourly decision) while other alerts
+    /// of the same site and route are pending, so they go out together; 0 = never wait.
+    pub group_wait_hours: u64,
+    /// An alert that fires within this many hours of an email about its site
+    /// and route, while that email's alerts still fire, joins that incident
+    /// (same thread, no new email): one deploy, one email.
+    pub group_window_hours: u64,
+    /// Defaults of regression rules.
+    pub regression: RegressionSettings,
+    /// Defaults of budget rules.
+    pub budget: BudgetSettings,
+    /// Defaults of flow-failure rules.
+    pub flow: FlowSettings,
+    /// Rules, tried in order; for each kind the first matching rule applies to a series.
+    pub rules: Vec<AlertRule>,
+    /// Who gets the email, by route name.
+    pub routes: BTreeMap<String, AlertRoute>,
+    /// Recurring windows in which matching alerts send no email (evaluation goes on).
+    pub maintenance: Vec<MaintenanceWindow>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            enabled: true,
+            evaluate_every_secs: 60,
+            default_rules: true,
+            public_url: "http://127.0.0.1:8080".into(),
+            default_route: "default".into(),
+            reminder_hours: 0,
+            group_wait_hours: 1,
+            group_window_hours: 6,
+            regression: RegressionSettings::default(),
+            budget: BudgetSettings::default(),
+            flow: FlowSettings::default(),
+            rules: Vec::new(),
+            routes: BTreeMap::new(),
+            maintenance: Vec::new(),
+        }
+    }
+}
+
+/// Regression detection: the recent window against a baseline window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegressionSettings {
+    /// Hours of history before the recent window that form the baseline (a
+    /// week, so every weekday and hour of day is in it).
+    pub baseline_hours: u32,
+    /// Shortest recent window in hours.
+    pub min_window_hours: u32,
+    /// Longest recent window: a low-traffic series widens its window up to this
+    /// to reach `min_samples`, and stays `insufficient_data` beyond it.
+    pub max_window_hours: u32,
+    /// Samples the recent window needs.
+    pub min_samples: u64,
+    /// Samples the baseline needs.
+    pub min_baseline_samples: u64,
+    /// One-sided Mann-Whitney U significance level.
+    pub alpha: f64,
+    /// Smallest p75 increase that counts, as a fraction (0.10 = +10 %).
+    pub min_relative_change: f64,
+    /// The change must also exceed this many robust standard deviations of the
+    /// baseline's own window-to-window p75 movement (noise-aware threshold).
+    pub noise_multiplier: f64,
+    /// Smallest absolute p75 increase per metric (ms; CLS unitless).
+    pub floors: BTreeMap<String, f64>,
+    /// Evaluations in a row that must agree before `pending` becomes `firing`.
+    pub confirm: u32,
+    /// Evaluations in a row below half the firing threshold before `firing` resolves.
+    pub resolve_after: u32,
+}
+
+impl Default for RegressionSettings {
+    fn default() -> Self {
+        RegressionSettings {
+            baseline_hours: 168,
+            min_window_hours: 3,
+            max_window_hours: 6,
+            min_samples: 40,
+            min_baseline_samples: 200,
+            alpha: 0.01,
+            min_relative_change: 0.10,
+            noise_multiplier: 4.0,
+            floors: [
+                ("LCP", 100.0),
+                ("INP", 25.0),
+                ("CLS", 0.02),
+                ("FCP", 100.0),
+                ("TTFB", 50.0),
+                ("TBT", 50.0),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            confirm: 2,
+            resolve_after: 2,
+        }
+    }
+}
+
+/// Budget rules: p75 of the recent window above a bound.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetSettings {
+    /// Bounds per metric for the built-in budget rule (the CWV "good" bounds).
+    pub bounds: BTreeMap<String, f64>,
+    /// A firing budget resolves only below `bound × (1 − hysteresis)`.
+    pub hysteresis: f64,
+    /// Evaluations in a row above the bound before it fires.
+    pub confirm: u32,
+    /// Evaluations in a row below the resolve line before it resolves.
+    pub resolve_after: u32,
+}
+
+impl Default for BudgetSettings {
+    fn default() -> Self {
+        BudgetSettings {
+            bounds: [
+                vitalsign_core::metric::Metric::Lcp,
+                vitalsign_core::metric::Metric::Inp,
+                vitalsign_core::metric::Metric::Cls,
+            ]
+            .into_iter()
+            .map(|m| (m.as_str().to_string(), m.bounds().0))
+            .collect(),
+            hysteresis: 0.10,
+            confirm: 2,
+            resolve_after: 2,
+        }
+    }
+}
+
+/// Flow-failure rules: consecutive failed runs of a flow at a location.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowSettings {
+    /// Failed runs in a row that fire.
+    pub fail_after: u32,
+    /// Passed runs in a row that resolve.
+    pub pass_after: u32,
+    /// Runs in a row that ended in an agent/browser error before the state is `error`.
+    pub error_after: u32,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        FlowSettings {
+            fail_after: 2,
+            pass_after: 2,
+            error_after: 2,
+        }
+    }
+}
+
+/// One configured rule. Unset matchers match everything.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertRule {
+    /// Shown in emails and alert states; unique.
+    pub name: String,
+    /// `regression`, `budget` or `flow_failure`.
+    pub kind: String,
+    /// `false` mutes what this rule matches (the built-in rule does not apply either).
+    pub enabled: Option<bool>,
+    pub site: Option<String>,
+    /// Glob over page groups (`/checkout/**`, `/product/*`).
+    pub page_group: Option<String>,
+    /// `LCP`, `INP`, `CLS`, `FCP`, `TTFB` or `TBT`.
+    pub metric: Option<String>,
+    /// Device class (`mobile`, `desktop`, `tablet`; a probe's profile).
+    pub device: Option<String>,
+    /// `rum` or `synthetic`.
+    pub source: Option<String>,
+    pub flow: Option<String>,
+    pub location: Option<String>,
+    /// Route (key of `routes`) this rule's emails go to.
+    pub route: Option<String>,
+    /// Budget bound (budget rules; required when the metric has no default bound).
+    pub bound: Option<f64>,
+    /// Overrides `regression.min_relative_change`.
+    pub min_relative_change: Option<f64>,
+    /// Overrides the metric's `regression.floors` entry.
+    pub floor: Option<f64>,
+    /// Overrides `regression.min_samples`.
+    pub min_samples: Option<u64>,
+}
+
+/// Recipients of one route.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertRoute {
+    /// Email addresses.
+    pub to: Vec<String>,
+}
+
+/// A recurring window (UTC) in which matching alerts send no email.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaintenanceWindow {
+    pub name: String,
+    /// Weekdays it recurs on (`mon` … `sun`); empty = every day.
+    pub days: Vec<String>,
+    /// Start time of day, `HH:MM` UTC.
+    pub start: String,
+    /// Length, like `2h` or `30m`.
+    pub duration: String,
+    pub site: Option<String>,
+    /// Glob over page groups.
+    pub page_group: Option<String>,
+    pub flow: Option<String>,
+    pub location: Option<String>,
+}
+
+pub const RULE_KINDS: [&str; 3] = ["regression", "budget", "flow_failure"];
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+impl MaintenanceWindow {
+    /// (start minute of day, length in minutes), checked.
+    pub fn parsed(&self) -> Result<(u32, u32), String> {
+        let (h, m) = self
+            .start
+            .split_once(':')
+            .and_then(|(h, m)| Some((h.parse::<u32>().ok()?, m.parse::<u32>().ok()?)))
+            .filter(|(h, m)| *h < 24 && *m < 60)
+            .ok_or_else(|| format!("start {:?} is not HH:MM (UTC), e.g. \"02:30\"", self.start))?;
+        let length = humantime::parse_duration(&self.duration)
+            .map_err(|_| format!("duration {:?} is not like \"2h\" or \"30m\"", self.duration))?;
+        let minutes = (length.as_secs() / 60) as u32;
+        if minutes == 0 || minutes > 7 * 24 * 60 {
+            return Err(format!(
+                "duration {:?} must be between 1 minute and 7 days",
+                self.duration
+            ));
+        }
+        Ok((h * 60 + m, minutes))
+    }
+}
+
+impl AlertsConfig {
+    /// Checks that need more than serde: (key, reason) of the first problem.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, reason: String| Err((format!("alerts.{key}"), reason));
+        if self.evaluate_every_secs == 0 {
+            return bad("evaluate_every_secs", "must be at least 1".into());
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return bad(
+                "public_url",
+                format!(
+                    "{:?} is not an http(s) URL like \"https://vitals.example\"",
+                    self.public_url
+                ),
+            );
+        }
+        let r = &self.regression;
+        if r.min_window_hours == 0 || r.max_window_hours < r.min_window_hours {
+            return bad(
+                "regression.max_window_hours",
+                "needs 1 <= min_window_hours <= max_window_hours".into(),
+            );
+        }
+        if r.baseline_hours < 24 * r.max_window_hours {
+            return bad(
+                "regression.baseline_hours",
+                format!(
+                    "{} h cannot hold 24 windows of max_window_hours ({} h), which the noise estimate needs",
+                    r.baseline_hours, r.max_window_hours
+                ),
+            );
+        }
+        if !(r.alpha > 0.0 && r.alpha < 0.5) {
+            return bad(
+                "regression.alpha",
+                format!("{} is not in (0, 0.5)", r.alpha),
+            );
+        }
+        if !(r.min_relative_change >= 0.0 && r.min_relative_change.is_finite()) {
+            return bad(
+                "regression.min_relative_change",
+                "must be a fraction >= 0 (0.10 = +10 %)".into(),
+            );
+        }
+        if !(r.noise_multiplier >= 0.0 && r.noise_multiplier.is_finite()) {
+            return bad("regression.noise_multiplier", "must be >= 0".into());
+        }
+        for (metric, floor) in &r.floors {
+            if vitalsign_core::metric::Metric::parse(metric).is_none() {
+                return bad(
+                    &format!("regression.floors.{metric}"),
+                    "is not one of LCP, INP, CLS, FCP, TTFB, TBT".into(),
+                );
+            }
+            if floor.is_nan() || *floor < 0.0 {
+                return bad(
+                    &format!("regression.floors.{metric}"),
+                    "must be >= 0".into(),
+                );
+            }
+        }
+        for (metric, bound) in &self.budget.bounds {
+            if vitalsign_core::metric::Metric::parse(metric).is_none() {
+                return bad(
+                    &format!("budget.bounds.{metric}"),
+                    "is not one of LCP, INP, CLS, FCP, TTFB, TBT".into(),
+                );
+            }
+            if bound.is_nan() || *bound <= 0.0 {
+                return bad(&format!("budget.bounds.{metric}"), "must be > 0".into());
+            }
+        }
+        if !(0.0..1.0).contains(&self.budget.hysteresis) {
+            return bad("budget.hysteresis", "must be in [0, 1)".into());
+        }
+        for (key, n) in [
+            ("regression.confirm", r.confirm),
+            ("regression.resolve_after", r.resolve_after),
+            ("budget.confirm", self.budget.confirm),
+            ("budget.resolve_after", self.budget.resolve_after),
+            ("flow.fail_after", self.flow.fail_after),
+            ("flow.pass_after", self.flow.pass_after),
+            ("flow.error_after", self.flow.error_after),
+        ] {
+            if n == 0 {
+                return bad(key, "must be at least 1".into());
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let key = |k: &str| format!("rules[{i}].{k}");
+            if rule.name.is_empty() || !names.insert(rule.name.as_str()) {
+                return bad(
+                    &key("name"),
+                    "every rule needs a unique, non-empty name".into(),
+                );
+            }
+            if !RULE_KINDS.contains(&rule.kind.as_str()) {
+                return bad(
+                    &key("kind"),
+                    format!(
+                        "{:?}; expected regression, budget or flow_failure",
+                        rule.kind
+                    ),
+                );
+            }
+            if let Some(m) = &rule.metric
+                && vitalsign_core::metric::Metric::parse(m).is_none()
+            {
+                return bad(
+                    &key("metric"),
+                    format!("{m:?} is not one of LCP, INP, CLS, FCP, TTFB, TBT"),
+                );
+            }
+            if let Some(s) = &rule.source
+                && !matches!(s.as_str(), "rum" | "synthetic")
+            {
+                return bad(&key("source"), format!("{s:?}; expected rum or synthetic"));
+            }
+            if let Some(glob) = &rule.page_group
+                && let Err(e) = globset::Glob::new(glob)
+            {
+                return bad(&key("page_group"), format!("{glob:?} is not a glob: {e}"));
+            }
+            if let Some(route) = &rule.route
+                && !self.routes.contains_key(route)
+            {
+                return bad(
+                    &key("route"),
+                    format!("{route:?} is not a key of alerts.routes"),
+                );
+            }
+            if rule.kind == "budget" && rule.enabled != Some(false) && rule.bound.is_none() {
+                let has_default = rule
+                    .metric
+                    .as_ref()
+                    .is_some_and(|m| self.budget.bounds.keys().any(|k| k.eq_ignore_ascii_case(m)));
+                if !has_default {
+                    return bad(
+                        &key("bound"),
+                        "a budget rule needs `bound` unless its `metric` has one in alerts.budget.bounds".into(),
+                    );
+                }
+            }
+            if let Some(b) = rule.bound
+                && (b.is_nan() || b <= 0.0)
+            {
+                return bad(&key("bound"), "must be > 0".into());
+            }
+        }
+        for (name, route) in &self.routes {
+            for (i, to) in route.to.iter().enumerate() {
+                if to.parse::<lettre::Address>().is_err() {
+                    return bad(
+                        &format!("routes.{name}.to[{i}]"),
+                        format!("{to:?} is not an email address"),
+                    );
+                }
+            }
+        }
+        for (i, window) in self.maintenance.iter().enumerate() {
+            if let Err(reason) = window.parsed() {
+                return bad(&format!("maintenance[{i}]"), reason);
+            }
+            for day in &window.days {
+                if !WEEKDAYS.contains(&day.to_ascii_lowercase().as_str()) {
+                    return bad(
+                        &format!("maintenance[{i}].days"),
+                        format!("{day:?}; expected mon, tue, wed, thu, fri, sat or sun"),
+                    );
+                }
+            }
+            if let Some(glob) = &window.page_group
+                && let Err(e) = globset::Glob::new(glob)
+            {
+                return bad(
+                    &format!("maintenance[{i}].page_group"),
+                    format!("{glob:?} is not a glob: {e}"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[smtp]`: the mail server alert emails go through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Server host name; empty = no email (alerts are still evaluated and recorded).
+    pub host: String,
+    /// Port; 0 picks the usual one for `tls` (25 plain, 587 starttls, 465 tls).
+    pub port: u16,
+    /// `plain` (no encryption: loopback or a trusted relay only), `starttls`
+    /// (upgrade required) or `tls` (implicit TLS, "SMTPS").
+    pub tls: String,
+    /// Login user; empty = no authentication.
+    pub username: String,
+    /// Login password (prefer VITALSIGN_SMTP__PASSWORD); never logged.
+    pub password: Secret,
+    /// Sender address, e.g. `vitalsign <alerts@example.com>`.
+    pub from: String,
+    /// Seconds to wait for the server before the attempt counts as failed.
+    pub timeout_secs: u64,
+    /// First retry delay after a temporary failure; doubles up to `retry_max_secs`.
+    pub retry_initial_secs: f64,
+    /// Longest delay between retries.
+    pub retry_max_secs: f64,
+    /// How often the outbox worker looks for due messages, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 0,
+            tls: "starttls".into(),
+            username: String::new(),
+            password: Secret::default(),
+            from: "vitalsign <vitalsign@localhost>".into(),
+            timeout_secs: 30,
+            retry_initial_secs: 5.0,
+            retry_max_secs: 600.0,
+            poll_ms: 1000,
+        }
+    }
+}
+
+impl SmtpConfig {
+    pub fn enabled(&self) -> bool {
+        !self.host.is_empty()
+    }
+
+    /// The port to connect to: the configured one or the usual one for the TLS mode.
+    pub fn effective_port(&self) -> u16 {
+        match (self.port, self.tls.as_str()) {
+            (0, "plain") => 25,
+            (0, "tls") => 465,
+            (0, _) => 587,
+            (p, _) => p,
+        }
+    }
+
+    pub fn validate(&self, has_routes: bool) -> Result<(), (String, String)> {
+        let bad = |key: &str, reason: String| Err((format!("smtp.{key}"), reason));
+        if !matches!(self.tls.as_str(), "plain" | "starttls" | "tls") {
+            return bad(
+                "tls",
+                format!(
+                    "{:?}; expected \"plain\", \"starttls\" (usually port 587) or \"tls\" (usually port 465)",
+                    self.tls
+                ),
+            );
+        }
+        if self.from.parse::<lettre::message::Mailbox>().is_err() {
+            return bad(
+                "from",
+                format!(
+                    "{:?} is not an address like \"vitalsign <alerts@example.com>\"",
+                    self.from
+                ),
+            );
+        }
+        if self.timeout_secs == 0 {
+            return bad("timeout_secs", "must be at least 1".into());
+        }
+        if !(self.retry_initial_secs > 0.0 && self.retry_max_secs >= self.retry_initial_secs) {
+            return bad(
+                "retry_max_secs",
+                "needs 0 < retry_initial_secs <= retry_max_secs".into(),
+            );
+        }
+        if self.poll_ms == 0 {
+            return bad("poll_ms", "must be at least 1".into());
+        }
+        if self.enabled() && !has_routes {
+            tracing::warn!(
+                "smtp.host is set but alerts.routes is empty: no alert has recipients, so no email will be sent"
+            );
         }
         Ok(())
     }

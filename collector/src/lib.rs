@@ -1,5 +1,5 @@
 //! The vitalsign collector: receives beacons and probe runs, stores them in
-//! SQLite, answers queries.
+//! SQLite, answers queries, evaluates alert rules and sends alert emails.
 //!
 //! # Layout
 //! - [`app`]: `Application::build(config)` binds and opens; `run_until_stopped` serves.
@@ -10,7 +10,9 @@
 //! - [`grouping`]: URL → page group at ingest.
 //! - [`ratelimit`]: per-client token buckets for the public beacon endpoint.
 //! - [`metrics`]: the collector's own Prometheus metrics.
+//! - [`alerts`]: alert rules, detector, state machine, evaluator task, email outbox, silences.
 
+pub mod alerts;
 pub mod app;
 pub mod config;
 pub mod grouping;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use crate::store::Store;
 
@@ -13,6 +14,108 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     /// rejection reason → count
     rejections: Mutex<BTreeMap<&'static str, u64>>,
+    pub alerts: AlertMetrics,
+}
+
+/// The alert engine's and the outbox worker's numbers. Outbox counts come from
+/// the database (refreshed by the worker and the evaluator), so they survive
+/// restarts and agree with `/api/v1/alerts/dead-letters`.
+#[derive(Default)]
+pub struct AlertMetrics {
+    pub notifications_sent: AtomicU64,
+    pub notifications_dead: AtomicU64,
+    pub delivery_retries: AtomicU64,
+    pub evaluations: AtomicU64,
+    pub evaluation_micros_sum: AtomicU64,
+    pub evaluation_micros_last: AtomicU64,
+    pub series_evaluated_last: AtomicU64,
+    pub outbox_pending: AtomicI64,
+    /// `created_ms` of the oldest pending message; 0 = none.
+    pub outbox_oldest_created_ms: AtomicI64,
+    pub outbox_dead: AtomicI64,
+}
+
+impl AlertMetrics {
+    fn render(&self, out: &mut String) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let oldest = self.outbox_oldest_created_ms.load(Relaxed);
+        let age = if oldest > 0 {
+            (now_ms - oldest).max(0) as f64 / 1000.0
+        } else {
+            0.0
+        };
+        let evaluations = self.evaluations.load(Relaxed);
+        let lines = [
+            (
+                "alert_outbox_depth",
+                "gauge",
+                "Alert emails waiting in the outbox (pending).",
+                self.outbox_pending.load(Relaxed) as f64,
+            ),
+            (
+                "alert_outbox_oldest_age_seconds",
+                "gauge",
+                "Age of the oldest pending alert email; 0 when the outbox is empty.",
+                age,
+            ),
+            (
+                "alert_dead_letters",
+                "gauge",
+                "Alert emails the SMTP server refused permanently (5xx), kept in the dead-letter list.",
+                self.outbox_dead.load(Relaxed) as f64,
+            ),
+            (
+                "alert_notifications_sent_total",
+                "counter",
+                "Alert emails the SMTP server accepted since start.",
+                self.notifications_sent.load(Relaxed) as f64,
+            ),
+            (
+                "alert_notifications_dead_total",
+                "counter",
+                "Alert emails dead-lettered since start.",
+                self.notifications_dead.load(Relaxed) as f64,
+            ),
+            (
+                "alert_delivery_retries_total",
+                "counter",
+                "Temporary SMTP failures (4xx, connection, timeout) that were retried, since start.",
+                self.delivery_retries.load(Relaxed) as f64,
+            ),
+            (
+                "alert_evaluation_seconds_sum",
+                "counter",
+                "Time spent evaluating alert rules.",
+                self.evaluation_micros_sum.load(Relaxed) as f64 / 1e6,
+            ),
+            (
+                "alert_evaluation_seconds_count",
+                "counter",
+                "Alert evaluations run.",
+                evaluations as f64,
+            ),
+            (
+                "alert_evaluation_seconds_last",
+                "gauge",
+                "Duration of the last alert evaluation (load, evaluate, write).",
+                self.evaluation_micros_last.load(Relaxed) as f64 / 1e6,
+            ),
+            (
+                "alert_series_evaluated_last",
+                "gauge",
+                "Rule applications (series × rule, flows) in the last evaluation.",
+                self.series_evaluated_last.load(Relaxed) as f64,
+            ),
+        ];
+        for (name, kind, help, value) in lines {
+            let _ = writeln!(
+                out,
+                "# HELP vitalsign_{name} {help}\n# TYPE vitalsign_{name} {kind}\nvitalsign_{name} {value}"
+            );
+        }
+    }
 }
 
 impl Metrics {
@@ -100,6 +203,7 @@ impl Metrics {
                 "# HELP vitalsign_{name} {help}\n# TYPE vitalsign_{name} {kind}\nvitalsign_{name} {value}"
             );
         }
+        self.alerts.render(&mut out);
         out
     }
 }

@@ -4,7 +4,9 @@
 //! - [`ingest`]: `POST /v1/rum`, `POST /v1/runs`, artifact upload/download.
 //! - [`api`]: the token-protected query API under `/api/v1/`.
 //! - [`ops`]: health, readiness, metrics, the snippet, the demo site.
+//! - [`alerts`]: alert states, transitions, acknowledgements, silences, dead letters.
 
+pub mod alerts;
 pub mod api;
 pub mod ingest;
 pub mod ops;
@@ -17,7 +19,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 use crate::config::CollectorConfig;
 use crate::metrics::Metrics;
@@ -47,6 +49,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/series", get(api::series))
         .route("/api/v1/top-pages", get(api::top_pages))
         .route("/api/v1/runs", get(api::runs))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/transitions", get(alerts::transitions))
+        .route("/api/v1/alerts/dead-letters", get(alerts::dead_letters))
+        .route("/api/v1/alerts/{id}/ack", post(alerts::acknowledge))
+        .route(
+            "/api/v1/silences",
+            get(alerts::list_silences).post(alerts::create_silence),
+        )
+        .route("/api/v1/silences/{id}", delete(alerts::delete_silence))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));

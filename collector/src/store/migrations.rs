@@ -70,6 +70,61 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, name)
     ) WITHOUT ROWID;
     ",
+    // 2: alert states, their transitions, the email outbox, silences.
+    "
+    CREATE TABLE alert_states (
+        key TEXT PRIMARY KEY,            -- kind|rule|series: stable across restarts
+        id TEXT NOT NULL UNIQUE,         -- short hash of key, used by the API and emails
+        rule TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        site TEXT NOT NULL,
+        state TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        record TEXT NOT NULL,            -- the engine's full record (JSON)
+        acked_ms INTEGER,                -- written by the API only; cleared when it resolves
+        acked_by TEXT,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX alert_states_state ON alert_states(state);
+
+    CREATE TABLE alert_transitions (
+        seq INTEGER PRIMARY KEY,
+        alert_key TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        numbers TEXT NOT NULL            -- what the detector saw (JSON)
+    );
+    CREATE INDEX alert_transitions_key ON alert_transitions(alert_key, at_ms);
+    CREATE INDEX alert_transitions_time ON alert_transitions(at_ms);
+
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        route TEXT NOT NULL,
+        message TEXT NOT NULL,           -- rendered email (JSON): retries resend it unchanged
+        status TEXT NOT NULL,            -- pending, sent, dead
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        last_error TEXT,
+        done_ms INTEGER
+    );
+    CREATE INDEX outbox_due ON outbox(status, next_attempt_ms);
+
+    CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        starts_ms INTEGER NOT NULL,
+        ends_ms INTEGER NOT NULL,
+        matchers TEXT NOT NULL,          -- JSON
+        comment TEXT NOT NULL,
+        created_by TEXT NOT NULL
+    );
+    CREATE INDEX silences_end ON silences(ends_ms);
+    ",
 ];
 
 pub fn current_version() -> i64 {

@@ -39,7 +39,13 @@ pub enum WriteOp {
     Prune {
         before_ms: i64,
     },
+    /// A write of another module (the alert engine's states, transitions and
+    /// outbox rows) applied in its own savepoint of the batch, so everything
+    /// the closure writes commits together or not at all.
+    Exec(ExecFn),
 }
+
+pub type ExecFn = Box<dyn FnOnce(&Connection) -> Result<WriteOutcome, StoreError> + Send>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOutcome {
@@ -122,7 +128,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
             }
         }
         let started = Instant::now();
-        let results = apply_batch(&mut conn, &batch);
+        let results = apply_batch(&mut conn, &mut batch);
         let micros = started.elapsed().as_micros() as u64;
         stats.batches.fetch_add(1, Relaxed);
         stats.writes.fetch_add(batch.len() as u64, Relaxed);
@@ -138,15 +144,24 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
 /// Apply every job inside one transaction, each in its own savepoint so one
 /// bad write does not undo the others. If the commit itself fails, every job
 /// gets the error: nothing is acknowledged that is not on disk.
-fn apply_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<WriteOutcome, StoreError>> {
+fn apply_batch(conn: &mut Connection, batch: &mut [Job]) -> Vec<Result<WriteOutcome, StoreError>> {
     let commit = (|| -> Result<Vec<Result<WriteOutcome, StoreError>>, rusqlite::Error> {
         let mut tx = conn.transaction()?;
         let mut rollups = RollupDeltas::default();
         let mut results = Vec::with_capacity(batch.len());
-        for job in batch {
+        for job in batch.iter_mut() {
             let mut sp = tx.savepoint()?;
             let mut local = RollupDeltas::default();
-            let result = apply(&sp, &job.op, &mut local);
+            let result = match &mut job.op {
+                WriteOp::Exec(f) => {
+                    let f = std::mem::replace(
+                        f,
+                        Box::new(|_| Err(StoreError::Conflict("write already applied".into()))),
+                    );
+                    f(&sp)
+                }
+                op => apply(&sp, op, &mut local),
+            };
             if result.is_ok() {
                 sp.commit()?;
                 rollups.absorb(local);
@@ -323,6 +338,8 @@ fn apply(
             .and_then(|_| tx.execute("DELETE FROM runs WHERE started_at_ms < ?1", [before_ms]))?;
             Ok(WriteOutcome::Pruned { samples, runs })
         }
+        // Taken out and run by `apply_batch`, which owns the closure.
+        WriteOp::Exec(_) => Err(StoreError::Conflict("write already applied".into())),
     }
 }
 

@@ -1,0 +1,523 @@
+//! Alert emails: what they say (pure functions, tested for exact text) and how
+//! they leave (lettre over SMTP: plain, STARTTLS or implicit TLS).
+//!
+//! The subject answers "what, where, how much" in one line
+//! (`[FIRING] LCP p75 2.1 s → 2.8 s (+34 %) /checkout mobile`); the body gives
+//! baseline and current values with their sample counts and windows, the
+//! estimated start, the rule, and a link pinned to the time range. A resolved
+//! email threads under the firing one and says how long it lasted.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use vitalsign_core::metric::Metric;
+
+use super::detector::{HOUR_MS, Numbers};
+use super::rules::RuleKind;
+use super::state::AlertRecord;
+use crate::config::SmtpConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    Firing,
+    Resolved,
+    Reminder,
+}
+
+impl NoticeKind {
+    pub fn tag(self) -> &'static str {
+        match self {
+            NoticeKind::Firing => "FIRING",
+            NoticeKind::Resolved => "RESOLVED",
+            NoticeKind::Reminder => "REMINDER",
+        }
+    }
+}
+
+/// A rendered email, as the outbox stores it: retries resend these exact bytes' source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub message_id: String,
+    pub kind: NoticeKind,
+    pub created_ms: i64,
+    pub route: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    /// Ids of the alerts this email is about.
+    pub alerts: Vec<String>,
+}
+
+/// `850 ms`, `2.1 s`, `0.12` (CLS).
+pub fn value(metric: Metric, v: f64) -> String {
+    if !metric.is_time() {
+        format!("{v:.2}")
+    } else if v < 1000.0 {
+        format!("{v:.0} ms")
+    } else {
+        format!("{:.1} s", v / 1000.0)
+    }
+}
+
+/// `+34 %`, `-5 %`.
+pub fn percent(change: f64) -> String {
+    format!("{:+.0} %", change * 100.0)
+}
+
+/// `3 h 10 min`, `25 min`, `2 d 4 h`.
+pub fn lasted(ms: i64) -> String {
+    let minutes = (ms.max(0) + 30_000) / 60_000;
+    let (d, h, m) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (d, h, m) {
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
+/// `2026-11-24 09:00 UTC` without a date crate (Hinnant's civil-from-days).
+pub fn utc(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let minute_of_day = ms.rem_euclid(86_400_000) / 60_000;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
+}
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The one-line summary of an alert used in subjects and as headings.
+pub fn headline(kind: NoticeKind, r: &AlertRecord) -> String {
+    match (r.kind, &r.series) {
+        (RuleKind::FlowFailure, _) | (_, None) => match kind {
+            NoticeKind::Resolved => format!("flow {} passing again at {}", r.flow, r.location),
+            _ => format!(
+                "flow {} failing at {} ({} failed runs in a row)",
+                r.flow,
+                r.location,
+                r.fired_numbers
+                    .as_ref()
+                    .map_or(r.numbers.failures, |n| n.failures)
+                    .max(r.numbers.failures)
+            ),
+        },
+        (rule_kind, Some(series)) => {
+            let m = series.metric;
+            let fired = r.fired_numbers.as_ref().unwrap_or(&r.numbers);
+            let now = &r.numbers;
+            match (rule_kind, kind) {
+                (RuleKind::Regression, NoticeKind::Resolved) => format!(
+                    "{m} p75 {} → {} {}",
+                    opt(m, fired.current),
+                    opt(m, now.current),
+                    series.place()
+                ),
+                (RuleKind::Regression, _) => {
+                    let n = if kind == NoticeKind::Reminder {
+                        now
+                    } else {
+                        fired
+                    };
+                    format!(
+                        "{m} p75 {} → {} ({}) {}",
+                        opt(m, n.baseline),
+                        opt(m, n.current),
+                        n.change.map_or("?".into(), percent),
+                        series.place()
+                    )
+                }
+                (_, NoticeKind::Resolved) => format!(
+                    "{m} p75 {} back under the {} budget {}",
+                    opt(m, now.current),
+                    opt(m, now.bound),
+                    series.place()
+                ),
+                _ => {
+                    let n = if kind == NoticeKind::Reminder {
+                        now
+                    } else {
+                        fired
+                    };
+                    format!(
+                        "{m} p75 {} over the {} budget {}",
+                        opt(m, n.current),
+                        opt(m, n.bound),
+                        series.place()
+                    )
+                }
+            }
+        }
+    }
+}
+
+fn opt(m: Metric, v: Option<f64>) -> String {
+    v.map_or_else(|| "?".into(), |v| value(m, v))
+}
+
+/// Subject of an email about one or more alerts of one site and route.
+pub fn subject(kind: NoticeKind, site: &str, items: &[&AlertRecord], now_ms: i64) -> String {
+    let first = headline(kind, items[0]);
+    let last = if kind == NoticeKind::Resolved && items.len() == 1 {
+        let fired = items[0].fired_ms.unwrap_or(now_ms);
+        format!(" (lasted {})", lasted(now_ms - fired))
+    } else {
+        String::new()
+    };
+    if items.len() == 1 {
+        format!("[{}] {first}{last}", kind.tag())
+    } else {
+        format!(
+            "[{}] {} alerts on {site}: {first}, and {} more",
+            kind.tag(),
+            items.len(),
+            items.len() - 1
+        )
+    }
+}
+
+/// Rows of the detail table of one alert: (label, value).
+fn rows(kind: NoticeKind, r: &AlertRecord, public_url: &str, now_ms: i64) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    let n: &Numbers = match kind {
+        NoticeKind::Firing => r.fired_numbers.as_ref().unwrap_or(&r.numbers),
+        _ => &r.numbers,
+    };
+    match &r.series {
+        Some(s) => {
+            let m = s.metric;
+            let place = if s.source == "synthetic" {
+                format!(
+                    "flow {} step {} at {} ({}, synthetic)",
+                    s.flow, s.step, s.location, s.device
+                )
+            } else {
+                format!(
+                    "site {} page group {} ({}, rum)",
+                    s.site, s.page_group, s.device
+                )
+            };
+            rows.push(("where".into(), place));
+            if r.kind == RuleKind::Regression {
+                rows.push((
+                    "baseline".into(),
+                    format!(
+                        "{} p75 of {} samples, {} to {}",
+                        opt(m, n.baseline),
+                        n.baseline_count,
+                        utc(n.baseline_from_ms),
+                        utc(n.baseline_to_ms)
+                    ),
+                ));
+            } else {
+                rows.push(("budget".into(), format!("{} p75", opt(m, n.bound))));
+            }
+            rows.push((
+                "current".into(),
+                format!(
+                    "{} p75 of {} samples, {} to {}",
+                    opt(m, n.current),
+                    n.current_count,
+                    utc(n.window_from_ms),
+                    utc(n.window_to_ms)
+                ),
+            ));
+            if r.kind == RuleKind::Regression {
+                if let (Some(b), Some(c), Some(ch)) = (n.baseline, n.current, n.change) {
+                    let diff = c - b;
+                    let abs = if m.is_time() {
+                        format!("{diff:+.0} ms")
+                    } else {
+                        format!("{diff:+.3}")
+                    };
+                    rows.push((
+                        "change".into(),
+                        format!(
+                            "{} ({abs}); Mann-Whitney U p = {}; threshold {}",
+                            percent(ch),
+                            n.p_value.map_or("?".into(), |p| format!("{p:.2e}")),
+                            n.threshold.map_or("?".into(), percent)
+                        ),
+                    ));
+                }
+            } else if let Some(ch) = n.change {
+                rows.push(("over budget".into(), percent(ch)));
+            }
+        }
+        None => {
+            rows.push(("where".into(), format!("flow {} at {}", r.flow, r.location)));
+            rows.push((
+                "runs".into(),
+                format!(
+                    "{} failed, {} passed in a row; last run {}",
+                    n.failures,
+                    n.passes,
+                    n.last_run_id.as_deref().unwrap_or("?")
+                ),
+            ));
+            if let Some(reason) = &n.reason {
+                rows.push(("failure".into(), reason.clone()));
+            }
+        }
+    }
+    if let Some(start) = r.started_ms {
+        rows.push(("started".into(), format!("about {}", utc(start))));
+    }
+    rows.push(("rule".into(), format!("{} ({})", r.rule, r.kind.as_str())));
+    match kind {
+        NoticeKind::Resolved => rows.push((
+            "lasted".into(),
+            format!(
+                "{} (firing {} to {})",
+                lasted(now_ms - r.fired_ms.unwrap_or(now_ms)),
+                utc(r.fired_ms.unwrap_or(now_ms)),
+                utc(now_ms)
+            ),
+        )),
+        _ => rows.push((
+            "state".into(),
+            format!("firing since {}", utc(r.fired_ms.unwrap_or(now_ms))),
+        )),
+    }
+    rows.push(("open".into(), link(r, public_url, now_ms)));
+    rows
+}
+
+/// A link to this alert's data, pinned from a day before it started to now.
+pub fn link(r: &AlertRecord, public_url: &str, now_ms: i64) -> String {
+    let base = public_url.trim_end_matches('/');
+    let from = r.started_ms.unwrap_or(now_ms) - 24 * HOUR_MS;
+    match &r.series {
+        Some(s) => {
+            let mut url = format!(
+                "{base}/api/v1/series?metric={}&source={}",
+                s.metric,
+                url_encode(&s.source)
+            );
+            for (k, v) in [
+                ("site", &s.site),
+                ("page_group", &s.page_group),
+                ("device", &s.device),
+                ("flow", &s.flow),
+                ("step", &s.step),
+                ("location", &s.location),
+            ] {
+                if !v.is_empty() {
+                    let _ = write!(url, "&{k}={}", url_encode(v));
+                }
+            }
+            let _ = write!(url, "&from={from}&to={now_ms}&bucket=1h");
+            url
+        }
+        None => format!(
+            "{base}/api/v1/runs?flow={}&location={}&from={from}",
+            url_encode(&r.flow),
+            url_encode(&r.location)
+        ),
+    }
+}
+
+/// Text and HTML bodies.
+pub fn bodies(
+    kind: NoticeKind,
+    site: &str,
+    route: &str,
+    items: &[&AlertRecord],
+    ids: &[String],
+    public_url: &str,
+    now_ms: i64,
+) -> (String, String) {
+    let mut text = String::new();
+    let mut html = String::new();
+    let intro = format!(
+        "{}: {} alert{} on {site} (route {route}), {}",
+        kind.tag(),
+        items.len(),
+        if items.len() == 1 { "" } else { "s" },
+        utc(now_ms)
+    );
+    let _ = writeln!(text, "{intro}\n");
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif\">\n<p>{}</p>\n",
+        html_escape(&intro)
+    );
+    for (r, id) in items.iter().zip(ids) {
+        let head = headline(kind, r);
+        let _ = writeln!(text, "{head}");
+        let _ = writeln!(
+            html,
+            "<h3>{}</h3>\n<table cellpadding=\"3\">",
+            html_escape(&head)
+        );
+        for (label, value) in rows(kind, r, public_url, now_ms) {
+            let _ = writeln!(text, "  {label:<12}{value}");
+            let cell = if label == "open" {
+                format!("<a href=\"{0}\">{0}</a>", html_escape(&value))
+            } else {
+                html_escape(&value)
+            };
+            let _ = writeln!(
+                html,
+                "<tr><th align=\"left\">{}</th><td>{cell}</td></tr>",
+                html_escape(&label)
+            );
+        }
+        let _ = writeln!(text, "  {:<12}{id}\n", "alert id");
+        let _ = writeln!(
+            html,
+            "<tr><th align=\"left\">alert id</th><td>{}</td></tr>\n</table>",
+            html_escape(id)
+        );
+    }
+    let footer = if kind == NoticeKind::Resolved {
+        "Sent by the vitalsign collector.".to_string()
+    } else {
+        format!(
+            "Acknowledge to stop reminders: POST {}/api/v1/alerts/ALERT_ID/ack (query token). Sent by the vitalsign collector.",
+            public_url.trim_end_matches('/')
+        )
+    };
+    let _ = writeln!(text, "-- \n{footer}");
+    let _ = write!(
+        html,
+        "<p style=\"color: #666\">{}</p>\n</body></html>\n",
+        html_escape(&footer)
+    );
+    (text, html)
+}
+
+/// Errors from building or sending one email, sorted by what the worker does next.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// 5xx or an unusable message: retrying cannot help.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// 4xx, connection refused, timeout, TLS hiccup: retry with backoff.
+    #[error("temporary: {0}")]
+    Temporary(String),
+}
+
+/// A lettre transport for the configured server.
+pub fn transport(smtp: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let port = smtp.effective_port();
+    let tls = match smtp.tls.as_str() {
+        "plain" => Tls::None,
+        mode => {
+            let params = TlsParameters::new(smtp.host.clone())
+                .map_err(|e| format!("smtp.host {:?}: TLS setup failed: {e}", smtp.host))?;
+            if mode == "tls" {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            }
+        }
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+        .port(port)
+        .tls(tls)
+        .timeout(Some(Duration::from_secs(smtp.timeout_secs)));
+    if !smtp.username.is_empty() {
+        builder = builder.credentials(Credentials::new(
+            smtp.username.clone(),
+            smtp.password.expose().to_string(),
+        ));
+    }
+    Ok(builder.build())
+}
+
+/// Build the MIME message (text + HTML alternative, threading headers).
+pub fn message(from: &str, m: &OutboxMessage) -> Result<Message, SendError> {
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| SendError::Permanent(format!("smtp.from {from:?}: {e}")))?;
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(m.subject.clone())
+        .message_id(Some(m.message_id.clone()))
+        .date(std::time::UNIX_EPOCH + Duration::from_millis(m.created_ms.max(0) as u64));
+    for to in &m.recipients {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("recipient {to:?}: {e}")))?;
+        builder = builder.to(to);
+    }
+    if let Some(parent) = &m.in_reply_to {
+        builder = builder.in_reply_to(parent.clone());
+    }
+    if !m.references.is_empty() {
+        builder = builder.references(m.references.join(" "));
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            m.text.clone(),
+            m.html.clone(),
+        ))
+        .map_err(|e| SendError::Permanent(format!("building the message: {e}")))
+}
+
+/// Send one message; the error says whether a retry can help.
+pub async fn send(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &str,
+    m: &OutboxMessage,
+) -> Result<(), SendError> {
+    let email = message(from, m)?;
+    match transport.send(email).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_permanent() => Err(SendError::Permanent(describe(&e))),
+        Err(e) => Err(SendError::Temporary(describe(&e))),
+    }
+}
+
+/// lettre's message plus a hint for the usual mistake (lldap does the same).
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        let _ = write!(s, ": {inner}");
+        source = inner.source();
+    }
+    if e.is_tls() {
+        s.push_str(" (check smtp.tls: port 465 usually wants \"tls\", 587 \"starttls\", 25 on a relay \"plain\")");
+    }
+    s
+}

@@ -1,0 +1,151 @@
+//! The evaluation task inside the collector: on an interval, load states and
+//! data, run the pure [`engine::evaluate`], and write the result through the
+//! single writer in one transaction.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::detector::HOUR_MS;
+use super::engine::{self, Context, Evaluation};
+use super::rules::{RuleKind, RuleSet};
+use super::store as alert_store;
+use crate::config::CollectorConfig;
+use crate::metrics::Metrics;
+use crate::store::writer::WriteOp;
+use crate::store::{Store, StoreError};
+
+/// Flows not seen for this long are not re-read on every tick.
+const RUN_LOOKBACK_MS: i64 = 7 * 24 * HOUR_MS;
+
+pub struct Evaluator {
+    store: Store,
+    config: Arc<CollectorConfig>,
+    rules: RuleSet,
+    metrics: Arc<Metrics>,
+    mail_domain: String,
+    /// The hour whose rollups were last evaluated: regression and budget rules
+    /// decide once per completed hour, so other ticks skip reading rollups.
+    last_series_end: Option<i64>,
+}
+
+/// The domain of the configured sender, for Message-IDs.
+pub fn mail_domain(from: &str) -> String {
+    from.parse::<lettre::message::Mailbox>()
+        .map(|m| m.email.domain().to_string())
+        .unwrap_or_else(|_| "vitalsign.localhost".into())
+}
+
+impl Evaluator {
+    pub fn new(store: Store, config: Arc<CollectorConfig>, metrics: Arc<Metrics>) -> Self {
+        Evaluator {
+            rules: RuleSet::new(&config.alerts),
+            mail_domain: mail_domain(&config.smtp.from),
+            store,
+            config,
+            metrics,
+            last_series_end: None,
+        }
+    }
+
+    /// One evaluation at `now_ms`; returns what it wrote.
+    pub async fn tick(&mut self, now_ms: i64) -> Result<Evaluation, StoreError> {
+        let started = Instant::now();
+        let end = now_ms.div_euclid(HOUR_MS);
+        let with_series = self.last_series_end != Some(end);
+        let cfg = self.config.alerts.clone();
+        let (states, silences, snapshot) = self
+            .store
+            .read(move |conn| {
+                let states = alert_store::load_states(conn)?;
+                let silences = alert_store::silences(conn, now_ms)?;
+                let hours = with_series.then(|| alert_store::series_hours(&cfg, &states, now_ms));
+                let seen = states
+                    .values()
+                    .filter(|r| r.kind == RuleKind::FlowFailure)
+                    .map(|r| r.last_bucket)
+                    .min()
+                    .unwrap_or(now_ms);
+                let runs_since = seen.min(now_ms - HOUR_MS).max(now_ms - RUN_LOOKBACK_MS);
+                let snapshot = alert_store::load_snapshot(conn, hours, runs_since)?;
+                Ok((states, silences, snapshot))
+            })
+            .await?;
+        let ctx = Context {
+            rules: &self.rules,
+            silences: &silences,
+            deliver: self.config.smtp.enabled(),
+            mail_domain: &self.mail_domain,
+        };
+        let eval = engine::evaluate(&ctx, &snapshot, &states, now_ms);
+        if !(eval.records.is_empty() && eval.transitions.is_empty() && eval.outbox.is_empty()) {
+            let records = eval.records.clone();
+            let transitions = eval.transitions.clone();
+            let outbox = eval.outbox.clone();
+            let write = Evaluation {
+                records,
+                transitions,
+                outbox,
+                evaluated: eval.evaluated,
+            };
+            self.store
+                .writer
+                .write(WriteOp::Exec(Box::new(move |conn| {
+                    alert_store::apply(conn, &write, now_ms)
+                })))
+                .await?;
+        }
+        if with_series {
+            self.last_series_end = Some(end);
+        }
+        for t in &eval.transitions {
+            info!(alert = %engine::alert_id(&t.key), rule = %t.rule, from = t.from.as_str(), to = t.to.as_str(), "alert transition");
+        }
+        for m in &eval.outbox {
+            info!(message_id = %m.message_id, subject = %m.subject, "alert email queued");
+        }
+        let micros = started.elapsed().as_micros() as u64;
+        let am = &self.metrics.alerts;
+        am.evaluations.fetch_add(1, Relaxed);
+        am.evaluation_micros_sum.fetch_add(micros, Relaxed);
+        am.evaluation_micros_last.store(micros, Relaxed);
+        am.series_evaluated_last
+            .store(eval.evaluated as u64, Relaxed);
+        refresh_outbox_metrics(&self.store, &self.metrics).await;
+        Ok(eval)
+    }
+}
+
+pub async fn refresh_outbox_metrics(store: &Store, metrics: &Metrics) {
+    match store.read(alert_store::outbox_stats).await {
+        Ok(stats) => {
+            let am = &metrics.alerts;
+            am.outbox_pending.store(stats.pending, Relaxed);
+            am.outbox_oldest_created_ms
+                .store(stats.oldest_pending_ms.unwrap_or(0), Relaxed);
+            am.outbox_dead.store(stats.dead, Relaxed);
+        }
+        Err(e) => warn!(error = %e, "reading outbox statistics failed"),
+    }
+}
+
+/// Evaluate every `alerts.evaluate_every_secs` until `stop` turns true.
+pub async fn run(mut evaluator: Evaluator, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(evaluator.config.alerts.evaluate_every_secs);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if let Err(e) = evaluator.tick(crate::http::ingest::now_ms()).await {
+            warn!(error = %e, "alert evaluation failed; retrying at the next tick");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            // An error means the sender is gone: the collector is stopping.
+            changed = stop.changed() => if changed.is_err() { break },
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The outbox worker: sends queued alert emails in order, with exponential
+//! backoff on temporary failures (SMTP 4xx, refused connections, timeouts) and
+//! a dead-letter status for permanent ones (5xx), recorded in the database so
+//! a restart neither loses nor repeats a message.
+//!
+//! Each message is marked sent right after the server accepted it. A crash in
+//! the milliseconds between the server's `250` and that commit would resend it
+//! once; the Message-ID stays the same, so mail clients show it once.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use lettre::{AsyncSmtpTransport, Tokio1Executor};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::email::{self, SendError};
+use super::evaluator::refresh_outbox_metrics;
+use super::store::{self as alert_store, Delivery, OutboxRow};
+use crate::config::SmtpConfig;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::store::writer::WriteOp;
+
+/// Delay before attempt `attempts + 1`: `initial × 2^attempts`, at most `max`.
+pub fn backoff_ms(smtp: &SmtpConfig, attempts: i64) -> i64 {
+    let factor = 2f64.powi(attempts.clamp(0, 30) as i32);
+    ((smtp.retry_initial_secs * factor).min(smtp.retry_max_secs) * 1000.0) as i64
+}
+
+pub struct OutboxWorker {
+    store: Store,
+    smtp: SmtpConfig,
+    metrics: Arc<Metrics>,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl OutboxWorker {
+    pub fn new(store: Store, smtp: SmtpConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let transport = email::transport(&smtp)?;
+        Ok(OutboxWorker {
+            store,
+            smtp,
+            metrics,
+            transport,
+        })
+    }
+
+    /// Deliver what is due now; returns how many attempts were made.
+    pub async fn deliver_due(&self, now_ms: i64) -> usize {
+        let due = match self
+            .store
+            .read(move |c| alert_store::due(c, now_ms, 32))
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "reading the outbox failed");
+                return 0;
+            }
+        };
+        let attempts = due.len();
+        for row in due {
+            self.attempt(row).await;
+        }
+        attempts
+    }
+
+    async fn attempt(&self, row: OutboxRow) {
+        let result = email::send(&self.transport, &self.smtp.from, &row.message).await;
+        let now_ms = crate::http::ingest::now_ms();
+        let am = &self.metrics.alerts;
+        let outcome = match result {
+            Ok(()) => {
+                am.notifications_sent.fetch_add(1, Relaxed);
+                info!(message_id = %row.message.message_id, subject = %row.message.subject, attempts = row.attempts + 1, "alert email sent");
+                Delivery::Sent
+            }
+            Err(SendError::Permanent(error)) => {
+                am.notifications_dead.fetch_add(1, Relaxed);
+                warn!(message_id = %row.message.message_id, %error, "alert email refused permanently; dead-lettered");
+                Delivery::Dead { error }
+            }
+            Err(SendError::Temporary(error)) => {
+                am.delivery_retries.fetch_add(1, Relaxed);
+                let wait = backoff_ms(&self.smtp, row.attempts);
+                warn!(message_id = %row.message.message_id, %error, retry_in_ms = wait, "alert email delivery failed; will retry");
+                Delivery::Retry {
+                    next_attempt_ms: now_ms + wait,
+                    error,
+                }
+            }
+        };
+        let seq = row.seq;
+        let write = self
+            .store
+            .writer
+            .write(WriteOp::Exec(Box::new(move |conn| {
+                alert_store::record_delivery(conn, seq, &outcome, now_ms)
+            })))
+            .await;
+        if let Err(e) = write {
+            warn!(error = %e, seq, "recording an email delivery failed");
+        }
+    }
+}
+
+/// Poll the outbox every `smtp.poll_ms` until `stop` turns true; a message
+/// being sent when it does is finished first (bounded by `smtp.timeout_secs`).
+pub async fn run(worker: OutboxWorker, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_millis(worker.smtp.poll_ms);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        worker.deliver_due(crate::http::ingest::now_ms()).await;
+        refresh_outbox_metrics(&worker.store, &worker.metrics).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            // An error means the sender is gone: the collector is stopping.
+            changed = stop.changed() => if changed.is_err() { break },
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! `/api/v1/alerts…` and `/api/v1/silences…`: alert states and their
+//! transitions, acknowledgements, silences, and the outbox's dead letters.
+//! Reads follow `public_queries`; writes always need a query token.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::ingest::now_ms;
+use super::{AppError, AppState, authorize, read_body};
+use crate::alerts::engine::{self, Context};
+use crate::alerts::rules::RuleSet;
+use crate::alerts::silences::{Matchers, Silence};
+use crate::alerts::store as alert_store;
+use crate::store::writer::WriteOp;
+
+const MAX_SILENCE_MS: i64 = 90 * 86_400_000;
+const MAX_BODY: usize = 16 * 1024;
+
+fn check_read(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    if state.config.public_queries {
+        Ok(())
+    } else {
+        authorize(headers, &state.config.query_tokens)
+    }
+}
+
+fn only(raw: &HashMap<String, String>, allowed: &[&str]) -> Result<(), AppError> {
+    if let Some(unknown) = raw.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(AppError::BadRequest(format!(
+            "unknown query parameter `{unknown}`; this endpoint takes {}",
+            if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                allowed.join(", ")
+            }
+        )));
+    }
+    Ok(())
+}
+
+fn number(
+    raw: &HashMap<String, String>,
+    name: &str,
+    default: i64,
+    max: i64,
+) -> Result<i64, AppError> {
+    match raw.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=max).contains(n))
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "parameter `{name}`: {v:?} is not a number from 0 to {max}"
+                ))
+            }),
+    }
+}
+
+/// `GET /api/v1/alerts?state=firing`: every alert with its state and latest numbers.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    check_read(&state, &headers)?;
+    only(&raw, &["state"])?;
+    let filter = raw.get("state").cloned();
+    if let Some(s) = &filter
+        && crate::alerts::state::State::parse(s).is_none()
+    {
+        return Err(AppError::BadRequest(format!(
+            "parameter `state`: {s:?} is not one of ok, pending, firing, resolved, insufficient_data, error"
+        )));
+    }
+    let now = now_ms();
+    let (rows, silences) = state
+        .store
+        .read(move |c| {
+            Ok((
+                alert_store::states(c, filter.as_deref())?,
+                alert_store::silences(c, now)?,
+            ))
+        })
+        .await?;
+    let rules = RuleSet::new(&state.config.alerts);
+    let ctx = Context {
+        rules: &rules,
+        silences: &silences,
+        deliver: false,
+        mail_domain: "",
+    };
+    let alerts: Vec<Value> = rows
+        .into_iter()
+        .map(|s| {
+            let (id, acked_ms, acked_by, record) = (s.id, s.acked_ms, s.acked_by, s.record);
+            json!({
+                "id": id,
+                "rule": record.rule,
+                "kind": record.kind,
+                "state": record.state,
+                "since_ms": record.since_ms,
+                "site": record.site,
+                "series": record.series,
+                "flow": record.flow,
+                "location": record.location,
+                "started_ms": record.started_ms,
+                "fired_ms": record.fired_ms,
+                "resolved_ms": record.resolved_ms,
+                "numbers": record.numbers,
+                "fired_numbers": record.fired_numbers,
+                "notified": record.notified,
+                "message_id": record.message_id,
+                "acked_ms": acked_ms,
+                "acked_by": acked_by,
+                "silenced": engine::silenced(&ctx, &record, now),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "alerts": alerts })))
+}
+
+/// `GET /api/v1/alerts/transitions?alert=ID&since=MS&limit=N`: newest first.
+pub async fn transitions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    check_read(&state, &headers)?;
+    only(&raw, &["alert", "since", "limit"])?;
+    let alert = raw.get("alert").cloned();
+    let since = number(&raw, "since", 0, i64::MAX)?;
+    let limit = number(&raw, "limit", 100, 1000)?;
+    let rows = state
+        .store
+        .read(move |c| alert_store::transitions(c, alert.as_deref(), since, limit))
+        .await?;
+    Ok(Json(json!({ "transitions": rows })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct AckBody {
+    /// Who acknowledges (shown in the alert list).
+    by: String,
+}
+
+/// `POST /api/v1/alerts/{id}/ack`: stops reminders for a firing alert until it resolves.
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    authorize(&headers, &state.config.query_tokens)?;
+    let bytes = read_body(body, &headers, MAX_BODY).await?;
+    let ack: AckBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        AckBody::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            AppError::BadRequest(format!("body: {e} (expected {{\"by\": \"name\"}})"))
+        })?
+    };
+    let now = now_ms();
+    let by = if ack.by.is_empty() {
+        "unknown".to_string()
+    } else {
+        ack.by
+    };
+    let id2 = id.clone();
+    state
+        .store
+        .writer
+        .write(WriteOp::Exec(Box::new(move |c| {
+            alert_store::acknowledge(c, &id2, &by, now)
+        })))
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(m) => AppError::Conflict(m),
+            other => other.into(),
+        })?;
+    Ok(Json(json!({ "id": id, "acked_ms": now })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    #[serde(default)]
+    matchers: Matchers,
+    /// Unix ms; default now.
+    starts_ms: Option<i64>,
+    /// Unix ms; or give `duration`.
+    ends_ms: Option<i64>,
+    /// Like `2h`, `30m`, `1d`.
+    duration: Option<String>,
+    comment: String,
+    #[serde(default)]
+    created_by: String,
+}
+
+static SILENCE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// `POST /api/v1/silences`: hold back emails of matching alerts until `ends_ms`.
+pub async fn create_silence(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    authorize(&headers, &state.config.query_tokens)?;
+    let bytes = read_body(body, &headers, MAX_BODY).await?;
+    let new: NewSilence = serde_json::from_slice(&bytes).map_err(|e| {
+        AppError::BadRequest(format!(
+            "body: {e} (expected {{\"matchers\": {{…}}, \"duration\": \"2h\" or \"ends_ms\": …, \"comment\": \"…\"}})"
+        ))
+    })?;
+    new.matchers
+        .check()
+        .map_err(|(field, reason)| AppError::BadRequest(format!("matchers.{field}: {reason}")))?;
+    if new.comment.trim().is_empty() {
+        return Err(AppError::BadRequest(
+            "`comment` is required: say why, so whoever sees the silence knows".into(),
+        ));
+    }
+    let now = now_ms();
+    let starts_ms = new.starts_ms.unwrap_or(now);
+    let ends_ms = match (new.ends_ms, &new.duration) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::BadRequest(
+                "give either `ends_ms` or `duration`, not both".into(),
+            ));
+        }
+        (Some(end), None) => end,
+        (None, Some(d)) => {
+            let d = humantime::parse_duration(d).map_err(|_| {
+                AppError::BadRequest(format!("`duration`: {d:?} is not like 30m, 2h, 1d"))
+            })?;
+            starts_ms + d.as_millis() as i64
+        }
+        (None, None) => {
+            return Err(AppError::BadRequest(
+                "`ends_ms` or `duration` is required: a silence must expire".into(),
+            ));
+        }
+    };
+    if ends_ms <= starts_ms.max(now) {
+        return Err(AppError::BadRequest(
+            "the silence must end in the future and after it starts".into(),
+        ));
+    }
+    if ends_ms - starts_ms > MAX_SILENCE_MS {
+        return Err(AppError::BadRequest(
+            "a silence may last at most 90 days".into(),
+        ));
+    }
+    let mut h = Sha256::new();
+    h.update(format!(
+        "{now}|{}|{}|{}",
+        SILENCE_COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::process::id(),
+        new.comment
+    ));
+    let silence = Silence {
+        id: hex::encode(&h.finalize()[..8]),
+        created_ms: now,
+        starts_ms,
+        ends_ms,
+        matchers: new.matchers,
+        comment: new.comment,
+        created_by: new.created_by,
+    };
+    let stored = silence.clone();
+    state
+        .store
+        .writer
+        .write(WriteOp::Exec(Box::new(move |c| {
+            alert_store::insert_silence(c, &stored)
+        })))
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(silence))).into_response())
+}
+
+/// `GET /api/v1/silences`: silences that have not ended.
+pub async fn list_silences(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    check_read(&state, &headers)?;
+    only(&raw, &[])?;
+    let now = now_ms();
+    let silences = state
+        .store
+        .read(move |c| alert_store::silences(c, now))
+        .await?;
+    Ok(Json(json!({ "silences": silences })))
+}
+
+/// `DELETE /api/v1/silences/{id}`: end a silence now.
+pub async fn delete_silence(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, AppError> {
+    authorize(&headers, &state.config.query_tokens)?;
+    state
+        .store
+        .writer
+        .write(WriteOp::Exec(Box::new(move |c| {
+            alert_store::delete_silence(c, &id)
+        })))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/alerts/dead-letters?limit=N`: emails the SMTP server refused for good.
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    check_read(&state, &headers)?;
+    only(&raw, &["limit"])?;
+    let limit = number(&raw, "limit", 100, 1000)?;
+    let rows = state
+        .store
+        .read(move |c| alert_store::dead_letters(c, limit))
+        .await?;
+    let letters: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "seq": r.seq,
+                "message_id": r.message.message_id,
+                "subject": r.message.subject,
+                "recipients": r.message.recipients,
+                "created_ms": r.message.created_ms,
+                "attempts": r.attempts,
+                "error": r.last_error,
+                "dead_since_ms": r.done_ms,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "dead_letters": letters })))
+}
