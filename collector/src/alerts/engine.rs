@@ -249,19 +249,20 @@ pub fn evaluate(
     // Per site and route: is anything pending (about to fire), and the latest
     // announcement of a still-firing alert (its Message-ID and time).
     let mut pending_sites: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut announced: BTreeMap<(String, String), (i64, String)> = BTreeMap::new();
+    let mut announced: BTreeMap<(String, String, RuleKind), (i64, String)> = BTreeMap::new();
     for key in &keys {
         let r = current(key);
         let place = (r.site.clone(), r.route.clone());
         if r.state == State::Pending {
             pending_sites.insert(place.clone());
         }
+        let incident = (place.0, place.1, r.kind);
         if r.state == State::Firing
             && r.notified
             && let (Some(id), Some(at)) = (&r.message_id, r.last_notified_ms)
-            && announced.get(&place).is_none_or(|(t, _)| at > *t)
+            && announced.get(&incident).is_none_or(|(t, _)| at > *t)
         {
-            announced.insert(place, (at, id.clone()));
+            announced.insert(incident, (at, id.clone()));
         }
     }
     let group_wait = cfg.group_wait_hours as i64 * HOUR_MS;
@@ -290,8 +291,11 @@ pub fn evaluate(
             continue;
         }
         let place = (r.site.clone(), r.route.clone());
+        // Joining an incident is for the many-series case (a deploy slowing
+        // many pages); a failing flow is a hard failure and always gets its own email.
         if notice == NoticeKind::Firing
-            && let Some((at, id)) = announced.get(&place)
+            && r.kind != RuleKind::FlowFailure
+            && let Some((at, id)) = announced.get(&(place.0.clone(), place.1.clone(), r.kind))
             && now_ms - at < group_window
         {
             joined.push((key, id.clone()));

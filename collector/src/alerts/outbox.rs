@@ -60,14 +60,20 @@ impl OutboxWorker {
                 return 0;
             }
         };
-        let attempts = due.len();
+        let mut attempts = 0;
         for row in due {
-            self.attempt(row).await;
+            attempts += 1;
+            // After a temporary failure the rest waits too: order is kept, and
+            // the server that just failed would most likely fail them as well.
+            if !self.attempt(row).await {
+                break;
+            }
         }
         attempts
     }
 
-    async fn attempt(&self, row: OutboxRow) {
+    /// One delivery attempt, recorded; false when it is to be retried later.
+    async fn attempt(&self, row: OutboxRow) -> bool {
         let result = email::send(&self.transport, &self.smtp.from, &row.message).await;
         let now_ms = crate::http::ingest::now_ms();
         let am = &self.metrics.alerts;
@@ -92,6 +98,7 @@ impl OutboxWorker {
                 }
             }
         };
+        let retry = matches!(outcome, Delivery::Retry { .. });
         let seq = row.seq;
         let write = self
             .store
@@ -103,6 +110,7 @@ impl OutboxWorker {
         if let Err(e) = write {
             warn!(error = %e, seq, "recording an email delivery failed");
         }
+        !retry
     }
 }
 

@@ -239,24 +239,23 @@ fn outbox_rows(
 
 const OUTBOX_COLUMNS: &str = "seq, status, attempts, next_attempt_ms, last_error, done_ms, message";
 
-/// Pending messages whose next attempt is due, oldest first.
+/// Pending messages in queue order, up to the first that is not due yet:
+/// strict order keeps a resolved email from overtaking its firing one while
+/// that one waits out a backoff.
 pub fn due(conn: &Connection, now_ms: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-    outbox_rows(
+    let mut rows = outbox_rows(
         conn,
         &format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_ms <= ?1 ORDER BY seq LIMIT ?2"
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT ?1"
         ),
-        &[&now_ms, &limit],
-    )
-}
-
-/// Earliest next attempt of a pending message.
-pub fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
-    Ok(conn.query_row(
-        "SELECT min(next_attempt_ms) FROM outbox WHERE status = 'pending'",
-        [],
-        |r| r.get(0),
-    )?)
+        &[&limit],
+    )?;
+    let due = rows
+        .iter()
+        .position(|r| r.next_attempt_ms > now_ms)
+        .unwrap_or(rows.len());
+    rows.truncate(due);
+    Ok(rows)
 }
 
 /// Dead letters (5xx or unbuildable), newest first.

@@ -1,0 +1,821 @@
+//! Alert email delivery against a real SMTP server (Python's aiosmtpd, started
+//! by the test on 127.0.0.1 from the venv `./test.sh` creates): exact subject
+//! and both body parts; an outage (refused connections, then 4xx) delays but
+//! never loses or repeats a message; a collector killed with SIGKILL during
+//! the outage still delivers each message exactly once after a restart; a 5xx
+//! is dead-lettered and visible in the API and in `/metrics`.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vitalsign_collector::alerts::detector::Numbers;
+use vitalsign_collector::alerts::email::{self, NoticeKind, OutboxMessage};
+use vitalsign_collector::alerts::engine::Evaluation;
+use vitalsign_collector::alerts::outbox::OutboxWorker;
+use vitalsign_collector::alerts::rules::{RuleKind, SeriesKey};
+use vitalsign_collector::alerts::state::{AlertRecord, State};
+use vitalsign_collector::alerts::store as alert_store;
+use vitalsign_collector::config::{AlertRoute, SmtpConfig};
+use vitalsign_collector::metrics::Metrics;
+use vitalsign_collector::store::Store;
+use vitalsign_collector::store::writer::WriteOp;
+use vitalsign_collector::{Application, CollectorConfig};
+use vitalsign_core::metric::Metric;
+use vitalsign_core::secret::Secret;
+
+const AGENT: &str = "agent-token-1";
+const QUERY: &str = "query-token-1";
+const FROM: &str = "vitalsign <alerts@vitals.example>";
+
+/// The venv's Python, or a failure that says how to get it: never a skip.
+fn python() -> PathBuf {
+    let python = match std::env::var_os("VITALSIGN_TEST_AIOSMTPD") {
+        Some(aiosmtpd) => PathBuf::from(aiosmtpd).with_file_name("python"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv/bin/python"),
+    };
+    assert!(
+        python.exists(),
+        "{} is missing: run ./test.sh once (it creates target/test-venv with aiosmtpd==1.4.6)",
+        python.display()
+    );
+    python
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// aiosmtpd on 127.0.0.1:`port`, killed on drop.
+struct SmtpSink {
+    child: Child,
+}
+
+impl SmtpSink {
+    fn start(port: u16, dir: &Path) -> SmtpSink {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the SMTP sink");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "READY", "the SMTP sink did not start");
+        SmtpSink { child }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn set_mode(dir: &Path, mode: &str) {
+    std::fs::write(dir.join("mode"), mode).unwrap();
+}
+
+/// Parsed messages the sink accepted, in arrival order.
+fn received(dir: &Path) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn smtp(port: u16) -> SmtpConfig {
+    SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: "plain".into(),
+        from: FROM.into(),
+        timeout_secs: 5,
+        retry_initial_secs: 0.2,
+        retry_max_secs: 1.0,
+        poll_ms: 100,
+        ..SmtpConfig::default()
+    }
+}
+
+fn lf(s: &str) -> String {
+    s.replace("\r\n", "\n")
+}
+
+/// A regression alert with fixed numbers, as the engine records it.
+fn regression_record() -> AlertRecord {
+    let hour = 3_600_000;
+    let t = 1_795_500_000_000 / hour * hour; // 2026-11-24 06:00 UTC
+    let numbers = Numbers {
+        baseline: Some(2100.0),
+        current: Some(2814.0),
+        baseline_count: 84_000,
+        current_count: 1510,
+        change: Some(0.34),
+        p_value: Some(3.2e-9),
+        threshold: Some(0.16),
+        noise: Some(0.04),
+        window_from_ms: t - 3 * hour,
+        window_to_ms: t,
+        baseline_from_ms: t - 171 * hour,
+        baseline_to_ms: t - 3 * hour,
+        ..Numbers::default()
+    };
+    AlertRecord {
+        site: "shop".into(),
+        series: Some(SeriesKey {
+            source: "rum".into(),
+            site: "shop".into(),
+            page_group: "/checkout".into(),
+            metric: Metric::Lcp,
+            device: "mobile".into(),
+            flow: String::new(),
+            step: String::new(),
+            location: String::new(),
+        }),
+        state: State::Firing,
+        started_ms: Some(t - 3 * hour),
+        fired_ms: Some(t + 60_000),
+        numbers: numbers.clone(),
+        fired_numbers: Some(numbers),
+        ..AlertRecord::new(
+            "regression|default-regression|rum|shop|/checkout|LCP|mobile|||".into(),
+            "default-regression".into(),
+            RuleKind::Regression,
+            "default".into(),
+            t,
+        )
+    }
+}
+
+const EXPECTED_TEXT: &str = "FIRING: 1 alert on shop (route default), 2026-11-24 06:01 UTC
+
+LCP p75 2.1 s → 2.8 s (+34 %) /checkout mobile
+  where       site shop page group /checkout (mobile, rum)
+  baseline    2.1 s p75 of 84000 samples, 2026-11-17 03:00 UTC to 2026-11-24 03:00 UTC
+  current     2.8 s p75 of 1510 samples, 2026-11-24 03:00 UTC to 2026-11-24 06:00 UTC
+  change      +34 % (+714 ms); Mann-Whitney U p = 3.20e-9; threshold +16 %
+  started     about 2026-11-24 03:00 UTC
+  rule        default-regression (regression)
+  state       firing since 2026-11-24 06:01 UTC
+  open        https://vitals.example/api/v1/series?metric=LCP&source=rum&site=shop&page_group=%2Fcheckout&device=mobile&from=1795402800000&to=1795500060000&bucket=1h
+  alert id    3f1e5c3a8b1c2d4e
+
+-- 
+Acknowledge to stop reminders: POST https://vitals.example/api/v1/alerts/ALERT_ID/ack (query token). Sent by the vitalsign collector.
+";
+
+#[tokio::test]
+async fn the_email_has_the_exact_subject_and_both_parts_and_the_resolution_threads_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    std::fs::create_dir(&mail).unwrap();
+    let port = free_port();
+    let _sink = SmtpSink::start(port, &mail);
+    let store = Store::open(&dir.path().join("c.db")).unwrap();
+
+    let record = regression_record();
+    let now = record.fired_ms.unwrap();
+    let id = "3f1e5c3a8b1c2d4e".to_string();
+    let subject = email::subject(NoticeKind::Firing, "shop", &[&record], now);
+    let (text, html) = email::bodies(
+        NoticeKind::Firing,
+        "shop",
+        "default",
+        &[&record],
+        std::slice::from_ref(&id),
+        "https://vitals.example",
+        now,
+    );
+    let firing = OutboxMessage {
+        message_id: "<firing-1@vitals.example>".into(),
+        kind: NoticeKind::Firing,
+        created_ms: now,
+        route: "default".into(),
+        recipients: vec!["oncall@example.com".into()],
+        subject,
+        text,
+        html,
+        in_reply_to: None,
+        references: Vec::new(),
+        alerts: vec![id.clone()],
+    };
+    let mut resolved_record = record.clone();
+    resolved_record.state = State::Resolved;
+    resolved_record.numbers.current = Some(2120.0);
+    let later = now + 3 * 3_600_000 + 10 * 60_000;
+    let (text, html) = email::bodies(
+        NoticeKind::Resolved,
+        "shop",
+        "default",
+        &[&resolved_record],
+        std::slice::from_ref(&id),
+        "https://vitals.example",
+        later,
+    );
+    let resolved = OutboxMessage {
+        message_id: "<resolved-1@vitals.example>".into(),
+        kind: NoticeKind::Resolved,
+        created_ms: later,
+        subject: email::subject(NoticeKind::Resolved, "shop", &[&resolved_record], later),
+        text,
+        html,
+        in_reply_to: Some(firing.message_id.clone()),
+        references: vec![firing.message_id.clone()],
+        ..firing.clone()
+    };
+    let queued = Evaluation {
+        outbox: vec![firing.clone(), resolved.clone()],
+        ..Evaluation::default()
+    };
+    store
+        .writer
+        .write(WriteOp::Exec(Box::new(move |c| {
+            alert_store::apply(c, &queued, now)
+        })))
+        .await
+        .unwrap();
+    let worker =
+        OutboxWorker::new(store.clone(), smtp(port), Arc::new(Metrics::default())).unwrap();
+    assert_eq!(worker.deliver_due(later).await, 2);
+
+    let got = received(&mail);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let (f, r) = (&got[0], &got[1]);
+    assert_eq!(
+        f["subject"],
+        "[FIRING] LCP p75 2.1 s → 2.8 s (+34 %) /checkout mobile"
+    );
+    assert_eq!(f["content_type"], "multipart/alternative");
+    assert_eq!(f["from"], FROM);
+    assert_eq!(f["to"], "oncall@example.com");
+    assert_eq!(f["message_id"], "<firing-1@vitals.example>");
+    assert_eq!(lf(f["text"].as_str().unwrap()), EXPECTED_TEXT);
+    assert_eq!(lf(f["html"].as_str().unwrap()), expected_html());
+
+    assert_eq!(
+        r["subject"],
+        "[RESOLVED] LCP p75 2.8 s → 2.1 s /checkout mobile (lasted 3 h 10 min)"
+    );
+    assert_eq!(r["in_reply_to"], "<firing-1@vitals.example>");
+    assert_eq!(r["references"], "<firing-1@vitals.example>");
+    let text = lf(r["text"].as_str().unwrap());
+    assert!(
+        text.contains(
+            "  lasted      3 h 10 min (firing 2026-11-24 06:01 UTC to 2026-11-24 09:11 UTC)\n"
+        ),
+        "{text}"
+    );
+    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    assert!(rows.iter().all(|r| r.status == "sent" && r.attempts == 1));
+}
+
+fn expected_html() -> String {
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif\">\n<p>FIRING: 1 alert on shop (route default), 2026-11-24 06:01 UTC</p>\n<h3>LCP p75 2.1 s → 2.8 s (+34 %) /checkout mobile</h3>\n<table cellpadding=\"3\">\n",
+    );
+    for (label, value) in [
+        ("where", "site shop page group /checkout (mobile, rum)"),
+        (
+            "baseline",
+            "2.1 s p75 of 84000 samples, 2026-11-17 03:00 UTC to 2026-11-24 03:00 UTC",
+        ),
+        (
+            "current",
+            "2.8 s p75 of 1510 samples, 2026-11-24 03:00 UTC to 2026-11-24 06:00 UTC",
+        ),
+        (
+            "change",
+            "+34 % (+714 ms); Mann-Whitney U p = 3.20e-9; threshold +16 %",
+        ),
+        ("started", "about 2026-11-24 03:00 UTC"),
+        ("rule", "default-regression (regression)"),
+        ("state", "firing since 2026-11-24 06:01 UTC"),
+    ] {
+        html.push_str(&format!(
+            "<tr><th align=\"left\">{label}</th><td>{value}</td></tr>\n"
+        ));
+    }
+    let link = "https://vitals.example/api/v1/series?metric=LCP&amp;source=rum&amp;site=shop&amp;page_group=%2Fcheckout&amp;device=mobile&amp;from=1795402800000&amp;to=1795500060000&amp;bucket=1h";
+    html.push_str(&format!(
+        "<tr><th align=\"left\">open</th><td><a href=\"{link}\">{link}</a></td></tr>\n<tr><th align=\"left\">alert id</th><td>3f1e5c3a8b1c2d4e</td></tr>\n</table>\n<p style=\"color: #666\">Acknowledge to stop reminders: POST https://vitals.example/api/v1/alerts/ALERT_ID/ack (query token). Sent by the vitalsign collector.</p>\n</body></html>\n"
+    ));
+    html
+}
+
+// ---------------------------------------------------------------- live collector
+
+fn run_doc(id: &str, flow: &str, pass: bool, started_ms: i64) -> Value {
+    let step = if pass {
+        json!({"name": "open home", "kind": "goto", "outcome": "pass", "duration_ms": 812.0,
+               "vitals": {"lcp": 1650.0}, "status": 200})
+    } else {
+        json!({"name": "open home", "kind": "goto", "outcome": "fail", "duration_ms": 812.0,
+               "status": 503, "error": "HTTP 503"})
+    };
+    let mut run = json!({
+        "schema_version": 1, "run_id": id, "flow": flow, "location": "eu-west",
+        "agent_version": "0.1.0", "profile": "desktop",
+        "started_at_ms": started_ms, "finished_at_ms": started_ms + 900,
+        "outcome": if pass { "pass" } else { "fail" }, "steps": [step],
+    });
+    if !pass {
+        run["failure"] =
+            json!({"step": 0, "reason": "open home: HTTP 503 from https://shop.example/"});
+    }
+    run
+}
+
+async fn post_run(client: &reqwest::Client, base: &str, run: &Value) {
+    let r = client
+        .post(format!("{base}/v1/runs"))
+        .bearer_auth(AGENT)
+        .json(run)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+fn collector_config(db: &Path, smtp_port: u16) -> CollectorConfig {
+    let mut c = CollectorConfig {
+        listen: "127.0.0.1:0".into(),
+        db: db.to_path_buf(),
+        agent_tokens: vec![Secret::new(AGENT)],
+        query_tokens: vec![Secret::new(QUERY)],
+        smtp: smtp(smtp_port),
+        ..CollectorConfig::default()
+    };
+    c.alerts.evaluate_every_secs = 1;
+    c.alerts.routes.insert(
+        "default".into(),
+        AlertRoute {
+            to: vec!["oncall@example.com".into()],
+        },
+    );
+    c
+}
+
+struct Live {
+    base: String,
+    store: Store,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn spawn(config: CollectorConfig) -> Live {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+    }
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let store = app.store().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    Live {
+        base,
+        store,
+        stop,
+        task,
+    }
+}
+
+fn now_ms() -> i64 {
+    vitalsign_collector::http::ingest::now_ms()
+}
+
+fn count_id(mail: &[Value], id: &str) -> usize {
+    mail.iter().filter(|m| m["message_id"] == id).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    std::fs::create_dir(&mail).unwrap();
+    let port = free_port();
+    let live = spawn(collector_config(&dir.path().join("c.db"), port)).await;
+    let client = reqwest::Client::new();
+    let t = now_ms() - 60_000;
+
+    // Nobody listens on the SMTP port: connection refused, retried.
+    post_run(&client, &live.base, &run_doc("c-1", "checkout", false, t)).await;
+    post_run(
+        &client,
+        &live.base,
+        &run_doc("c-2", "checkout", false, t + 1000),
+    )
+    .await;
+    let store = live.store.clone();
+    wait_for(
+        "retries while SMTP is down",
+        Duration::from_secs(20),
+        async || {
+            let rows = store.read(alert_store::outbox_all).await.unwrap();
+            (rows.len() == 1 && rows[0].attempts >= 2).then_some(())
+        },
+    )
+    .await;
+
+    // The server comes up answering 451: still retried, nothing accepted.
+    set_mode(&mail, "4xx");
+    let sink = SmtpSink::start(port, &mail);
+    let before = store.read(alert_store::outbox_all).await.unwrap()[0].attempts;
+    wait_for("retries on 4xx", Duration::from_secs(20), async || {
+        let rows = store.read(alert_store::outbox_all).await.unwrap();
+        (rows[0].attempts >= before + 2
+            && rows[0]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("451")))
+        .then_some(())
+    })
+    .await;
+    assert!(received(&mail).is_empty());
+
+    // A second flow fails while mail is still refused.
+    post_run(
+        &client,
+        &live.base,
+        &run_doc("s-1", "search", false, t + 2000),
+    )
+    .await;
+    post_run(
+        &client,
+        &live.base,
+        &run_doc("s-2", "search", false, t + 3000),
+    )
+    .await;
+    wait_for(
+        "the second notification queued",
+        Duration::from_secs(20),
+        async || (store.read(alert_store::outbox_all).await.unwrap().len() == 2).then_some(()),
+    )
+    .await;
+
+    set_mode(&mail, "ok");
+    wait_for("both firing emails", Duration::from_secs(20), async || {
+        (received(&mail).len() == 2).then_some(())
+    })
+    .await;
+
+    // Recovery of the first flow: a resolved email threaded under its firing one.
+    post_run(
+        &client,
+        &live.base,
+        &run_doc("c-3", "checkout", true, t + 4000),
+    )
+    .await;
+    post_run(
+        &client,
+        &live.base,
+        &run_doc("c-4", "checkout", true, t + 5000),
+    )
+    .await;
+    wait_for("the resolved email", Duration::from_secs(20), async || {
+        (received(&mail).len() == 3).then_some(())
+    })
+    .await;
+    // Give a duplicate every chance to show up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let got = received(&mail);
+    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(row.status, "sent");
+        assert_eq!(
+            count_id(&got, &row.message.message_id),
+            1,
+            "{}",
+            row.message.message_id
+        );
+    }
+    let subjects: Vec<&str> = got.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert_eq!(
+        subjects[..2],
+        [
+            "[FIRING] flow checkout failing at eu-west (2 failed runs in a row)",
+            "[FIRING] flow search failing at eu-west (2 failed runs in a row)",
+        ]
+    );
+    assert!(
+        subjects[2].starts_with("[RESOLVED] flow checkout passing again at eu-west (lasted "),
+        "{}",
+        subjects[2]
+    );
+    assert_eq!(got[2]["in_reply_to"], got[0]["message_id"]);
+    assert_eq!(got[2]["references"], got[0]["message_id"]);
+    let text = lf(got[0]["text"].as_str().unwrap());
+    assert!(
+        text.contains("  failure     open home: HTTP 503 from https://shop.example/\n"),
+        "{text}"
+    );
+    assert!(
+        rows[0].attempts >= 4,
+        "refused and 4xx attempts were retried: {}",
+        rows[0].attempts
+    );
+
+    let metrics = client
+        .get(format!("{}/metrics", live.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nvitalsign_alert_outbox_depth 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nvitalsign_alert_notifications_sent_total 3\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("\nvitalsign_alert_delivery_retries_total 0\n"),
+        "{metrics}"
+    );
+    drop(sink);
+    let _ = live.stop.send(());
+    live.task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_is_dead_lettered_and_shown_in_the_api_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    std::fs::create_dir(&mail).unwrap();
+    set_mode(&mail, "5xx");
+    let port = free_port();
+    let _sink = SmtpSink::start(port, &mail);
+    let live = spawn(collector_config(&dir.path().join("c.db"), port)).await;
+    let client = reqwest::Client::new();
+    let t = now_ms() - 60_000;
+    post_run(&client, &live.base, &run_doc("c-1", "checkout", false, t)).await;
+    post_run(
+        &client,
+        &live.base,
+        &run_doc("c-2", "checkout", false, t + 1000),
+    )
+    .await;
+    let store = live.store.clone();
+    wait_for("the dead letter", Duration::from_secs(20), async || {
+        let rows = store.read(alert_store::outbox_all).await.unwrap();
+        (rows.len() == 1 && rows[0].status == "dead").then_some(())
+    })
+    .await;
+    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    assert_eq!(rows[0].attempts, 1, "a permanent refusal is not retried");
+    assert!(received(&mail).is_empty());
+
+    let letters: Value = client
+        .get(format!("{}/api/v1/alerts/dead-letters", live.base))
+        .bearer_auth(QUERY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let letter = &letters["dead_letters"][0];
+    assert_eq!(
+        letter["subject"],
+        "[FIRING] flow checkout failing at eu-west (2 failed runs in a row)"
+    );
+    assert!(
+        letter["error"].as_str().unwrap().contains("550"),
+        "{letter}"
+    );
+    let unauthorized = client
+        .get(format!("{}/api/v1/alerts/dead-letters", live.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+
+    let metrics = wait_for(
+        "the dead-letter gauge",
+        Duration::from_secs(10),
+        async || {
+            let m = client
+                .get(format!("{}/metrics", live.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            m.contains("\nvitalsign_alert_dead_letters 1\n")
+                .then_some(m)
+        },
+    )
+    .await;
+    assert!(
+        metrics.contains("\nvitalsign_alert_outbox_depth 0\n"),
+        "{metrics}"
+    );
+
+    // The alert itself is firing (and was announced, even though the mail bounced).
+    let alerts: Value = client
+        .get(format!("{}/api/v1/alerts?state=firing", live.base))
+        .bearer_auth(QUERY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alerts["alerts"].as_array().unwrap().len(), 1, "{alerts}");
+    let _ = live.stop.send(());
+    live.task.await.unwrap().unwrap();
+}
+
+// --------------------------------------------- the real binary, killed mid-outage
+
+struct Collector {
+    child: Child,
+}
+
+impl Collector {
+    fn start(config: &Path) -> Collector {
+        let child = Command::new(env!("CARGO_BIN_EXE_vitalsign-collector"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting vitalsign-collector");
+        Collector { child }
+    }
+
+    /// SIGKILL: no chance to finish anything, as in a crash or an OOM kill.
+    fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}
+
+async fn wait_healthy(client: &reqwest::Client, base: &str) {
+    wait_for(
+        "the collector to answer",
+        Duration::from_secs(20),
+        async || {
+            client
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        },
+    )
+    .await;
+}
+
+fn outbox_rows(db: &Path) -> Vec<(String, String, i64)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT message_id, status, attempts FROM outbox ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_killed_during_the_outage_still_delivers_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    std::fs::create_dir(&mail).unwrap();
+    let (http_port, smtp_port) = (free_port(), free_port());
+    let db = dir.path().join("c.db");
+    let config = dir.path().join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:{http_port}"
+db = "{db}"
+agent_tokens = ["{AGENT}"]
+query_tokens = ["{QUERY}"]
+
+[alerts]
+evaluate_every_secs = 1
+public_url = "http://127.0.0.1:{http_port}"
+
+[alerts.routes.default]
+to = ["oncall@example.com"]
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "plain"
+from = "{FROM}"
+timeout_secs = 5
+retry_initial_secs = 0.2
+retry_max_secs = 1.0
+poll_ms = 100
+"#,
+            db = db.display()
+        ),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{http_port}");
+    let client = reqwest::Client::new();
+    let mut collector = Collector::start(&config);
+    wait_healthy(&client, &base).await;
+    let t = now_ms() - 60_000;
+    post_run(&client, &base, &run_doc("c-1", "checkout", false, t)).await;
+    post_run(&client, &base, &run_doc("c-2", "checkout", false, t + 1000)).await;
+    wait_for(
+        "the firing email to be retried while SMTP is down",
+        Duration::from_secs(20),
+        async || {
+            let rows = outbox_rows(&db);
+            (rows.len() == 1 && rows[0].1 == "pending" && rows[0].2 >= 2).then_some(())
+        },
+    )
+    .await;
+
+    collector.kill_hard();
+    let _sink = SmtpSink::start(smtp_port, &mail);
+    // While the collector is dead, nothing is sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(received(&mail).is_empty());
+
+    let _collector = Collector::start(&config);
+    wait_healthy(&client, &base).await;
+    wait_for(
+        "the firing email after the restart",
+        Duration::from_secs(20),
+        async || (received(&mail).len() == 1).then_some(()),
+    )
+    .await;
+    post_run(&client, &base, &run_doc("c-3", "checkout", true, t + 2000)).await;
+    post_run(&client, &base, &run_doc("c-4", "checkout", true, t + 3000)).await;
+    wait_for("the resolved email", Duration::from_secs(20), async || {
+        (received(&mail).len() == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let got = received(&mail);
+    let rows = outbox_rows(&db);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (id, status, _) in &rows {
+        assert_eq!(status, "sent");
+        assert_eq!(count_id(&got, id), 1, "{id} delivered exactly once");
+    }
+    assert_eq!(
+        got[0]["subject"],
+        "[FIRING] flow checkout failing at eu-west (2 failed runs in a row)"
+    );
+    assert_eq!(got[1]["in_reply_to"], got[0]["message_id"]);
+}
