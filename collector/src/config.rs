@@ -735,6 +735,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/collector.example.toml");
         let config = CollectorConfig::load(Some(&path)).unwrap();
         assert!(config.sites.contains_key("shop"));
+        assert_eq!(config.alerts.rules.len(), 2);
+        assert!(!config.smtp.enabled());
         let printed = format!("{config:?}");
         assert!(!printed.contains("replace-with"), "{printed}");
     }
@@ -756,5 +758,54 @@ mod tests {
         std::fs::write(&path, "listen = \"8080\"\n").unwrap();
         let err = CollectorConfig::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("`listen`"), "{err}");
+    }
+
+    #[test]
+    fn alert_and_smtp_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (toml, key) in [
+            (
+                "[[alerts.rules]]\nname = \"x\"\nkind = \"regresion\"\n",
+                "alerts.rules[0].kind",
+            ),
+            (
+                "[[alerts.rules]]\nname = \"x\"\nkind = \"budget\"\nmetric = \"TTFB\"\n",
+                "alerts.rules[0].bound",
+            ),
+            (
+                "[[alerts.rules]]\nname = \"x\"\nkind = \"regression\"\npage_group = \"/a/[\"\n",
+                "alerts.rules[0].page_group",
+            ),
+            (
+                "[[alerts.rules]]\nname = \"x\"\nkind = \"regression\"\nroute = \"ops\"\n",
+                "alerts.rules[0].route",
+            ),
+            (
+                "[alerts.routes.ops]\nto = [\"not an address\"]\n",
+                "alerts.routes.ops.to[0]",
+            ),
+            (
+                "[alerts.regression]\nalpha = 0.7\n",
+                "alerts.regression.alpha",
+            ),
+            (
+                "[alerts.regression]\nmax_window_hours = 48\n",
+                "alerts.regression.baseline_hours",
+            ),
+            (
+                "[[alerts.maintenance]]\nstart = \"25:00\"\nduration = \"1h\"\n",
+                "alerts.maintenance[0]",
+            ),
+            ("[smtp]\ntls = \"ssl\"\n", "smtp.tls"),
+            ("[smtp]\nfrom = \"nobody\"\n", "smtp.from"),
+        ] {
+            std::fs::write(&path, toml).unwrap();
+            let err = CollectorConfig::load(Some(&path)).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("`{key}`")) && err.contains("c.toml"),
+                "{toml}: {err}"
+            );
+        }
     }
 }

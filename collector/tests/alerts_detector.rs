@@ -678,3 +678,139 @@ fn hundreds_of_series_evaluate_well_under_a_second() {
     );
     assert_eq!(replay.states.len(), 600);
 }
+
+#[test]
+fn silences_and_maintenance_hold_email_until_they_end_and_ack_stops_reminders() {
+    use vitalsign_collector::alerts::silences::{Matchers, Silence};
+    use vitalsign_collector::config::MaintenanceWindow;
+    let mut cfg = config();
+    cfg.reminder_hours = 2;
+    // Daily 00:00–01:00 UTC maintenance for the search flow.
+    cfg.maintenance.push(MaintenanceWindow {
+        name: "nightly deploy".into(),
+        start: "00:00".into(),
+        duration: "1h".into(),
+        flow: Some("search".into()),
+        ..Default::default()
+    });
+    let rules = RuleSet::new(&cfg);
+    let at = |h: i64| (T0 + h) * HOUR_MS + 60_000;
+    let silence = Silence {
+        id: "s1".into(),
+        created_ms: at(0),
+        starts_ms: at(0),
+        ends_ms: at(3),
+        matchers: Matchers {
+            flow: Some("checkout".into()),
+            ..Default::default()
+        },
+        comment: "known outage".into(),
+        created_by: "test".into(),
+    };
+    let mut snapshot = Snapshot::default();
+    let mut states: BTreeMap<String, AlertRecord> = BTreeMap::new();
+    let mut outbox: Vec<OutboxMessage> = Vec::new();
+    let mut step = |snapshot: &Snapshot,
+                    now: i64,
+                    silences: &[Silence],
+                    states: &mut BTreeMap<String, AlertRecord>| {
+        let ctx = Context {
+            rules: &rules,
+            silences,
+            deliver: true,
+            mail_domain: "vitals.example",
+        };
+        let eval = evaluate(&ctx, snapshot, states, now);
+        for r in eval.records {
+            states.insert(r.key.clone(), r);
+        }
+        outbox.extend(eval.outbox.iter().cloned());
+        eval.outbox
+    };
+    // T0 is midnight UTC: the search flow fails inside its maintenance window,
+    // the checkout flow inside its silence.
+    for (flow, n) in [
+        ("checkout", 0),
+        ("checkout", 1),
+        ("search", 0),
+        ("search", 1),
+    ] {
+        let mut r = run(n, Outcome::Fail);
+        r.run_id = format!("{flow}-{n}");
+        r.started_ms = (T0 * HOUR_MS) + n * 60_000;
+        snapshot
+            .runs
+            .entry((flow.to_string(), "eu-west".to_string()))
+            .or_default()
+            .push(r);
+    }
+    let sent = step(
+        &snapshot,
+        T0 * HOUR_MS + 5 * 60_000,
+        std::slice::from_ref(&silence),
+        &mut states,
+    );
+    assert!(sent.is_empty(), "silenced and in maintenance: {sent:?}");
+    assert!(
+        states
+            .values()
+            .all(|r| r.state == State::Firing && !r.notified)
+    );
+    // 01:01: maintenance is over, the silence is not.
+    let sent = step(
+        &snapshot,
+        at(1),
+        std::slice::from_ref(&silence),
+        &mut states,
+    );
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].subject,
+        "[FIRING] flow search failing at eu-west (2 failed runs in a row)"
+    );
+    // 03:01: the silence has ended, so the still-firing checkout alert is
+    // announced now; the search alert, announced at 01:01, gets its reminder.
+    let sent = step(
+        &snapshot,
+        at(3),
+        std::slice::from_ref(&silence),
+        &mut states,
+    );
+    let subjects: Vec<&str> = sent.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "[FIRING] flow checkout failing at eu-west (2 failed runs in a row)",
+            "[REMINDER] flow search failing at eu-west (2 failed runs in a row)",
+        ]
+    );
+    let checkout_id = sent[0].message_id.clone();
+    assert!(sent[1].in_reply_to.is_some());
+    // Two hours later: reminders for both; then search is acknowledged.
+    let sent = step(&snapshot, at(5), &[], &mut states);
+    let subjects: Vec<&str> = sent.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "[REMINDER] 2 alerts on synthetic: flow checkout failing at eu-west (2 failed runs in a row), and 1 more"
+        ],
+        "one reminder for the group"
+    );
+    assert!(sent[0].references.contains(&checkout_id));
+    for r in states.values_mut() {
+        if r.flow == "search" {
+            r.acked_ms = Some(at(5));
+        }
+    }
+    let sent = step(&snapshot, at(7), &[], &mut states);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].subject,
+        "[REMINDER] flow checkout failing at eu-west (2 failed runs in a row)"
+    );
+    report(
+        "silence / maintenance / reminders / ack",
+        0,
+        "emails held until the quiet period ended",
+    );
+}

@@ -819,3 +819,174 @@ poll_ms = 100
     );
     assert_eq!(got[1]["in_reply_to"], got[0]["message_id"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_acknowledgements_and_transitions_over_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    std::fs::create_dir(&mail).unwrap();
+    let port = free_port();
+    let _sink = SmtpSink::start(port, &mail);
+    let live = spawn(collector_config(&dir.path().join("c.db"), port)).await;
+    let client = reqwest::Client::new();
+    let api = |path: &str| format!("{}/api/v1/{path}", live.base);
+
+    // A silence for the checkout flow, then its failure: recorded, not mailed.
+    let created = client
+        .post(api("silences"))
+        .bearer_auth(QUERY)
+        .json(&json!({"matchers": {"flow": "checkout"}, "duration": "1h", "comment": "payment provider maintenance", "created_by": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let silence: Value = created.json().await.unwrap();
+    let t = now_ms() - 60_000;
+    post_run(&client, &live.base, &run_doc("c-1", "checkout", false, t)).await;
+    post_run(
+        &client,
+        &live.base,
+        &run_doc("c-2", "checkout", false, t + 1000),
+    )
+    .await;
+    let firing = wait_for(
+        "the silenced alert to fire",
+        Duration::from_secs(20),
+        async || {
+            let v: Value = client
+                .get(api("alerts?state=firing"))
+                .bearer_auth(QUERY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["alerts"].as_array().unwrap().first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(firing["silenced"], true);
+    assert_eq!(firing["notified"], false);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(received(&mail).is_empty(), "a silence stops email");
+
+    // Ending the silence announces the still-firing alert.
+    let id = silence["id"].as_str().unwrap();
+    let deleted = client
+        .delete(api(&format!("silences/{id}")))
+        .bearer_auth(QUERY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    wait_for(
+        "the email after the silence",
+        Duration::from_secs(20),
+        async || (received(&mail).len() == 1).then_some(()),
+    )
+    .await;
+
+    // Acknowledge; unknown ids and non-firing alerts are clear errors.
+    let alert = firing["id"].as_str().unwrap();
+    let ack = client
+        .post(api(&format!("alerts/{alert}/ack")))
+        .bearer_auth(QUERY)
+        .json(&json!({"by": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ack.status(), 200);
+    let listed: Value = client
+        .get(api("alerts"))
+        .bearer_auth(QUERY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["alerts"][0]["acked_by"], "bob");
+    let unknown = client
+        .post(api("alerts/0000000000000000/ack"))
+        .bearer_auth(QUERY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // Every transition is recorded with its numbers.
+    let transitions: Value = client
+        .get(api(&format!("alerts/transitions?alert={alert}")))
+        .bearer_auth(QUERY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let moves: Vec<(String, String)> = transitions["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["from"].as_str().unwrap().into(),
+                t["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("pending".into(), "firing".into()),
+            ("ok".into(), "pending".into())
+        ]
+    );
+    assert_eq!(transitions["transitions"][0]["numbers"]["failures"], 2);
+
+    // Writes need a token even where reads might not; bad input names the field.
+    let anonymous = client
+        .post(api("silences"))
+        .json(&json!({"duration": "1h", "comment": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    for (body, needle) in [
+        (json!({"duration": "1h"}), "comment"),
+        (json!({"comment": "x"}), "ends_ms` or `duration"),
+        (json!({"comment": "x", "duration": "soon"}), "duration"),
+        (
+            json!({"comment": "x", "duration": "1h", "matchers": {"metric": "FID"}}),
+            "matchers.metric",
+        ),
+        (
+            json!({"comment": "x", "duration": "1h", "matchers": {"sites": "shop"}}),
+            "sites",
+        ),
+    ] {
+        let r = client
+            .post(api("silences"))
+            .bearer_auth(QUERY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(needle), "{body}: {text}");
+    }
+    let silences: Value = client
+        .get(api("silences"))
+        .bearer_auth(QUERY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(silences["silences"].as_array().unwrap().len(), 0);
+    let _ = live.stop.send(());
+    live.task.await.unwrap().unwrap();
+}
