@@ -814,3 +814,78 @@ fn silences_and_maintenance_hold_email_until_they_end_and_ack_stops_reminders() 
         "emails held until the quiet period ended",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_evaluation_from_sqlite_of_300_series_takes_well_under_a_second() {
+    use std::sync::Arc;
+    use vitalsign_collector::alerts::evaluator::Evaluator;
+    use vitalsign_collector::metrics::Metrics;
+    use vitalsign_collector::store::Store;
+    // 300 RUM series × 8 days of hourly rollups, written as the writer would.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let store = Store::open(&db).unwrap();
+    let hours = 8 * DAY;
+    {
+        let mut conn = rusqlite::Connection::open(&db).unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut rng = StdRng::seed_from_u64(7);
+        for i in 0..300 {
+            for h in 0..hours {
+                let mut hist = Histogram::default();
+                for _ in 0..60 {
+                    hist.add(1000.0 * (SIGMA * normal(&mut rng)).exp(), 1);
+                }
+                tx.execute(
+                    "INSERT INTO rollups (hour, site, page_group, metric, device, source, flow, step, location,
+                                          count, good, needs_improvement, poor, histogram)
+                     VALUES (?1, 'shop', ?2, 'LCP', 'mobile', 'rum', '', '', '', 60, 60, 0, 0, ?3)",
+                    rusqlite::params![T0 + h, format!("/p/{i}"), hist.encode()],
+                )
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let started = Instant::now();
+    let snap = store
+        .read(move |c| {
+            vitalsign_collector::alerts::store::load_snapshot(c, Some((T0 - 200, T0 + hours)), 0)
+        })
+        .await
+        .unwrap();
+    let load = started.elapsed();
+    let started = Instant::now();
+    let mut replay = Replay::default();
+    replay.at(
+        &RuleSet::new(&config()),
+        &snap,
+        (T0 + hours) * HOUR_MS + 60_000,
+        hours - 1,
+    );
+    eprintln!(
+        "BENCH  of which reading {} series' rollups: {:.0} ms; the pure evaluation: {:.0} ms",
+        snap.series.len(),
+        load.as_secs_f64() * 1000.0,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    let mut collector = vitalsign_collector::CollectorConfig::default();
+    collector.alerts = config();
+    let metrics = Arc::new(Metrics::default());
+    let mut evaluator = Evaluator::new(store.clone(), Arc::new(collector), metrics);
+    let now = (T0 + hours) * HOUR_MS + 60_000;
+    let started = Instant::now();
+    let eval = evaluator.tick(now).await.unwrap();
+    let first = started.elapsed();
+    let started = Instant::now();
+    evaluator.tick(now + 60_000).await.unwrap();
+    let idle = started.elapsed();
+    eprintln!(
+        "BENCH evaluator tick from SQLite: 300 series × 2 rules over {} hourly rollups: {:.0} ms (load + evaluate + write {} states); a tick within the same hour: {:.1} ms",
+        300 * hours,
+        first.as_secs_f64() * 1000.0,
+        eval.records.len(),
+        idle.as_secs_f64() * 1000.0
+    );
+    assert_eq!(eval.records.len(), 600);
+}

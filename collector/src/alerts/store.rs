@@ -77,27 +77,58 @@ pub fn load_snapshot(
              FROM rollups WHERE hour >= ?1 AND hour < ?2",
         )?;
         let mut rows = stmt.query(params![from, to])?;
+        // Rows of one series come together (primary-key order): build its key
+        // and map once per series, not once per hour.
+        let mut current: Option<(SeriesKey, BTreeMap<i64, HourHist>)> = None;
         while let Some(row) = rows.next()? {
-            let metric: String = row.get(0)?;
-            let Some(metric) = Metric::parse(&metric) else {
-                continue;
+            let text = |i: usize| -> rusqlite::Result<&str> {
+                row.get_ref(i)?.as_str().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        i,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })
             };
-            let key = SeriesKey {
-                metric,
-                site: row.get(1)?,
-                page_group: row.get(2)?,
-                device: row.get(3)?,
-                source: row.get(4)?,
-                flow: row.get(5)?,
-                step: row.get(6)?,
-                location: row.get(7)?,
-            };
-            let hour: i64 = row.get(8)?;
-            let blob: Vec<u8> = row.get(9)?;
-            let hist = HourHist::decode(&blob);
-            if hist.count > 0 {
-                snapshot.series.entry(key).or_default().insert(hour, hist);
+            let same = current.as_ref().is_some_and(|(k, _)| {
+                k.metric.as_str() == text(0).unwrap_or("")
+                    && k.site == text(1).unwrap_or("")
+                    && k.page_group == text(2).unwrap_or("")
+                    && k.device == text(3).unwrap_or("")
+                    && k.source == text(4).unwrap_or("")
+                    && k.flow == text(5).unwrap_or("")
+                    && k.step == text(6).unwrap_or("")
+                    && k.location == text(7).unwrap_or("")
+            });
+            if !same {
+                let Some(metric) = Metric::parse(text(0)?) else {
+                    continue;
+                };
+                if let Some((key, hours)) = current.take() {
+                    snapshot.series.entry(key).or_default().extend(hours);
+                }
+                let key = SeriesKey {
+                    metric,
+                    site: text(1)?.to_string(),
+                    page_group: text(2)?.to_string(),
+                    device: text(3)?.to_string(),
+                    source: text(4)?.to_string(),
+                    flow: text(5)?.to_string(),
+                    step: text(6)?.to_string(),
+                    location: text(7)?.to_string(),
+                };
+                current = Some((key, BTreeMap::new()));
             }
+            let hour: i64 = row.get(8)?;
+            let hist = HourHist::decode(row.get_ref(9)?.as_blob().unwrap_or(&[]));
+            if hist.count > 0
+                && let Some((_, hours)) = current.as_mut()
+            {
+                hours.insert(hour, hist);
+            }
+        }
+        if let Some((key, hours)) = current.take() {
+            snapshot.series.entry(key).or_default().extend(hours);
         }
     }
     let mut stmt = conn.prepare_cached(
