@@ -869,8 +869,10 @@ async fn a_full_evaluation_from_sqlite_of_300_series_takes_well_under_a_second()
         load.as_secs_f64() * 1000.0,
         started.elapsed().as_secs_f64() * 1000.0
     );
-    let mut collector = vitalsign_collector::CollectorConfig::default();
-    collector.alerts = config();
+    let collector = vitalsign_collector::CollectorConfig {
+        alerts: config(),
+        ..Default::default()
+    };
     let metrics = Arc::new(Metrics::default());
     let mut evaluator = Evaluator::new(store.clone(), Arc::new(collector), metrics);
     let now = (T0 + hours) * HOUR_MS + 60_000;
