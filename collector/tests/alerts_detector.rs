@@ -220,7 +220,7 @@ fn steady_noise_for_30_days_never_alerts() {
         "n/a",
     );
     eprintln!(
-        "  {} hourly evaluations of 3 series × 2 rules in {:.0} ms (slowest {:.1} ms)",
+        "  {} hourly evaluations of 5 series × 2 rules in {:.0} ms (slowest {:.1} ms)",
         replay.evaluations,
         started.elapsed().as_secs_f64() * 1000.0,
         replay.slowest_ms
@@ -260,12 +260,21 @@ fn step(seed: u64, factor: f64, days_after: i64) -> (Vec<i64>, Replay) {
 
 #[test]
 fn a_30_percent_step_fires_within_8_buckets_and_a_5_percent_step_never() {
-    let (firings, replay) = step(10, 1.30, 2);
-    let false_alerts = firings.iter().filter(|d| **d <= 0).count();
-    let delay = firings.iter().copied().find(|d| *d > 0);
-    report("+30 % step", false_alerts, &format!("{delay:?} buckets"));
-    assert_eq!(false_alerts, 0);
-    assert!(delay.is_some_and(|d| d <= 8), "fired at {firings:?}");
+    let mut replays = Vec::new();
+    for seed in [10, 14, 15, 16, 17] {
+        let (firings, replay) = step(seed, 1.30, 2);
+        let false_alerts = firings.iter().filter(|d| **d <= 0).count();
+        let delay = firings.iter().copied().find(|d| *d > 0);
+        report(
+            &format!("+30 % step (seed {seed})"),
+            false_alerts,
+            &format!("{delay:?} buckets"),
+        );
+        assert_eq!(false_alerts, 0);
+        assert!(delay.is_some_and(|d| d <= 8), "fired at {firings:?}");
+        replays.push(replay);
+    }
+    let replay = &replays[0];
     let email = replay
         .outbox
         .iter()
