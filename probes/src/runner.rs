@@ -892,7 +892,9 @@ async fn read_back(page: &Page, script: &str) -> Result<ReadBack, String> {
 }
 
 fn navigating(error: &str) -> bool {
-    error.contains("Cannot find context") || error.contains("context was destroyed")
+    error.contains("Cannot find context")
+        || error.contains("context was destroyed")
+        || error.contains("Inspected target navigated")
 }
 
 /// Steps that only look at the page: nothing they did can still arrive.
