@@ -521,3 +521,38 @@ fn describe(e: &lettre::transport::smtp::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_values_durations_and_dates() {
+        assert_eq!(value(Metric::Lcp, 2814.0), "2.8 s");
+        assert_eq!(value(Metric::Inp, 240.4), "240 ms");
+        assert_eq!(value(Metric::Cls, 0.123), "0.12");
+        assert_eq!(percent(0.344), "+34 %");
+        assert_eq!(percent(-0.05), "-5 %");
+        assert_eq!(lasted(25 * 60_000), "25 min");
+        assert_eq!(lasted(3 * 3_600_000 + 10 * 60_000), "3 h 10 min");
+        assert_eq!(lasted(52 * 3_600_000), "2 d 4 h");
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_795_500_000_000), "2026-11-24 06:00 UTC");
+        assert_eq!(url_encode("/a b/ü"), "%2Fa%20b%2F%C3%BC");
+    }
+
+    /// lettre's pooled transport belongs to a Tokio runtime (as in the collector).
+    #[tokio::test]
+    async fn every_tls_mode_builds_a_transport() {
+        for tls in ["plain", "starttls", "tls"] {
+            let smtp = SmtpConfig {
+                host: "127.0.0.1".into(),
+                tls: tls.into(),
+                username: "u".into(),
+                password: vitalsign_core::secret::Secret::new("p"),
+                ..SmtpConfig::default()
+            };
+            assert!(transport(&smtp).is_ok(), "{tls}");
+        }
+    }
+}

@@ -253,7 +253,9 @@ pub fn evaluate(
     for key in &keys {
         let r = current(key);
         let place = (r.site.clone(), r.route.clone());
-        if r.state == State::Pending {
+        // Only hourly decisions are worth waiting for; a flow's pending state
+        // lasts until its next run and must not hold anything back.
+        if r.state == State::Pending && r.kind != RuleKind::FlowFailure {
             pending_sites.insert(place.clone());
         }
         let incident = (place.0, place.1, r.kind);
@@ -317,15 +319,22 @@ pub fn evaluate(
         r.last_notified_ms = Some(now_ms);
         touched.insert(key, r);
     }
-    // A firing email waits (at most `group_wait`) while siblings are pending.
+    // A firing email waits (at most `group_wait`) while siblings are pending;
+    // one that includes a failing flow (a hard failure) goes out at once.
     groups.retain(|(notice, site, route), keys| {
         if *notice != NoticeKind::Firing || !pending_sites.contains(&(site.clone(), route.clone()))
         {
             return true;
         }
-        let earliest = keys
+        let items: Vec<&AlertRecord> = keys
             .iter()
             .filter_map(|k| touched.get(k).or_else(|| previous.get(k)))
+            .collect();
+        if items.iter().any(|r| r.kind == RuleKind::FlowFailure) {
+            return true;
+        }
+        let earliest = items
+            .iter()
             .filter_map(|r| r.fired_ms)
             .min()
             .unwrap_or(now_ms);

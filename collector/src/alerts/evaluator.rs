@@ -100,6 +100,13 @@ impl Evaluator {
         }
         if with_series {
             self.last_series_end = Some(end);
+            let before_ms = now_ms - i64::from(self.config.retention_days) * 24 * HOUR_MS;
+            self.store
+                .writer
+                .write(WriteOp::Exec(Box::new(move |conn| {
+                    alert_store::prune(conn, before_ms)
+                })))
+                .await?;
         }
         for t in &eval.transitions {
             info!(alert = %engine::alert_id(&t.key), rule = %t.rule, from = t.from.as_str(), to = t.to.as_str(), "alert transition");

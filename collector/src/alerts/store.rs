@@ -547,3 +547,15 @@ pub fn silences(conn: &Connection, now_ms: i64) -> Result<Vec<Silence>, StoreErr
         )
         .collect()
 }
+
+/// Forget delivered emails and expired silences older than `before_ms` (the
+/// retention window). Dead letters, states and transitions stay: they are
+/// few, and they are the history an operator asks about.
+pub fn prune(conn: &Connection, before_ms: i64) -> Result<WriteOutcome, StoreError> {
+    conn.execute(
+        "DELETE FROM outbox WHERE status = 'sent' AND done_ms < ?1",
+        [before_ms],
+    )?;
+    conn.execute("DELETE FROM silences WHERE ends_ms < ?1", [before_ms])?;
+    Ok(WriteOutcome::Stored)
+}
