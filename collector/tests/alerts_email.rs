@@ -450,6 +450,26 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     )
     .await;
 
+    // The outage is visible in /metrics: one message waiting, and for how long.
+    let waiting = wait_for("the outbox gauges", Duration::from_secs(10), async || {
+        let m = client
+            .get(format!("{}/metrics", live.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let age: f64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix("vitalsign_alert_outbox_oldest_age_seconds "))?
+            .parse()
+            .ok()?;
+        (m.contains("\nvitalsign_alert_outbox_depth 1\n") && age > 0.0).then_some(age)
+    })
+    .await;
+    assert!(waiting < 600.0, "{waiting}");
+
     // The server comes up answering 451: still retried, nothing accepted.
     set_mode(&mail, "4xx");
     let sink = SmtpSink::start(port, &mail);
