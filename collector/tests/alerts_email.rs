@@ -1010,3 +1010,77 @@ async fn silences_acknowledgements_and_transitions_over_the_api() {
     let _ = live.stop.send(());
     live.task.await.unwrap().unwrap();
 }
+
+/// The whole chain for a regression: hourly rollups in SQLite → the evaluator
+/// task's tick (with `now` as input) → state, transitions and the email in one
+/// transaction → the outbox worker → the SMTP server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regression_in_stored_rollups_becomes_one_delivered_email() {
+    use vitalsign_collector::alerts::evaluator::Evaluator;
+    use vitalsign_collector::histogram::Histogram;
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    std::fs::create_dir(&mail).unwrap();
+    let port = free_port();
+    let _sink = SmtpSink::start(port, &mail);
+    let db = dir.path().join("c.db");
+    let store = Store::open(&db).unwrap();
+    let hour = 3_600_000i64;
+    let first = 1_795_500_000_000 / hour - 8 * 24; // 8 days before 2026-11-24 06:00 UTC
+    let step = first + 8 * 24 - 6;
+    {
+        // 200 samples an hour, LCP spread 500..1500 ms; +50 % from `step` on
+        // (p75 stays under the 2.5 s budget: this is about the regression rule).
+        let mut conn = rusqlite::Connection::open(&db).unwrap();
+        let tx = conn.transaction().unwrap();
+        for h in first..first + 8 * 24 {
+            let factor = if h >= step { 1.5 } else { 1.0 };
+            let mut hist = Histogram::default();
+            for i in 0..200 {
+                hist.add((500.0 + 5.0 * f64::from(i)) * factor, 1);
+            }
+            tx.execute(
+                "INSERT INTO rollups (hour, site, page_group, metric, device, source, flow, step, location,
+                                      count, good, needs_improvement, poor, histogram)
+                 VALUES (?1, 'shop', '/checkout', 'LCP', 'mobile', 'rum', '', '', '', 200, 200, 0, 0, ?2)",
+                rusqlite::params![h, hist.encode()],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let mut config = collector_config(&db, port);
+    config.alerts.public_url = "https://vitals.example".into();
+    let metrics = Arc::new(Metrics::default());
+    let mut evaluator = Evaluator::new(store.clone(), Arc::new(config.clone()), metrics.clone());
+    let mut fired_at = None;
+    for h in step - 3..first + 8 * 24 {
+        let now = (h + 1) * hour + 60_000;
+        let eval = evaluator.tick(now).await.unwrap();
+        if eval.transitions.iter().any(|t| t.to == State::Firing) {
+            fired_at = Some(h - step + 1);
+        }
+    }
+    assert!(fired_at.is_some_and(|d| d <= 5), "{fired_at:?}");
+    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    assert_eq!(rows.len(), 1, "one email");
+    let worker = OutboxWorker::new(store.clone(), config.smtp.clone(), metrics).unwrap();
+    worker.deliver_due(now_ms()).await;
+    let got = received(&mail);
+    assert_eq!(got.len(), 1);
+    let subject = got[0]["subject"].as_str().unwrap();
+    assert_eq!(
+        subject,
+        "[FIRING] LCP p75 1.2 s → 1.9 s (+52 %) /checkout mobile"
+    );
+    assert_eq!(got[0]["message_id"], rows[0].message.message_id);
+    // The transitions are stored with their numbers.
+    let transitions = store
+        .read(|c| alert_store::transitions(c, None, 0, 100))
+        .await
+        .unwrap();
+    let firing = transitions.iter().find(|t| t.to == "firing").unwrap();
+    assert!(firing.numbers["p_value"].as_f64().unwrap() < 0.01);
+    assert!(firing.numbers["change"].as_f64().unwrap() > 0.4);
+    eprintln!("stored regression fired after {fired_at:?} buckets: {subject}");
+}
