@@ -80,9 +80,7 @@ fn main() {
 
     let base_rate = results[0].0.per_minute;
     println!();
-    println!(
-        "agent throughput, demo flow (10 steps) on loopback, release binaries"
-    );
+    println!("agent throughput, demo flow (10 steps) on loopback, release binaries");
     println!(
         "{:>11} {:>10} {:>12} {:>8} {:>7} {:>14}",
         "concurrency", "runs/min", "vs c=1", "runs", "failed", "median run"
