@@ -90,6 +90,66 @@ impl Histogram {
     }
 }
 
+/// The sum of many encoded histograms, for long-range queries: a dense array
+/// indexed by bucket, so adding a row costs an index per bucket instead of a
+/// tree walk. Same counts and quantiles as merging them into a [`Histogram`].
+#[derive(Debug, Clone, Default)]
+pub struct Accumulator {
+    zero: u64,
+    /// Bucket of `counts[0]`.
+    low: i16,
+    counts: Vec<u64>,
+}
+
+impl Accumulator {
+    pub fn add_encoded(&mut self, bytes: &[u8]) {
+        for pair in bytes.chunks_exact(6) {
+            let bucket = i16::from_le_bytes([pair[0], pair[1]]);
+            let count = u64::from(u32::from_le_bytes([pair[2], pair[3], pair[4], pair[5]]));
+            if bucket == ZERO_BUCKET {
+                self.zero += count;
+                continue;
+            }
+            if self.counts.is_empty() {
+                self.low = bucket;
+            } else if bucket < self.low {
+                let grow = (self.low - bucket) as usize;
+                self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+                self.low = bucket;
+            }
+            let index = (bucket - self.low) as usize;
+            if index >= self.counts.len() {
+                self.counts.resize(index + 1, 0);
+            }
+            self.counts[index] += count;
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.zero + self.counts.iter().sum::<u64>()
+    }
+
+    /// The `q` quantile (0..=1), nearest rank, as [`Histogram::quantile`].
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        if self.zero >= rank {
+            return Some(representative(ZERO_BUCKET));
+        }
+        let mut seen = self.zero;
+        for (offset, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(representative(self.low + offset as i16));
+            }
+        }
+        None
+    }
+}
+
 /// Exact nearest-rank quantile of raw values (sorted in place).
 pub fn exact_quantile(values: &mut [f64], q: f64) -> Option<f64> {
     if values.is_empty() {
@@ -126,6 +186,30 @@ mod tests {
                 (approx - exact).abs() / exact < 0.01,
                 "q{q}: {approx} vs {exact}"
             );
+        }
+    }
+
+    #[test]
+    fn accumulator_matches_merged_histograms() {
+        let mut merged = Histogram::default();
+        let mut acc = Accumulator::default();
+        assert_eq!(acc.quantile(0.5), None);
+        // Rows arriving out of bucket order, with zeros, as rollups do.
+        for row in 0..50u32 {
+            let mut h = Histogram::default();
+            for i in 0..40u32 {
+                let v = match (row + i) % 7 {
+                    0 => 0.0,
+                    k => f64::from((row * 37 + i * 11) % 5000 + 1) * f64::from(k) * 0.3,
+                };
+                h.add(v, 1);
+            }
+            merged.merge(&h);
+            acc.add_encoded(&h.encode());
+        }
+        assert_eq!(acc.count(), merged.count());
+        for q in [0.0, 0.01, 0.1, 0.5, 0.75, 0.9, 0.99, 1.0] {
+            assert_eq!(acc.quantile(q), merged.quantile(q), "q{q}");
         }
     }
 

@@ -5,14 +5,14 @@
 //! percentile within ±1 % of the exact value), so a 30-day p75 merges at most
 //! 720 small histograms per series instead of scanning millions of rows.
 
-use rusqlite::types::Value;
+use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
 use vitalsign_core::metric::{Metric, Rating};
 use vitalsign_core::wire::ProbeRun;
 
 use super::StoreError;
-use crate::histogram::{Histogram, exact_quantile};
+use crate::histogram::{Accumulator, exact_quantile};
 
 pub const RAW_RANGE_MS: i64 = 6 * 3_600_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -136,7 +136,7 @@ fn share(part: u64, total: u64) -> f64 {
 /// Merged rollups: histogram plus exact rating counts.
 #[derive(Default)]
 struct Merged {
-    histogram: Histogram,
+    histogram: Accumulator,
     good: u64,
     ni: u64,
     poor: u64,
@@ -159,44 +159,87 @@ impl Merged {
     }
 }
 
-/// (hour, group label, good, needs-improvement, poor, histogram blob)
-type RollupRow = (i64, String, i64, i64, i64, Vec<u8>);
-
-/// Rollup rows overlapping the range, as (hour, group label, merged data).
-fn rollup_rows(
+/// Visit the rollup rows overlapping the range as (hour, group label, good,
+/// needs-improvement, poor, histogram blob), borrowed from SQLite's row: a long
+/// range is hundreds of thousands of rows, and nothing of them is kept.
+fn for_each_rollup(
     conn: &Connection,
     metric: Metric,
     from_ms: i64,
     to_ms: i64,
     filter: &Filter,
     group_by: &str,
-) -> Result<Vec<RollupRow>, StoreError> {
+    mut visit: impl FnMut(i64, &str, i64, i64, i64, &[u8]),
+) -> Result<(), StoreError> {
     let (clause, params) = filter.clause();
-    let sql = format!(
-        "SELECT hour, {group_by}, good, needs_improvement, poor, histogram FROM rollups
-         WHERE metric = ? AND hour >= ? AND hour < ?{clause}"
-    );
     let from_hour = from_ms.div_euclid(HOUR_MS);
     let to_hour = (to_ms + HOUR_MS - 1).div_euclid(HOUR_MS);
+    // `+hour` keeps SQLite off the (metric, hour) index so it walks the primary
+    // key, where a series' rows sit together with their histograms: a seek per
+    // row through the hour index costs ~15x a step along the primary key.
+    let hour = if walk_primary_key(conn, metric, from_hour, to_hour, filter)? {
+        "+hour"
+    } else {
+        "hour"
+    };
+    let sql = format!(
+        "SELECT hour, {group_by}, good, needs_improvement, poor, histogram FROM rollups
+         WHERE metric = ? AND {hour} >= ? AND {hour} < ?{clause}"
+    );
     let all = head(metric, from_hour, to_hour).into_iter().chain(params);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(params_from_iter(all), |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    let mut rows = stmt.query(params_from_iter(all))?;
+    let bad = |column: usize, kind| {
+        move |e| rusqlite::Error::FromSqlConversionFailure(column, kind, Box::new(e))
+    };
+    while let Some(r) = rows.next()? {
+        visit(
+            r.get(0)?,
+            r.get_ref(1)?.as_str().map_err(bad(1, Type::Text))?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get_ref(5)?.as_blob().map_err(bad(5, Type::Blob))?,
+        );
+    }
+    Ok(())
+}
+
+/// Whether reading all of the metric's rollups along the primary key
+/// (`metric, site, page_group, …, hour`) beats seeking each row of the range
+/// through the `(metric, hour)` index: yes when site and page group pin the
+/// key prefix to one page group, or when the range covers at least 1/16 of
+/// the hours stored for the metric (rollups are kept for ever, so a short
+/// range over a long history still takes the hour index).
+fn walk_primary_key(
+    conn: &Connection,
+    metric: Metric,
+    from_hour: i64,
+    to_hour: i64,
+    filter: &Filter,
+) -> Result<bool, StoreError> {
+    if filter.site.is_some() && filter.page_group.is_some() {
+        return Ok(true);
+    }
+    // Two single-aggregate queries: SQLite answers each with one index seek.
+    let edge = |sql: &str| -> Result<Option<i64>, StoreError> {
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_row([metric.as_str()], |r| r.get(0))?)
+    };
+    let (Some(first), Some(last)) = (
+        edge("SELECT min(hour) FROM rollups WHERE metric = ?1")?,
+        edge("SELECT max(hour) FROM rollups WHERE metric = ?1")?,
+    ) else {
+        return Ok(true);
+    };
+    let stored = last - first + 1;
+    let wanted = to_hour.min(last + 1) - from_hour.max(first);
+    Ok(wanted * 16 >= stored)
 }
 
 fn merge_into(m: &mut Merged, good: i64, ni: i64, poor: i64, blob: &[u8]) {
-    m.histogram.merge(&Histogram::decode(blob));
+    m.histogram.add_encoded(blob);
     m.good += good.max(0) as u64;
     m.ni += ni.max(0) as u64;
     m.poor += poor.max(0) as u64;
@@ -216,9 +259,15 @@ pub fn summary(
         ));
     }
     let mut merged = Merged::default();
-    for (_, _, good, ni, poor, blob) in rollup_rows(conn, metric, from_ms, to_ms, filter, "''")? {
-        merge_into(&mut merged, good, ni, poor, &blob);
-    }
+    for_each_rollup(
+        conn,
+        metric,
+        from_ms,
+        to_ms,
+        filter,
+        "''",
+        |_, _, good, ni, poor, blob| merge_into(&mut merged, good, ni, poor, blob),
+    )?;
     Ok(merged.summary())
 }
 
@@ -265,16 +314,23 @@ pub fn series(
             .collect());
     }
     let mut buckets: BTreeMap<i64, Merged> = BTreeMap::new();
-    for (hour, _, good, ni, poor, blob) in rollup_rows(conn, metric, from_ms, to_ms, filter, "''")?
-    {
-        merge_into(
-            buckets.entry(bucket_of(hour * HOUR_MS)).or_default(),
-            good,
-            ni,
-            poor,
-            &blob,
-        );
-    }
+    for_each_rollup(
+        conn,
+        metric,
+        from_ms,
+        to_ms,
+        filter,
+        "''",
+        |hour, _, good, ni, poor, blob| {
+            merge_into(
+                buckets.entry(bucket_of(hour * HOUR_MS)).or_default(),
+                good,
+                ni,
+                poor,
+                blob,
+            )
+        },
+    )?;
     Ok(buckets
         .into_iter()
         .map(|(start_ms, m)| SeriesPoint {
@@ -304,7 +360,6 @@ pub fn top_pages(
     limit: usize,
 ) -> Result<Vec<PageRank>, StoreError> {
     use std::collections::HashMap;
-    let mut groups: HashMap<String, Merged> = HashMap::new();
     if to_ms - from_ms <= RAW_RANGE_MS {
         let (clause, params) = filter.clause();
         let sql = format!(
@@ -332,16 +387,34 @@ pub fn top_pages(
     }
     let mut filter = filter.clone();
     filter.source.get_or_insert_with(|| "rum".to_string());
-    for (_, key, good, ni, poor, blob) in rollup_rows(
+    // Walking the primary key, a group's rows come one after another: only a
+    // change of group costs a map lookup.
+    let mut groups: Vec<(String, Merged)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut current: Option<usize> = None;
+    for_each_rollup(
         conn,
         metric,
         from_ms,
         to_ms,
         &filter,
         "site || char(31) || page_group",
-    )? {
-        merge_into(groups.entry(key).or_default(), good, ni, poor, &blob);
-    }
+        |_, key, good, ni, poor, blob| {
+            let at = match current {
+                Some(at) if groups[at].0 == key => at,
+                _ => match index.get(key) {
+                    Some(&at) => at,
+                    None => {
+                        index.insert(key.to_string(), groups.len());
+                        groups.push((key.to_string(), Merged::default()));
+                        groups.len() - 1
+                    }
+                },
+            };
+            current = Some(at);
+            merge_into(&mut groups[at].1, good, ni, poor, blob);
+        },
+    )?;
     let mut ranks: Vec<PageRank> = groups
         .iter()
         .map(|(key, m)| page_rank(key, &m.summary()))

@@ -350,14 +350,39 @@ fn upsert_sample(
     s: &Sample,
     rollups: &mut RollupDeltas,
 ) -> Result<(), StoreError> {
-    let previous: Option<(i64, f64, i64)> = tx
+    // Most samples are new: try the insert first and look for the stored one
+    // only when the identity index says it exists (a re-report).
+    let inserted = tx
         .prepare_cached(
+            "INSERT INTO samples (ts_ms, site, page_group, metric, value, device, source, flow, step, location, origin_id, step_index)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (source, origin_id, step_index, metric) DO NOTHING",
+        )?
+        .execute(params![
+            s.ts_ms,
+            s.site,
+            s.page_group,
+            s.metric.as_str(),
+            s.value,
+            s.device,
+            s.source,
+            s.flow,
+            s.step,
+            s.location,
+            s.origin_id,
+            s.step_index
+        ])?;
+    let previous: Option<(i64, f64, i64)> = if inserted == 1 {
+        None
+    } else {
+        tx.prepare_cached(
             "SELECT id, value, ts_ms FROM samples WHERE source = ?1 AND origin_id = ?2 AND step_index = ?3 AND metric = ?4",
         )?
         .query_row(params![s.source, s.origin_id, s.step_index, s.metric.as_str()], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
-        .optional()?;
+        .optional()?
+    };
     let key = |ts_ms: i64| RollupKey {
         hour: ts_ms.div_euclid(3_600_000),
         site: s.site.to_string(),
@@ -377,26 +402,12 @@ fn upsert_sample(
             rollups.add(key(old_ts), old_value, -1);
             rollups.add(key(old_ts), s.value, 1);
         }
+        None if inserted == 1 => rollups.add(key(s.ts_ms), s.value, 1),
         None => {
-            tx.prepare_cached(
-                "INSERT INTO samples (ts_ms, site, page_group, metric, value, device, source, flow, step, location, origin_id, step_index)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
-                s.ts_ms,
-                s.site,
-                s.page_group,
-                s.metric.as_str(),
-                s.value,
-                s.device,
-                s.source,
-                s.flow,
-                s.step,
-                s.location,
-                s.origin_id,
-                s.step_index
-            ])?;
-            rollups.add(key(s.ts_ms), s.value, 1);
+            return Err(StoreError::Conflict(format!(
+                "sample {} {} {} {} neither inserted nor found",
+                s.source, s.origin_id, s.step_index, s.metric
+            )));
         }
     }
     Ok(())
@@ -438,10 +449,17 @@ impl RollupDeltas {
              WHERE metric = ?1 AND site = ?2 AND page_group = ?3 AND device = ?4 AND source = ?5
                AND flow = ?6 AND step = ?7 AND location = ?8 AND hour = ?9",
         )?;
-        let mut upsert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO rollups (metric, site, page_group, device, source, flow, step, location, hour,
-                                             count, good, needs_improvement, poor, histogram)
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO rollups (metric, site, page_group, device, source, flow, step, location, hour,
+                                  count, good, needs_improvement, poor, histogram)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?;
+        // In place: unlike INSERT OR REPLACE (delete + insert), an update of
+        // the non-key columns leaves the (metric, hour) index untouched.
+        let mut update = tx.prepare_cached(
+            "UPDATE rollups SET count = ?10, good = ?11, needs_improvement = ?12, poor = ?13, histogram = ?14
+             WHERE metric = ?1 AND site = ?2 AND page_group = ?3 AND device = ?4 AND source = ?5
+               AND flow = ?6 AND step = ?7 AND location = ?8 AND hour = ?9",
         )?;
         for (k, changes) in self.deltas {
             let key = params![
@@ -460,6 +478,7 @@ impl RollupDeltas {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
                 .optional()?;
+            let exists = existing.is_some();
             let (mut count, mut good, mut ni, mut poor, blob) = existing.unwrap_or_default();
             let mut histogram = Histogram::decode(&blob);
             for (value, delta) in changes {
@@ -471,7 +490,8 @@ impl RollupDeltas {
                     Rating::Poor => poor += delta,
                 }
             }
-            upsert.execute(params![
+            let write = if exists { &mut update } else { &mut insert };
+            write.execute(params![
                 k.metric.as_str(),
                 k.site,
                 k.page_group,

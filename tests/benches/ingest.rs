@@ -1,0 +1,603 @@
+//! Beacon ingest throughput of the real release collector against this
+//! machine's HTTP ceiling, measured in the same run with the same load.
+//!
+//! 1. **Ceiling**: a bare axum server (this bench binary re-started as a child
+//!    process, a multi-thread tokio runtime like the collector's) whose
+//!    `POST /v1/rum` answers 204 without looking at the body.
+//! 2. **Collector**: `vitalsign-collector serve` (release) on `127.0.0.1:0`
+//!    with a fresh temp database, sites from `VITALSIGN_SITES`, default rate
+//!    limits; clients look like 65,536 visitors through `X-Forwarded-For`
+//!    (`trust_forwarded_for = true`, as behind a reverse proxy).
+//! 3. **Ceiling** again: the machine is shared, so the ratio uses the mean of
+//!    the runs before and after.
+//!
+//! The load: `VITALSIGN_BENCH_CONCURRENCY` (default 32) workers, each with one
+//! keep-alive HTTP/1.1 connection, post 5-metric beacons (LCP, CLS, INP, FCP,
+//! TTFB with attribution, `text/plain`, a new page-view id each, varied sites,
+//! URLs and devices) back to back for 2 s of warm-up plus
+//! `VITALSIGN_BENCH_SECONDS` (default 10 s), at most `VITALSIGN_BENCH_MAX`
+//! (default 1,000,000) beacons per phase. Latency is from sending the request to
+//! the end of the response, over requests started after the warm-up.
+//!
+//! After SIGTERM (the collector drains and commits) the bench counts rows in
+//! SQLite: every 2xx beacon must be there with its 5 samples, nothing else.
+//!
+//!     cargo bench -p vitalsign-tests --bench ingest
+
+#[path = "collector_bench/mod.rs"]
+mod collector_bench;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use collector_bench::{env_u64, percentile_sorted, print_table, rss_mib, verdict};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{CONTENT_TYPE, HOST, ORIGIN};
+use hyper_util::rt::TokioIo;
+use vitalsign_core::metric::Metric;
+use vitalsign_core::wire::beacon::{
+    Attribution, Beacon, DeviceClass, EffectiveType, InteractionType, NavigationType, Report,
+};
+use vitalsign_tests::Process;
+
+const BARE_SERVER_VAR: &str = "VITALSIGN_BENCH_BARE_SERVER";
+
+fn main() {
+    if std::env::var_os(BARE_SERVER_VAR).is_some() {
+        bare_server();
+        return;
+    }
+    let load = Load {
+        concurrency: env_u64("VITALSIGN_BENCH_CONCURRENCY", 32) as usize,
+        warmup: Duration::from_secs(2),
+        window: Duration::from_secs(env_u64("VITALSIGN_BENCH_SECONDS", 10)),
+        max_requests: env_u64("VITALSIGN_BENCH_MAX", 1_000_000),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    if let Ok(target) = std::env::var("VITALSIGN_BENCH_TARGET") {
+        // Load only, against a server someone else started (e.g. under `perf record`).
+        let o = runtime.block_on(run_load(target.parse().expect("HOST:PORT"), &load, 0));
+        println!(
+            "{target}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} × 2xx, statuses {:?}, {} errors",
+            o.per_second(),
+            o.p(0.5),
+            o.p(0.99),
+            o.ok_total,
+            o.statuses,
+            o.errors
+        );
+        return;
+    }
+    let bin = collector_bench::release_collector();
+    let dir = tempfile::Builder::new()
+        .prefix("vitalsign-bench-ingest-")
+        .tempdir()
+        .unwrap();
+    // Page-view ids differ between phases so no phase re-reports another's.
+    let mut next_base = 0u64;
+    let mut phase = |addr: SocketAddr, name: &str| {
+        eprintln!(
+            "{name}: {} workers, {:?} warm-up + {:?}…",
+            load.concurrency, load.warmup, load.window
+        );
+        let base = next_base;
+        next_base += load.max_requests + 1_000_000;
+        let outcome = runtime.block_on(run_load(addr, &load, base));
+        eprintln!(
+            "{name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} × 2xx, statuses {:?}, {} errors",
+            outcome.per_second(),
+            outcome.p(0.5),
+            outcome.p(0.99),
+            outcome.ok_total,
+            outcome.statuses,
+            outcome.errors
+        );
+        outcome
+    };
+
+    let bare_before = {
+        let server = start_bare_server();
+        let o = phase(server.1, "bare 204 (before)");
+        drop(server);
+        o
+    };
+
+    let db = dir.path().join("collector.db");
+    let collector = collector_bench::start_collector(
+        &bin,
+        dir.path(),
+        &db,
+        &[
+            (
+                "VITALSIGN_SITES",
+                "{shop={origins=[\"https://shop.example\"]},blog={origins=[\"https://blog.example\"]},docs={origins=[\"https://docs.example\"]}}".into(),
+            ),
+            ("VITALSIGN_TRUST_FORWARDED_FOR", "true".into()),
+            ("RUST_LOG", "info".into()),
+        ],
+    );
+    let (_, rss_idle) = rss_mib(collector.pid);
+    let collected = phase(collector.addr, "collector");
+    let (_, peak_rss) = rss_mib(collector.pid);
+    let writer = runtime.block_on(writer_stats(&collector.base_url));
+    collector.stop();
+    let stored = count_stored(&db);
+
+    let bare_after = {
+        let server = start_bare_server();
+        let o = phase(server.1, "bare 204 (after)");
+        drop(server);
+        o
+    };
+
+    let ceiling = (bare_before.per_second() + bare_after.per_second()) / 2.0;
+    let ratio = collected.per_second() / ceiling;
+    let ms = |v: f64| format!("{v:.2}");
+    let row = |name: &str, o: &Outcome, r: String| {
+        vec![
+            name.to_string(),
+            format!("{:.0}", o.per_second()),
+            r,
+            ms(o.p(0.5)),
+            ms(o.p(0.99)),
+            ms(o.p(1.0)),
+            o.ok_total.to_string(),
+            (o.errors
+                + o.statuses
+                    .iter()
+                    .filter(|(s, _)| **s >= 300)
+                    .map(|(_, n)| n)
+                    .sum::<u64>())
+            .to_string(),
+        ]
+    };
+    println!();
+    println!(
+        "ingest: {} workers (keep-alive HTTP/1.1), {:?} measured after {:?} warm-up, 5-metric text/plain beacons",
+        load.concurrency, load.window, load.warmup
+    );
+    print_table(
+        &[
+            "server",
+            "beacons/s",
+            "× ceiling",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "2xx",
+            "non-2xx/errors",
+        ],
+        &[
+            row(
+                "bare axum 204 (before)",
+                &bare_before,
+                format!("{:.2}", bare_before.per_second() / ceiling),
+            ),
+            row("vitalsign-collector", &collected, format!("{ratio:.2}")),
+            row(
+                "bare axum 204 (after)",
+                &bare_after,
+                format!("{:.2}", bare_after.per_second() / ceiling),
+            ),
+        ],
+    );
+    println!();
+    let lossless = stored.page_views == collected.ok_total
+        && stored.samples == 5 * collected.ok_total
+        && stored.duplicate_free;
+    print_table(
+        &["collector check", "value", "goal", "status"],
+        &[
+            vec![
+                "throughput / ceiling".into(),
+                format!("{ratio:.2}"),
+                "≥ 0.60".into(),
+                verdict(ratio >= 0.6).into(),
+            ],
+            vec![
+                "p99 latency".into(),
+                format!("{:.2} ms", collected.p(0.99)),
+                "< 25 ms".into(),
+                verdict(collected.p(0.99) < 25.0).into(),
+            ],
+            vec![
+                "2xx answers".into(),
+                collected.ok_total.to_string(),
+                "".into(),
+                "".into(),
+            ],
+            vec![
+                "page views stored (SQLite, after SIGTERM)".into(),
+                stored.page_views.to_string(),
+                "= 2xx".into(),
+                verdict(stored.page_views == collected.ok_total).into(),
+            ],
+            vec![
+                "sample rows stored".into(),
+                stored.samples.to_string(),
+                "= 5 × 2xx".into(),
+                verdict(stored.samples == 5 * collected.ok_total).into(),
+            ],
+            vec![
+                "zero loss".into(),
+                if lossless { "yes" } else { "no" }.into(),
+                "yes".into(),
+                verdict(lossless).into(),
+            ],
+            vec![
+                "peak RSS (VmHWM)".into(),
+                format!("{peak_rss:.1} MiB (idle {rss_idle:.1})"),
+                "< 150 MB".into(),
+                verdict(peak_rss * 1.048_576 < 150.0).into(),
+            ],
+            vec![
+                "write batches, mean beacons per batch".into(),
+                writer,
+                "".into(),
+                "".into(),
+            ],
+        ],
+    );
+}
+
+struct Load {
+    concurrency: usize,
+    warmup: Duration,
+    window: Duration,
+    max_requests: u64,
+}
+
+struct Outcome {
+    /// Every 2xx, warm-up included (what the database must hold).
+    ok_total: u64,
+    /// Requests started after the warm-up, and how long that window lasted.
+    measured: u64,
+    window: Duration,
+    /// Latencies in ms of requests started after the warm-up, sorted.
+    latencies: Vec<f64>,
+    statuses: BTreeMap<u16, u64>,
+    errors: u64,
+}
+
+impl Outcome {
+    fn per_second(&self) -> f64 {
+        self.measured as f64 / self.window.as_secs_f64()
+    }
+
+    fn p(&self, q: f64) -> f64 {
+        percentile_sorted(&self.latencies, q)
+    }
+}
+
+#[derive(Default)]
+struct WorkerTally {
+    ok_total: u64,
+    measured: u64,
+    latencies: Vec<f64>,
+    statuses: BTreeMap<u16, u64>,
+    errors: u64,
+}
+
+/// Closed-loop load: each worker sends its next beacon as soon as the last is answered.
+async fn run_load(addr: SocketAddr, load: &Load, base: u64) -> Outcome {
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let measure_from = start + load.warmup;
+    let deadline = measure_from + load.window;
+    let max = load.max_requests;
+    let workers: Vec<_> = (0..load.concurrency)
+        .map(|_| {
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut tally = WorkerTally::default();
+                let mut sender = None;
+                loop {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= max {
+                        break;
+                    }
+                    if sender.is_none() {
+                        match connect(addr).await {
+                            Ok(s) => sender = Some(s),
+                            Err(_) => {
+                                tally.errors += 1;
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                continue;
+                            }
+                        }
+                    }
+                    let s = sender.as_mut().unwrap();
+                    let request = beacon_request(addr, base + i);
+                    let sent = Instant::now();
+                    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+                        s.ready().await?;
+                        let response = s.send_request(request).await?;
+                        let status = response.status().as_u16();
+                        response.into_body().collect().await?;
+                        Ok::<u16, hyper::Error>(status)
+                    })
+                    .await;
+                    let took = sent.elapsed();
+                    match answer {
+                        Ok(Ok(status)) => {
+                            *tally.statuses.entry(status).or_insert(0) += 1;
+                            if (200..300).contains(&status) {
+                                tally.ok_total += 1;
+                            }
+                            if sent >= measure_from {
+                                tally.measured += 1;
+                                tally.latencies.push(took.as_secs_f64() * 1000.0);
+                            }
+                        }
+                        _ => {
+                            tally.errors += 1;
+                            sender = None;
+                        }
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut outcome = Outcome {
+        ok_total: 0,
+        measured: 0,
+        window: Duration::ZERO,
+        latencies: Vec::new(),
+        statuses: BTreeMap::new(),
+        errors: 0,
+    };
+    for worker in workers {
+        let t = worker.await.unwrap();
+        outcome.ok_total += t.ok_total;
+        outcome.measured += t.measured;
+        outcome.latencies.extend(t.latencies);
+        outcome.errors += t.errors;
+        for (status, n) in t.statuses {
+            *outcome.statuses.entry(status).or_insert(0) += n;
+        }
+    }
+    outcome.window = Instant::now().saturating_duration_since(measure_from);
+    outcome.latencies.sort_by(f64::total_cmp);
+    outcome
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: SocketAddr) -> Result<Sender, Box<dyn std::error::Error + Send + Sync>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Cheap deterministic pseudo-randomness (splitmix64): beacon `i` is always the same.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// A value in 0..1 from `seed`.
+fn unit(seed: u64) -> f64 {
+    (mix(seed) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Roughly log-normal around `median` (sum of uniforms as the normal).
+fn around(seed: u64, median: f64, spread: f64) -> f64 {
+    let z: f64 = (0..4).map(|k| unit(seed * 8 + k)).sum::<f64>() - 2.0;
+    median * (spread * z * 1.7).exp()
+}
+
+fn round(v: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    (v * f).round() / f
+}
+
+const SITES: [(&str, &str); 3] = [
+    ("shop", "https://shop.example"),
+    ("blog", "https://blog.example"),
+    ("docs", "https://docs.example"),
+];
+
+/// The `i`-th beacon: a new page view of a varied URL, device and set of values.
+fn beacon(i: u64) -> (Beacon, &'static str) {
+    let r = |k: u64| mix(i.wrapping_mul(31).wrapping_add(k));
+    let (site, origin) = match r(1) % 10 {
+        0..=6 => SITES[0],
+        7 | 8 => SITES[1],
+        _ => SITES[2],
+    };
+    let path = match (site, r(2) % 8) {
+        ("shop", 0) => "/".to_string(),
+        ("shop", 1..=3) => format!("/product/{}", 1000 + r(3) % 50_000),
+        ("shop", 4) => format!(
+            "/category/{}",
+            ["shoes", "bags", "hats", "sale"][(r(3) % 4) as usize]
+        ),
+        ("shop", 5) => format!("/search?q=item{}", r(3) % 100),
+        ("shop", 6) => "/cart".to_string(),
+        ("shop", _) => "/checkout".to_string(),
+        ("blog", 0 | 1) => "/".to_string(),
+        ("blog", _) => format!("/posts/{}/{:08x}", 2020 + r(3) % 6, r(4) as u32),
+        (_, 0) => "/".to_string(),
+        (_, _) => format!("/guide/section-{}/page-{}", r(3) % 12, r(4) % 40),
+    };
+    let device = match r(5) % 20 {
+        0..=10 => DeviceClass::Mobile,
+        11 => DeviceClass::Tablet,
+        _ => DeviceClass::Desktop,
+    };
+    let slow = if device == DeviceClass::Mobile {
+        1.4
+    } else {
+        1.0
+    };
+    let value = |metric: Metric, median: f64, spread: f64, k: u64| -> (Metric, f64) {
+        let v = around(r(k), median * slow, spread).min(metric.max_plausible());
+        (metric, v)
+    };
+    let report = |(metric, value): (Metric, f64), attribution: Attribution| Report {
+        metric,
+        value,
+        rating: metric.rate(value),
+        attribution,
+    };
+    let (_, lcp) = value(Metric::Lcp, 1900.0, 0.5, 10);
+    let (_, fcp) = value(Metric::Fcp, 1000.0, 0.5, 11);
+    let (_, ttfb) = value(Metric::Ttfb, 320.0, 0.6, 12);
+    let (_, inp) = value(Metric::Inp, 140.0, 0.7, 13);
+    let cls = if r(14) % 3 == 0 {
+        0.0
+    } else {
+        round(around(r(15), 0.05, 0.9), 4).min(10.0)
+    };
+    let (lcp, fcp, ttfb, inp) = (round(lcp, 1), round(fcp, 1), round(ttfb, 1), inp.round());
+    let input_delay = (inp * 0.1).round();
+    let presentation = (inp * 0.25).round();
+    let beacon = Beacon {
+        schema_version: 1,
+        site: site.to_string(),
+        page_view_id: format!("v1-{}-{:010}", 1_763_870_000_000 + i, r(6) % 10_000_000_000),
+        url: format!("{origin}{path}"),
+        navigation_type: if r(7) % 10 == 0 {
+            NavigationType::Reload
+        } else {
+            NavigationType::Navigate
+        },
+        device: Some(device),
+        effective_type: Some(if r(8) % 5 == 0 {
+            EffectiveType::G3
+        } else {
+            EffectiveType::G4
+        }),
+        snippet_version: "0.1.0".into(),
+        reports: vec![
+            report(
+                (Metric::Lcp, lcp),
+                Attribution {
+                    target: Some("main>img.hero".into()),
+                    url: Some(format!("{origin}/img/hero-{}.jpg", r(9) % 500)),
+                    ..Default::default()
+                },
+            ),
+            report((Metric::Fcp, fcp), Attribution::default()),
+            report((Metric::Ttfb, ttfb), Attribution::default()),
+            report(
+                (Metric::Cls, cls),
+                Attribution {
+                    target: (cls > 0.0).then(|| "#promo-banner".into()),
+                    ..Default::default()
+                },
+            ),
+            report(
+                (Metric::Inp, inp),
+                Attribution {
+                    target: Some("button#add-to-cart".into()),
+                    input_delay: Some(input_delay),
+                    processing: Some((inp - input_delay - presentation).max(0.0)),
+                    presentation: Some(presentation),
+                    interaction: Some(InteractionType::Pointer),
+                    ..Default::default()
+                },
+            ),
+        ],
+    };
+    (beacon, origin)
+}
+
+fn beacon_request(addr: SocketAddr, i: u64) -> hyper::Request<Full<Bytes>> {
+    let (beacon, origin) = beacon(i);
+    let body = serde_json::to_vec(&beacon).unwrap();
+    // 65,536 visitors behind a proxy, each well inside the default rate limit.
+    let client = mix(i ^ 0xC0FFEE) as u16;
+    hyper::Request::post("/v1/rum")
+        .header(HOST, addr.to_string())
+        .header(CONTENT_TYPE, "text/plain;charset=UTF-8")
+        .header(ORIGIN, origin)
+        .header(
+            "x-forwarded-for",
+            format!("10.1.{}.{}", client >> 8, client & 0xff),
+        )
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// The ceiling: this binary again, as a child process serving a bare 204.
+fn start_bare_server() -> (Process, SocketAddr) {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.env(BARE_SERVER_VAR, "1");
+    let mut process = Process::spawn("bare 204 server", command);
+    let line = process.wait_for_line("listening on http://", Duration::from_secs(30));
+    let addr = collector_bench::listening_addr(&line);
+    (process, addr)
+}
+
+fn bare_server() {
+    // Same runtime shape as the collector's `main` (multi-thread, one worker per core).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let app = axum::Router::new().route(
+            "/v1/rum",
+            axum::routing::post(|| async { axum::http::StatusCode::NO_CONTENT }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("listening on http://{}", listener.local_addr().unwrap());
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+/// `batches, mean per batch` from the collector's `/metrics`.
+async fn writer_stats(base_url: &str) -> String {
+    let text = match reqwest::get(format!("{base_url}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(e) => return format!("/metrics unreadable: {e}"),
+    };
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let batches = value("vitalsign_write_batches_total");
+    let writes = value("vitalsign_writes_total");
+    let commit = value("vitalsign_commit_seconds_sum");
+    format!(
+        "{batches:.0} batches, {:.1} per batch, {:.2} ms per batch",
+        writes / batches,
+        commit / batches * 1000.0
+    )
+}
+
+struct Stored {
+    page_views: u64,
+    samples: u64,
+    duplicate_free: bool,
+}
+
+fn count_stored(db: &std::path::Path) -> Stored {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64;
+    let samples = one("SELECT count(*) FROM samples");
+    let page_views = one("SELECT count(DISTINCT origin_id) FROM samples WHERE source = 'rum'");
+    let max_per_view = one(
+        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM samples GROUP BY origin_id)",
+    );
+    Stored {
+        page_views,
+        samples,
+        duplicate_free: max_per_view <= 5,
+    }
+}
