@@ -128,13 +128,13 @@ async fn serve() -> (String, Site) {
 /// only grow until the first input), and the worst step for CLS and INP (each
 /// step is its own window, as a route is in the field).
 fn probe_value(run: &ProbeRun, metric: &str) -> Option<f64> {
-    let values = run.steps.iter().filter_map(|s| match metric {
+    let mut values = run.steps.iter().filter_map(|s| match metric {
         "LCP" => s.vitals.lcp,
         "CLS" => s.vitals.cls,
         _ => s.vitals.inp,
     });
     if metric == "LCP" {
-        values.last()
+        values.next_back()
     } else {
         values.reduce(f64::max)
     }
