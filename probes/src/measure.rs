@@ -48,6 +48,27 @@ new Promise(function (resolve) {
 })
 "#;
 
+/// Read the step's values after two frames but without [`READ_BACK`]'s 50 ms
+/// margin, for steps that change the page without input (`goto`, `wait_for`):
+/// the margin is there for event-timing entries, which only input produces;
+/// the frames let paints and shifts of the step's last moments be presented
+/// and observed.
+pub const READ_BACK_FRAMES: &str = r#"
+new Promise(function (resolve) {
+  requestAnimationFrame(function () {
+    requestAnimationFrame(function () {
+      setTimeout(function () {
+        var vs = window.__vitalsign;
+        resolve({
+          snapshot: vs ? vs.flush() : null,
+          tbt: window.__vitalsignTbt ? window.__vitalsignTbt() : null
+        });
+      }, 0);
+    });
+  });
+})
+"#;
+
 /// Read the step's values at once, for steps that only look at the page
 /// (assertions, screenshots, HTTP requests): they cause no input, paint or
 /// navigation, so nothing of theirs is still on its way, and what the step

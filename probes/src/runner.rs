@@ -470,11 +470,7 @@ impl Runner {
             };
             result.duration_ms = round1(started.elapsed().as_secs_f64() * 1000.0);
             if failure.is_none() {
-                let script = if only_observes(&step.action) {
-                    measure::READ_BACK_NOW
-                } else {
-                    measure::READ_BACK
-                };
+                let script = read_back_script(&step.action);
                 match tokio::time::timeout(Duration::from_secs(5), read_back(&page, script)).await {
                     Ok(Ok(values)) => result.vitals = values.vitals(),
                     Ok(Err(e)) => warn!(error = %e, "could not read the step's vitals"),
@@ -897,12 +893,21 @@ fn navigating(error: &str) -> bool {
         || error.contains("Inspected target navigated")
 }
 
-/// Steps that only look at the page: nothing they did can still arrive.
-fn only_observes(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::Assert(_) | Action::Screenshot(_) | Action::Request(_)
-    )
+/// How long a step's read-back waits: what the step did that may still be on
+/// its way. Input waits for its event-timing entries (frames and a margin); a
+/// navigation or a wait for content, for its paints (frames); a step that only
+/// looks at the page caused nothing, and the step before waited for its own.
+fn read_back_script(action: &Action) -> &'static str {
+    match action {
+        Action::Assert(_) | Action::Screenshot(_) | Action::Request(_) => measure::READ_BACK_NOW,
+        Action::Goto(_) | Action::WaitFor(_) => measure::READ_BACK_FRAMES,
+        Action::Click(_)
+        | Action::Type { .. }
+        | Action::Press(_)
+        | Action::Hover(_)
+        | Action::Select { .. }
+        | Action::Scroll(_) => measure::READ_BACK,
+    }
 }
 
 async fn read_back_once(page: &Page, script: &str) -> Result<ReadBack, String> {
