@@ -14,9 +14,10 @@
 //! in a second warm browser (create context, create page, add the init
 //! script, one settled read-back per step, close, dispose), phase by phase;
 //! the ratio says how the runner compares with that floor. Below it, what one
-//! read-back's wait costs: the settled one (two frames and a 50 ms margin for
-//! event-timing entries), two frames only, and none (what the runner now does
-//! after steps that only look at the page, such as `assert`).
+//! read-back's wait costs: settled (two frames and a 50 ms margin for
+//! event-timing entries; the runner's choice after input steps), two frames
+//! (after `goto` and `wait_for`), and none (after steps that only look at the
+//! page, such as `assert`).
 //!
 //!     cargo bench -p vitalsign-probes --bench overhead
 
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::target::{
-    CreateBrowserContextParams, CreateTargetParams,
+    CloseTargetParams, CreateBrowserContextParams, CreateTargetParams,
 };
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use common::{median, ms, percentile, ratio};
@@ -42,6 +43,9 @@ struct Bare {
     read_back: Vec<f64>,
     close: Vec<f64>,
     total: Vec<f64>,
+    /// `Target.createTarget` + `Target.closeTarget` alone, without
+    /// chromiumoxide attaching to the page and enabling its domains.
+    raw_target: Vec<f64>,
     /// One read-back without the 50 ms margin (two frames only), and one with
     /// no wait at all: what the read-back's waiting costs.
     frames_only: Vec<f64>,
@@ -80,6 +84,7 @@ async fn bench() {
     }
 
     let (mut wall, mut steps, mut own, mut overhead) = (vec![], vec![], vec![], vec![]);
+    let mut per_step: Vec<Vec<f64>> = vec![Vec::new(); flow.steps.len()];
     let mut bare = Bare::default();
     let mut failed = 0;
     for _ in 0..runs {
@@ -95,6 +100,9 @@ async fn bench() {
             continue;
         }
         let in_steps: f64 = run.steps.iter().map(|s| s.duration_ms).sum();
+        for (i, step) in run.steps.iter().enumerate() {
+            per_step[i].push(step.duration_ms);
+        }
         wall.push(elapsed);
         steps.push(in_steps);
         own.push(page.navigation_ms.iter().sum::<f64>() + page.click_ms.iter().sum::<f64>());
@@ -127,23 +135,36 @@ async fn bench() {
     };
     row("Runner::run wall time", &wall);
     row("  steps (actions + network-quiet windows)", &steps);
+    for (step, durations) in flow.steps.iter().zip(&per_step) {
+        row(&format!("    step {:?}", step.name), durations);
+    }
     row("    of which the page's own work (load, click)", &own);
     row("  OVERHEAD around the steps (goal < 250 ms)", &overhead);
     println!("baseline: bare chromiumoxide, warm browser, a settled read-back per step");
     row("  create browser context", &bare.context);
     row("  create page", &bare.page);
+    row(
+        "    (raw Target.createTarget + closeTarget, no attach)",
+        &bare.raw_target,
+    );
     row("  add init script (snippet injection)", &bare.inject);
     row(
-        "  3 read-backs (Runtime.evaluate, awaitPromise)",
+        "  3 settled read-backs (2 frames + 50 ms each)",
         &bare.read_back,
     );
     row("  close page + dispose context", &bare.close);
     row("  CDP floor (sum of the above)", &bare.total);
     println!("what one read-back's wait costs (same page, bare):");
     let per_read: Vec<f64> = bare.read_back.iter().map(|v| v / 3.0).collect();
-    row("  as the runner: 2 frames + 50 ms margin", &per_read);
-    row("  2 frames, no margin", &bare.frames_only);
-    row("  no wait (flush at once)", &bare.no_wait);
+    row("  2 frames + 50 ms (runner: after input steps)", &per_read);
+    row(
+        "  2 frames (runner: after goto, wait_for)",
+        &bare.frames_only,
+    );
+    row(
+        "  no wait (runner: after assert, screenshot)",
+        &bare.no_wait,
+    );
     let goal = median(&overhead) < 250.0;
     println!(
         "goal median overhead < 250 ms: {} ({:.1} ms)",
@@ -234,6 +255,28 @@ async fn bare_iteration(browser: &Browser, base: &str, out: &mut Bare) {
     page.close().await.unwrap();
     browser.dispose_browser_context(ctx).await.unwrap();
     let t6 = Instant::now();
+    // What creating a target costs Chromium alone, in its own context.
+    let ctx = browser
+        .create_browser_context(CreateBrowserContextParams::default())
+        .await
+        .unwrap();
+    let raw = Instant::now();
+    let created = browser
+        .execute(
+            CreateTargetParams::builder()
+                .url("about:blank")
+                .browser_context_id(ctx.clone())
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    browser
+        .execute(CloseTargetParams::new(created.result.target_id.clone()))
+        .await
+        .unwrap();
+    out.raw_target.push(ms(raw.elapsed()));
+    browser.dispose_browser_context(ctx).await.unwrap();
     let parts = [
         ms(t1 - t0),
         ms(t2 - t1),
