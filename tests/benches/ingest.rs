@@ -21,6 +21,8 @@
 //!
 //! After SIGTERM (the collector drains and commits) the bench counts rows in
 //! SQLite: every 2xx beacon must be there with its 5 samples, nothing else.
+//! Server CPU per request (user + system time of the server process from
+//! `/proc/PID/stat`, over the phase) shows where a throughput gap comes from.
 //!
 //!     cargo bench -p vitalsign-tests --bench ingest
 
@@ -34,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use collector_bench::{env_u64, percentile_sorted, print_table, rss_mib, verdict};
+use collector_bench::{cpu_ms, env_u64, percentile_sorted, print_table, rss_mib, verdict};
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HOST, ORIGIN};
 use hyper_util::rt::TokioIo;
@@ -79,14 +81,16 @@ fn main() {
         .unwrap();
     // Page-view ids differ between phases so no phase re-reports another's.
     let mut next_base = 0u64;
-    let mut phase = |addr: SocketAddr, name: &str| {
+    let mut phase = |addr: SocketAddr, pid: u32, name: &str| {
         eprintln!(
             "{name}: {} workers, {:?} warm-up + {:?}…",
             load.concurrency, load.warmup, load.window
         );
         let base = next_base;
         next_base += load.max_requests + 1_000_000;
-        let outcome = runtime.block_on(run_load(addr, &load, base));
+        let cpu_before = cpu_ms(pid);
+        let mut outcome = runtime.block_on(run_load(addr, &load, base));
+        outcome.server_cpu_ms = cpu_ms(pid) - cpu_before;
         eprintln!(
             "{name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} × 2xx, statuses {:?}, {} errors",
             outcome.per_second(),
@@ -101,7 +105,7 @@ fn main() {
 
     let bare_before = {
         let server = start_bare_server();
-        let o = phase(server.1, "bare 204 (before)");
+        let o = phase(server.1, server.0.child.id(), "bare 204 (before)");
         drop(server);
         o
     };
@@ -121,7 +125,7 @@ fn main() {
         ],
     );
     let (_, rss_idle) = rss_mib(collector.pid);
-    let collected = phase(collector.addr, "collector");
+    let collected = phase(collector.addr, collector.pid, "collector");
     let (_, peak_rss) = rss_mib(collector.pid);
     let writer = runtime.block_on(writer_stats(&collector.base_url));
     collector.stop();
@@ -129,12 +133,13 @@ fn main() {
 
     let bare_after = {
         let server = start_bare_server();
-        let o = phase(server.1, "bare 204 (after)");
+        let o = phase(server.1, server.0.child.id(), "bare 204 (after)");
         drop(server);
         o
     };
 
     let ceiling = (bare_before.per_second() + bare_after.per_second()) / 2.0;
+    let bare_cpu = (bare_before.cpu_us_per_request() + bare_after.cpu_us_per_request()) / 2.0;
     let ratio = collected.per_second() / ceiling;
     let ms = |v: f64| format!("{v:.2}");
     let row = |name: &str, o: &Outcome, r: String| {
@@ -145,6 +150,7 @@ fn main() {
             ms(o.p(0.5)),
             ms(o.p(0.99)),
             ms(o.p(1.0)),
+            format!("{:.1}", o.cpu_us_per_request()),
             o.ok_total.to_string(),
             (o.errors
                 + o.statuses
@@ -168,6 +174,7 @@ fn main() {
             "p50 ms",
             "p99 ms",
             "max ms",
+            "server CPU µs/req",
             "2xx",
             "non-2xx/errors",
         ],
@@ -203,6 +210,17 @@ fn main() {
                 format!("{:.2} ms", collected.p(0.99)),
                 "< 25 ms".into(),
                 verdict(collected.p(0.99) < 25.0).into(),
+            ],
+            vec![
+                "server CPU per request / bare".into(),
+                format!(
+                    "{:.1}x ({:.1} vs {:.1} µs)",
+                    collected.cpu_us_per_request() / bare_cpu,
+                    collected.cpu_us_per_request(),
+                    bare_cpu
+                ),
+                "".into(),
+                "".into(),
             ],
             vec![
                 "2xx answers".into(),
@@ -261,11 +279,18 @@ struct Outcome {
     latencies: Vec<f64>,
     statuses: BTreeMap<u16, u64>,
     errors: u64,
+    /// CPU the server process used during the phase (warm-up included).
+    server_cpu_ms: f64,
 }
 
 impl Outcome {
     fn per_second(&self) -> f64 {
         self.measured as f64 / self.window.as_secs_f64()
+    }
+
+    fn cpu_us_per_request(&self) -> f64 {
+        let answered: u64 = self.statuses.values().sum();
+        self.server_cpu_ms * 1000.0 / answered.max(1) as f64
     }
 
     fn p(&self, q: f64) -> f64 {
@@ -353,6 +378,7 @@ async fn run_load(addr: SocketAddr, load: &Load, base: u64) -> Outcome {
         latencies: Vec::new(),
         statuses: BTreeMap::new(),
         errors: 0,
+        server_cpu_ms: f64::NAN,
     };
     for worker in workers {
         let t = worker.await.unwrap();
