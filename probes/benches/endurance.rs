@@ -2,9 +2,11 @@
 //! and is nothing left behind after `Runner::shutdown`?
 //!
 //! Runs the 3-step loopback flow `VITALSIGN_BENCH_RUNS` times (default 500)
-//! with one `Runner`. After every 50th run (no page open) it sums RSS and PSS
-//! over the browser's whole process tree from /proc (PSS counts shared pages
-//! once, so it is the honest total). Baseline: the reading at run 50. After
+//! with one `Runner`. After every 50th run (no page open) it sums RSS, PSS and
+//! USS over the browser's whole process tree from /proc (PSS counts shared
+//! pages once, so it is the honest total, but moves when other Chromiums on
+//! the machine share the same pages; USS, the private pages, does not and is
+//! the leak indicator). Baseline: the reading at run 50. After
 //! shutdown it counts live processes whose command line still holds the
 //! browser's `--user-data-dir` (goal: none).
 //!
@@ -26,9 +28,7 @@ fn main() {
 struct Sample {
     run: usize,
     pid: u32,
-    processes: usize,
-    rss_mib: f64,
-    pss_mib: f64,
+    memory: common::TreeMemory,
     elapsed_s: f64,
 }
 
@@ -60,18 +60,16 @@ async fn bench() {
             profile_dirs.insert(dir);
         }
         if i % every == 0 || i == runs {
-            let (processes, rss_mib, pss_mib) = common::tree_memory_mib(pid);
             let sample = Sample {
                 run: i,
                 pid,
-                processes,
-                rss_mib,
-                pss_mib,
+                memory: common::tree_memory(pid),
                 elapsed_s: started.elapsed().as_secs_f64(),
             };
+            let m = &sample.memory;
             eprintln!(
-                "run {:>4}: browser pid {}, {} processes, RSS {:.1} MiB, PSS {:.1} MiB, {:.0} s",
-                sample.run, sample.pid, processes, rss_mib, pss_mib, sample.elapsed_s
+                "run {:>4}: browser pid {}, {} processes, RSS {:.1} MiB, PSS {:.1} MiB, USS {:.1} MiB, {:.0} s",
+                sample.run, sample.pid, m.processes, m.rss, m.pss, m.uss, sample.elapsed_s
             );
             samples.push(sample);
         }
@@ -102,34 +100,37 @@ async fn bench() {
         started.elapsed().as_secs_f64()
     );
     println!(
-        "{:>6} {:>9} {:>6} {:>10} {:>10} {:>14}",
-        "run", "pid", "procs", "RSS MiB", "PSS MiB", "PSS vs base"
+        "{:>6} {:>9} {:>6} {:>10} {:>10} {:>10} {:>12} {:>12}",
+        "run", "pid", "procs", "RSS MiB", "PSS MiB", "USS MiB", "PSS vs base", "USS vs base"
     );
+    let (base_pss, base_uss) = baseline.map_or((0.0, 0.0), |b| (b.memory.pss, b.memory.uss));
     for s in &samples {
+        let m = &s.memory;
         println!(
-            "{:>6} {:>9} {:>6} {:>10.1} {:>10.1} {:>14}",
+            "{:>6} {:>9} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>12} {:>12}",
             s.run,
             s.pid,
-            s.processes,
-            s.rss_mib,
-            s.pss_mib,
-            ratio(s.pss_mib, baseline.map_or(0.0, |b| b.pss_mib))
+            m.processes,
+            m.rss,
+            m.pss,
+            m.uss,
+            ratio(m.pss, base_pss),
+            ratio(m.uss, base_uss)
         );
     }
     if let (Some(b), Some(last)) = (baseline, samples.last()) {
-        let change = (last.pss_mib / b.pss_mib - 1.0) * 100.0;
-        let rss_change = (last.rss_mib / b.rss_mib - 1.0) * 100.0;
+        let change = |now: f64, then: f64| (now / then - 1.0) * 100.0;
+        let pss = change(last.memory.pss, b.memory.pss);
+        let uss = change(last.memory.uss, b.memory.uss);
+        let rss = change(last.memory.rss, b.memory.rss);
+        let verdict = |c: f64| if c.abs() <= 10.0 { "met" } else { "MISSED" };
         println!(
-            "browser memory run {} -> run {}: PSS {:+.1} %, RSS {:+.1} % (goal within 10 %: {})",
+            "browser memory run {} -> run {}: PSS {pss:+.1} % (goal within 10 %: {}), \
+             USS {uss:+.1} % ({}), RSS {rss:+.1} %",
             b.run,
             last.run,
-            change,
-            rss_change,
-            if change.abs() <= 10.0 {
-                "met"
-            } else {
-                "MISSED"
-            }
+            verdict(pss),
+            verdict(uss)
         );
     }
     println!(

@@ -175,31 +175,52 @@ pub fn descendants(root: u32) -> Vec<u32> {
     found
 }
 
-/// Resident memory of one process, in KiB: (RSS, PSS). PSS splits shared
-/// pages among the processes that share them, so a tree's PSS sums honestly.
-pub fn rss_pss_kib(pid: u32) -> (u64, u64) {
-    let field = |text: &str, name: &str| {
-        text.lines()
+/// Resident memory of one process, in KiB: (RSS, PSS, USS). PSS splits shared
+/// pages among the processes that share them, so a tree's PSS sums honestly;
+/// but it also shares them with *other* Chromiums on the machine, so it moves
+/// when they come and go. USS (private pages only) is the leak indicator.
+pub fn memory_kib(pid: u32) -> (u64, u64, u64) {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        rollup
+            .lines()
             .find(|l| l.starts_with(name))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    (field(&rollup, "Rss:"), field(&rollup, "Pss:"))
+    (
+        field("Rss:"),
+        field("Pss:"),
+        field("Private_Clean:") + field("Private_Dirty:"),
+    )
 }
 
-/// Memory of a browser and every process it started: (processes, RSS MiB, PSS MiB).
-pub fn tree_memory_mib(root: u32) -> (usize, f64, f64) {
+/// Memory of a browser and every process it started, in MiB.
+pub struct TreeMemory {
+    pub processes: usize,
+    pub rss: f64,
+    pub pss: f64,
+    pub uss: f64,
+}
+
+pub fn tree_memory(root: u32) -> TreeMemory {
     let mut pids = descendants(root);
     pids.push(root);
-    let (mut rss, mut pss) = (0, 0);
+    let (mut rss, mut pss, mut uss) = (0, 0, 0);
     for pid in &pids {
-        let (r, p) = rss_pss_kib(*pid);
+        let (r, p, u) = memory_kib(*pid);
         rss += r;
         pss += p;
+        uss += u;
     }
-    (pids.len(), rss as f64 / 1024.0, pss as f64 / 1024.0)
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    TreeMemory {
+        processes: pids.len(),
+        rss: mib(rss),
+        pss: mib(pss),
+        uss: mib(uss),
+    }
 }
 
 /// The `--user-data-dir` on a process's command line.
