@@ -30,44 +30,40 @@ pub fn init_script() -> String {
     format!("{SNIPPET}\n{TBT_OBSERVER}")
 }
 
+/// A read-back that waits two frames (so the step's last paints, shifts and
+/// event-timing entries are presented and observed) and then `$margin` ms.
+macro_rules! read_back_after_frames {
+    ($margin:literal) => {
+        concat!(
+            "new Promise(function (resolve) {\n",
+            "  requestAnimationFrame(function () {\n",
+            "    requestAnimationFrame(function () {\n",
+            "      setTimeout(function () {\n",
+            "        var vs = window.__vitalsign;\n",
+            "        resolve({\n",
+            "          snapshot: vs ? vs.flush() : null,\n",
+            "          tbt: window.__vitalsignTbt ? window.__vitalsignTbt() : null\n",
+            "        });\n",
+            "      }, ",
+            $margin,
+            ");\n",
+            "    });\n",
+            "  });\n",
+            "})\n"
+        )
+    };
+}
+
 /// Read the step's values once event-timing entries have been delivered
 /// (they arrive after the next frame is presented).
-pub const READ_BACK: &str = r#"
-new Promise(function (resolve) {
-  requestAnimationFrame(function () {
-    requestAnimationFrame(function () {
-      setTimeout(function () {
-        var vs = window.__vitalsign;
-        resolve({
-          snapshot: vs ? vs.flush() : null,
-          tbt: window.__vitalsignTbt ? window.__vitalsignTbt() : null
-        });
-      }, 50);
-    });
-  });
-})
-"#;
+pub const READ_BACK: &str = read_back_after_frames!(50);
 
 /// Read the step's values after two frames but without [`READ_BACK`]'s 50 ms
 /// margin, for steps that change the page without input (`goto`, `wait_for`):
 /// the margin is there for event-timing entries, which only input produces;
 /// the frames let paints and shifts of the step's last moments be presented
 /// and observed.
-pub const READ_BACK_FRAMES: &str = r#"
-new Promise(function (resolve) {
-  requestAnimationFrame(function () {
-    requestAnimationFrame(function () {
-      setTimeout(function () {
-        var vs = window.__vitalsign;
-        resolve({
-          snapshot: vs ? vs.flush() : null,
-          tbt: window.__vitalsignTbt ? window.__vitalsignTbt() : null
-        });
-      }, 0);
-    });
-  });
-})
-"#;
+pub const READ_BACK_FRAMES: &str = read_back_after_frames!(0);
 
 /// Read the step's values at once, for steps that only look at the page
 /// (assertions, screenshots, HTTP requests): they cause no input, paint or

@@ -142,38 +142,9 @@ pub fn ratio(value: f64, baseline: f64) -> String {
     }
 }
 
-/// Pids of `root`'s descendants, from /proc/*/stat.
-pub fn descendants(root: u32) -> Vec<u32> {
-    let mut parents: Vec<(u32, u32)> = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
-            parents.push((pid, ppid));
-        }
-    }
-    let mut found = vec![root];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, pp)| *pp == parent)
-                .map(|(p, _)| *p),
-        );
-        i += 1;
-    }
-    found.remove(0);
-    found
-}
+/// Pids of `root`'s descendants: the runner's own walk of /proc, so the
+/// bench counts exactly the processes the runner would kill.
+pub use vitalsign_probes::process::descendants;
 
 /// Resident memory of one process, in KiB: (RSS, PSS, USS). PSS splits shared
 /// pages among the processes that share them, so a tree's PSS sums honestly;
