@@ -368,6 +368,13 @@ async fn post_run(client: &reqwest::Client, base: &str, run: &Value) {
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }
 
+/// Two failed runs of the `checkout` flow a second apart from `t`: enough to
+/// fire the flow-failure rule, so one firing email enters the outbox.
+async fn fail_checkout_twice(client: &reqwest::Client, base: &str, t: i64) {
+    post_run(client, base, &run_doc("c-1", "checkout", false, t)).await;
+    post_run(client, base, &run_doc("c-2", "checkout", false, t + 1000)).await;
+}
+
 fn collector_config(db: &Path, smtp_port: u16) -> CollectorConfig {
     let mut c = CollectorConfig {
         listen: "127.0.0.1:0".into(),
@@ -432,13 +439,7 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     let t = now_ms() - 60_000;
 
     // Nobody listens on the SMTP port: connection refused, retried.
-    post_run(&client, &live.base, &run_doc("c-1", "checkout", false, t)).await;
-    post_run(
-        &client,
-        &live.base,
-        &run_doc("c-2", "checkout", false, t + 1000),
-    )
-    .await;
+    fail_checkout_twice(&client, &live.base, t).await;
     let store = live.store.clone();
     wait_for(
         "retries while SMTP is down",
@@ -607,13 +608,7 @@ async fn a_5xx_is_dead_lettered_and_shown_in_the_api_and_metrics() {
     let live = spawn(collector_config(&dir.path().join("c.db"), port)).await;
     let client = reqwest::Client::new();
     let t = now_ms() - 60_000;
-    post_run(&client, &live.base, &run_doc("c-1", "checkout", false, t)).await;
-    post_run(
-        &client,
-        &live.base,
-        &run_doc("c-2", "checkout", false, t + 1000),
-    )
-    .await;
+    fail_checkout_twice(&client, &live.base, t).await;
     let store = live.store.clone();
     wait_for("the dead letter", Duration::from_secs(20), async || {
         let rows = store.read(alert_store::outbox_all).await.unwrap();
@@ -791,8 +786,7 @@ poll_ms = 100
     let mut collector = Collector::start(&config);
     wait_healthy(&client, &base).await;
     let t = now_ms() - 60_000;
-    post_run(&client, &base, &run_doc("c-1", "checkout", false, t)).await;
-    post_run(&client, &base, &run_doc("c-2", "checkout", false, t + 1000)).await;
+    fail_checkout_twice(&client, &base, t).await;
     wait_for(
         "the firing email to be retried while SMTP is down",
         Duration::from_secs(20),
@@ -862,13 +856,7 @@ async fn silences_acknowledgements_and_transitions_over_the_api() {
     assert_eq!(created.status(), 201);
     let silence: Value = created.json().await.unwrap();
     let t = now_ms() - 60_000;
-    post_run(&client, &live.base, &run_doc("c-1", "checkout", false, t)).await;
-    post_run(
-        &client,
-        &live.base,
-        &run_doc("c-2", "checkout", false, t + 1000),
-    )
-    .await;
+    fail_checkout_twice(&client, &live.base, t).await;
     let firing = wait_for(
         "the silenced alert to fire",
         Duration::from_secs(20),
