@@ -149,10 +149,15 @@ impl CollectorProcess {
     }
 
     pub fn start_on(dir: &Path, config: &str, listen: &str) -> CollectorProcess {
+        Self::start_binary(&binary("vitalsign-collector"), dir, config, listen)
+    }
+
+    /// Start a given collector binary (the benchmarks use a release build).
+    pub fn start_binary(bin: &Path, dir: &Path, config: &str, listen: &str) -> CollectorProcess {
         let db = dir.join("collector.db");
         let config_path = dir.join("collector.toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut command = Command::new(binary("vitalsign-collector"));
+        let mut command = Command::new(bin);
         command
             .arg("serve")
             .arg("--config")

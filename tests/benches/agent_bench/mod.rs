@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use vitalsign_tests::{Process, workspace_root};
+use vitalsign_tests::{CollectorProcess, Process, workspace_root};
 
 pub const AGENT_TOKEN: &str = "bench-agent-token";
 
@@ -46,51 +46,18 @@ pub fn release_binaries() -> (PathBuf, PathBuf) {
     )
 }
 
-pub struct Collector {
-    pub process: Process,
-    pub base_url: String,
-    pub db: PathBuf,
-}
+pub type Collector = CollectorProcess;
 
 /// A collector on `127.0.0.1:0` with its own database in `dir`, serving the
 /// bundled demo site at `/demo/` and accepting its beacons.
 pub fn start_collector(bin: &Path, dir: &Path) -> Collector {
-    let db = dir.join("collector.db");
-    let config = dir.join("collector.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "agent_tokens = [\"{AGENT_TOKEN}\"]\nquery_tokens = [\"bench-query-token\"]\n\
-             demo_site_dir = \"{}\"\nrate_limit_per_second = 1000.0\nrate_limit_burst = 1000.0\n\
-             [sites.demo]\norigins = [\"*\"]\n",
-            workspace_root().join("deploy/demo-site").display()
-        ),
-    )
-    .unwrap();
-    let mut command = Command::new(bin);
-    command
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--db")
-        .arg(&db)
-        .current_dir(dir);
-    let mut process = Process::spawn("vitalsign-collector", command);
-    let line = process.wait_for_line("listening on http://", Duration::from_secs(30));
-    let addr = line
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("address after `listening on http://`")
-        .trim_end_matches(['"', ',', '}'])
-        .to_string();
-    Collector {
-        process,
-        base_url: format!("http://{addr}"),
-        db,
-    }
+    let config = format!(
+        "agent_tokens = [\"{AGENT_TOKEN}\"]\nquery_tokens = [\"bench-query-token\"]\n\
+         demo_site_dir = \"{}\"\nrate_limit_per_second = 1000.0\nrate_limit_burst = 1000.0\n\
+         [sites.demo]\norigins = [\"*\"]\n",
+        workspace_root().join("deploy/demo-site").display()
+    );
+    CollectorProcess::start_binary(bin, dir, &config, "127.0.0.1:0")
 }
 
 /// The demo flow (deploy/flows/demo.toml) pointed at the collector at
