@@ -24,6 +24,7 @@ pub async fn run_request(
         vitals: Default::default(),
         spread: None,
         status: None,
+        url: vitalsign_core::wire::run::page_url(&flow.url(&request.url)),
         requests: 1,
         transfer_bytes: 0,
         failed_requests: 0,

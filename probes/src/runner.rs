@@ -453,6 +453,7 @@ impl Runner {
                 vitals: Vitals::default(),
                 spread: None,
                 status: None,
+                url: None,
                 requests: 0,
                 transfer_bytes: 0,
                 failed_requests: 0,
@@ -491,6 +492,7 @@ impl Runner {
                     Err(e) => warn!(error = %e, "screenshot failed"),
                 }
             }
+            result.url = current_url(&page).await;
             let c = counters.lock().unwrap().clone();
             result.status = c.document_status;
             result.requests = c.step_requests;
@@ -690,6 +692,7 @@ impl Iteration {
                 vitals: Vitals::default(),
                 spread: None,
                 status: None,
+                url: None,
                 requests: 0,
                 transfer_bytes: 0,
                 failed_requests: 0,
@@ -884,6 +887,17 @@ async fn read_back(page: &Page, script: &str) -> Result<ReadBack, String> {
             }
             other => return other,
         }
+    }
+}
+
+/// The page's URL after a step, as [`Step::url`](StepResult::url) carries it.
+/// chromiumoxide tracks the main frame's URL from navigation events (same
+/// document ones too), so this asks no JavaScript of a page that may be
+/// between documents.
+async fn current_url(page: &Page) -> Option<String> {
+    match tokio::time::timeout(Duration::from_secs(5), page.url()).await {
+        Ok(Ok(Some(url))) => vitalsign_core::wire::run::page_url(&url),
+        _ => None,
     }
 }
 

@@ -129,7 +129,7 @@ async fn walk_real_pages() {
         r##"
 [[steps]]
 name = "home"
-goto = "/"
+goto = "/?from=probe#top"
 [[steps]]
 assert = { status = 200 }
 [[steps]]
@@ -200,6 +200,16 @@ assert = { url_contains = "/second" }
         "{home:#?}"
     );
     assert!(home.requests >= 1);
+    assert_eq!(
+        home.url.as_deref(),
+        Some(format!("{base}/").as_str()),
+        "a step's URL drops the query and fragment"
+    );
+    assert_eq!(
+        run.steps.last().unwrap().url.as_deref(),
+        Some(format!("{base}/second").as_str()),
+        "a step's URL is where the page ended up after it"
+    );
     let click = run.steps.iter().find(|s| s.name == "slow click").unwrap();
     let inp = click.vitals.inp.expect("a real click has an INP");
     assert!(inp >= 120.0, "INP {inp} misses the 120 ms handler");
@@ -389,13 +399,18 @@ async fn http_checks_assert_status_body_headers_and_latency() {
         &base,
         r#"
 [[steps]]
-request = { url = "/api/health", expect_status = 200, expect_body_contains = "\"ok\":true", expect_headers = { x-shop = "open" }, max_latency = "5s" }
+request = { url = "/api/health?key=not-for-the-collector", expect_status = 200, expect_body_contains = "\"ok\":true", expect_headers = { x-shop = "open" }, max_latency = "5s" }
 "#,
     );
     let run = runner.run(&ok, &options(dir.path(), "http-ok")).await;
     assert_valid(&run);
     assert_eq!(run.outcome, Outcome::Pass, "{:#?}", run.failure);
     assert_eq!(run.steps[0].status, Some(200));
+    assert_eq!(
+        run.steps[0].url.as_deref(),
+        Some(format!("{base}/api/health").as_str()),
+        "an HTTP check's URL drops the query"
+    );
     assert!(
         run.browser_version.is_none(),
         "an HTTP check starts no browser"

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    SCHEMA_VERSION, Validated, ValidationError, check_ident, check_len, check_no_control,
-    check_range,
+    SCHEMA_VERSION, Validated, ValidationError, check_http_url, check_ident, check_len,
+    check_no_control, check_range,
 };
 use crate::metric::Metric;
 
@@ -104,6 +104,11 @@ pub struct Step {
     /// HTTP status of the document (or of the request, for HTTP checks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// The page the step ended on (the requested URL, for HTTP checks), so a
+    /// step's lab numbers can sit beside the RUM numbers of the same page
+    /// group. Origin and path only, as the snippet sends for RUM: see [`page_url`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     #[serde(default)]
     pub requests: u32,
     #[serde(default)]
@@ -327,11 +332,38 @@ impl Step {
                 format!("{status} is not an HTTP status (100 to 599)"),
             ));
         }
+        if let Some(url) = &self.url {
+            check_http_url(&format!("{field}.url"), url)?;
+        }
         if let Some(error) = &self.error {
             check_len(&format!("{field}.error"), error, 1, MAX_MESSAGE_LEN)?;
         }
         Ok(())
     }
+}
+
+/// What an agent puts in [`Step::url`]: an http(s) URL cut to scheme, host and
+/// path, the way the snippet reports RUM pages (`location.origin + pathname`).
+/// The query and fragment may hold personal data or tokens, and so may user
+/// info (`user:pass@`); none of them leaves the agent. `None` for anything that
+/// is not a web page (`about:blank`, `chrome-error://…`) or would not validate.
+pub fn page_url(raw: &str) -> Option<String> {
+    let (scheme, rest) = raw.split_once("://")?;
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return None;
+    }
+    let rest = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host.is_empty() {
+        return None;
+    }
+    let path = if path.is_empty() { "/" } else { path };
+    let url = format!("{}://{host}{path}", scheme.to_ascii_lowercase());
+    check_http_url("url", &url).ok()?;
+    Some(url)
 }
 
 impl Artifact {
@@ -346,5 +378,43 @@ impl Artifact {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_url;
+
+    #[test]
+    fn page_url_keeps_origin_and_path_only() {
+        let cases = [
+            (
+                "http://127.0.0.1:8080/demo/search.html?q=lantern#top",
+                Some("http://127.0.0.1:8080/demo/search.html"),
+            ),
+            (
+                "https://shop.example/checkout#pay",
+                Some("https://shop.example/checkout"),
+            ),
+            (
+                "https://shop.example?ref=mail",
+                Some("https://shop.example/"),
+            ),
+            ("HTTPS://shop.example/a", Some("https://shop.example/a")),
+            (
+                "https://user:secret@shop.example/account",
+                Some("https://shop.example/account"),
+            ),
+            ("about:blank", None),
+            ("chrome-error://chromewebdata/", None),
+            ("file:///etc/passwd", None),
+            ("https:///no-host", None),
+            ("https://user@/no-host", None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(page_url(raw).as_deref(), expected, "{raw}");
+        }
+        let long = format!("https://shop.example/{}", "a".repeat(3000));
+        assert_eq!(page_url(&long), None, "longer than the wire allows");
     }
 }
