@@ -11,6 +11,7 @@ use vitalsign_core::metric::Metric;
 
 use super::ingest::now_ms;
 use super::{AppError, AppState, authorize};
+use crate::store::attribution::{self, AttributionKind, attribution_kinds_for};
 use crate::store::query::{self, Filter};
 
 const FILTERS: [&str; 7] = [
@@ -225,6 +226,66 @@ pub async fn top_pages(
         .await?;
     Ok(Json(
         json!({ "metric": metric, "from": from, "to": to, "filter": filter, "pages": pages }),
+    ))
+}
+
+/// What caused a metric's values over a range, ranked from the hourly
+/// attribution counts: `kind` says which cause (`lcp_element`, `inp_target`, …).
+pub async fn attribution(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    check_access(&state, &headers)?;
+    // Attribution comes from beacons only: the synthetic dimensions would match nothing.
+    let p = Params::new(
+        raw,
+        &[
+            "metric",
+            "kind",
+            "from",
+            "to",
+            "range",
+            "site",
+            "page_group",
+            "device",
+            "limit",
+        ],
+    )?;
+    let (metric, (from, to), filter, limit) =
+        (p.metric()?, p.time_range()?, p.filter()?, p.limit(10)?);
+    let kinds = attribution_kinds_for(metric);
+    let names = kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if kinds.is_empty() {
+        return Err(AppError::BadRequest(format!(
+            "parameter `metric`: {metric} is a lab metric and has no attribution; use LCP, INP, CLS, FCP or TTFB"
+        )));
+    }
+    let kind = match p.get("kind") {
+        None => {
+            return Err(AppError::BadRequest(format!(
+                "parameter `kind` is required; for {metric} it is one of {names}"
+            )));
+        }
+        Some(raw) => AttributionKind::parse(raw)
+            .filter(|k| kinds.contains(k))
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "parameter `kind`: {raw:?} is not an attribution kind of {metric}; use one of {names}"
+                ))
+            })?,
+    };
+    let f = filter.clone();
+    let items = state
+        .store
+        .read(move |c| attribution::top_attribution(c, metric, kind, from, to, &f, limit))
+        .await?;
+    Ok(Json(
+        json!({ "metric": metric, "kind": kind, "from": from, "to": to, "filter": filter, "items": items }),
     ))
 }
 

@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/summary", get(api::summary))
         .route("/api/v1/series", get(api::series))
         .route("/api/v1/top-pages", get(api::top_pages))
+        .route("/api/v1/attribution", get(api::attribution))
         .route("/api/v1/runs", get(api::runs))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/transitions", get(alerts::transitions))

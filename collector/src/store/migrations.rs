@@ -125,6 +125,46 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX silences_end ON silences(ends_ms);
     ",
+    // 3: attribution kept at ingest (see `store::attribution`): a dictionary of
+    // selectors, URLs and labels, an hourly count per attributed item, and on
+    // each sample the ids it contributed, so a re-report can take them back.
+    // The sample columns are nullable: rows written before this migration keep
+    // NULL there, which the writer reads as "contributed nothing".
+    "
+    CREATE TABLE attribution_texts (
+        id INTEGER PRIMARY KEY,          -- from 1 up: item 0 in the rollups means not attributed
+        kind TEXT NOT NULL,              -- selector, url, navigation_type, connection
+        text TEXT NOT NULL,              -- at most 200 (selector) or 2048 (url) characters
+        UNIQUE (kind, text)
+    );
+
+    -- Hour early in the key: a ranking reads one (metric, kind) over a range of
+    -- hours, whatever the site or page group.
+    CREATE TABLE attribution_rollups (
+        metric TEXT NOT NULL,
+        kind TEXT NOT NULL,              -- lcp_element, lcp_resource, inp_target, cls_source, navigation_type, connection
+        hour INTEGER NOT NULL,           -- ts_ms / 3_600_000 of the sample
+        site TEXT NOT NULL,
+        page_group TEXT NOT NULL,
+        device TEXT NOT NULL,
+        item INTEGER NOT NULL,           -- attribution_texts.id, or 0: the report had no such attribution
+        count INTEGER NOT NULL,          -- samples (one per page view and metric)
+        value_sum REAL NOT NULL,         -- of the metric's value
+        split_count INTEGER NOT NULL,    -- samples with an INP split (the sums below are over these)
+        input_delay_sum REAL NOT NULL,
+        processing_sum REAL NOT NULL,
+        presentation_sum REAL NOT NULL,
+        PRIMARY KEY (metric, kind, hour, site, page_group, device, item)
+    ) WITHOUT ROWID;
+
+    ALTER TABLE samples ADD COLUMN attr_navigation INTEGER;
+    ALTER TABLE samples ADD COLUMN attr_connection INTEGER;
+    ALTER TABLE samples ADD COLUMN attr_target INTEGER;
+    ALTER TABLE samples ADD COLUMN attr_resource INTEGER;
+    ALTER TABLE samples ADD COLUMN attr_input_delay REAL;
+    ALTER TABLE samples ADD COLUMN attr_processing REAL;
+    ALTER TABLE samples ADD COLUMN attr_presentation REAL;
+    ",
 ];
 
 pub fn current_version() -> i64 {

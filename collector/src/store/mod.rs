@@ -4,10 +4,14 @@
 //! - [`writer`]: the single writer that commits queued writes in batches and
 //!   answers each request only after its batch is on disk.
 //! - [`query`]: percentiles, series, top pages and runs, from rollups or raw rows.
+//! - [`attribution`]: LCP element/resource, INP target and split, CLS source,
+//!   navigation and connection type, dictionary-encoded at ingest and ranked
+//!   from hourly counts.
 //!
 //! Everything SQLite-specific stays in this module, so a PostgreSQL backend for
 //! scaled-out collectors is a second implementation of the same functions.
 
+pub mod attribution;
 pub mod migrations;
 pub mod query;
 pub mod writer;

@@ -1,6 +1,9 @@
 //! The single writer: a thread that owns the write connection, takes whatever
 //! writes are queued, applies them in one transaction, commits, and only then
 //! answers each request. Many concurrent beacons cost one fsync.
+//!
+//! Rollups (value histograms, attribution counts) change in memory over a
+//! batch and are written once at its end, one row per touched series.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use vitalsign_core::metric::{Metric, Rating};
 use vitalsign_core::wire::{Beacon, ProbeRun};
 
 use super::StoreError;
+use super::attribution::{AttributionDeltas, Counted, Dictionary, StoredAttribution};
 use crate::histogram::Histogram;
 
 /// Most writes in one transaction: bounds the latency a big burst adds.
@@ -119,7 +123,10 @@ impl Writer {
 /// queued job has been committed and answered.
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Lives as long as the thread: a selector seen before costs no SQL.
+    let mut dictionary = Dictionary::default();
     while let Some(first) = rx.blocking_recv() {
+        dictionary.trim();
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -128,7 +135,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
             }
         }
         let started = Instant::now();
-        let results = apply_batch(&mut conn, &mut batch);
+        let results = apply_batch(&mut conn, &mut batch, &mut dictionary);
         let micros = started.elapsed().as_micros() as u64;
         stats.batches.fetch_add(1, Relaxed);
         stats.writes.fetch_add(batch.len() as u64, Relaxed);
@@ -144,14 +151,18 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
 /// Apply every job inside one transaction, each in its own savepoint so one
 /// bad write does not undo the others. If the commit itself fails, every job
 /// gets the error: nothing is acknowledged that is not on disk.
-fn apply_batch(conn: &mut Connection, batch: &mut [Job]) -> Vec<Result<WriteOutcome, StoreError>> {
+fn apply_batch(
+    conn: &mut Connection,
+    batch: &mut [Job],
+    dictionary: &mut Dictionary,
+) -> Vec<Result<WriteOutcome, StoreError>> {
     let commit = (|| -> Result<Vec<Result<WriteOutcome, StoreError>>, rusqlite::Error> {
         let mut tx = conn.transaction()?;
-        let mut rollups = RollupDeltas::default();
+        let mut deltas = Deltas::default();
         let mut results = Vec::with_capacity(batch.len());
         for job in batch.iter_mut() {
             let mut sp = tx.savepoint()?;
-            let mut local = RollupDeltas::default();
+            let mut local = Deltas::default();
             let result = match &mut job.op {
                 WriteOp::Exec(f) => {
                     let f = std::mem::replace(
@@ -160,23 +171,25 @@ fn apply_batch(conn: &mut Connection, batch: &mut [Job]) -> Vec<Result<WriteOutc
                     );
                     f(&sp)
                 }
-                op => apply(&sp, op, &mut local),
+                op => apply(&sp, op, &mut local, dictionary),
             };
             if result.is_ok() {
                 sp.commit()?;
-                rollups.absorb(local);
+                deltas.absorb(local);
             } else {
                 sp.rollback()?;
             }
+            dictionary.job_done(result.is_ok());
             results.push(result);
         }
-        rollups.flush(&mut tx)?;
+        deltas.flush(&mut tx)?;
         tx.commit()?;
         Ok(results)
     })();
     match commit {
         Ok(results) => results,
         Err(e) => {
+            dictionary.batch_failed();
             tracing::error!(error = %e, "batch commit failed; no write of this batch was acknowledged");
             batch
                 .iter()
@@ -205,12 +218,34 @@ struct Sample<'a> {
     location: &'a str,
     origin_id: &'a str,
     step_index: i64,
+    /// RUM only: what the report said about its cause, as dictionary ids.
+    attribution: Option<StoredAttribution>,
+}
+
+/// Everything a batch changes besides the rows it writes.
+#[derive(Default)]
+struct Deltas {
+    rollups: RollupDeltas,
+    attribution: AttributionDeltas,
+}
+
+impl Deltas {
+    fn absorb(&mut self, other: Deltas) {
+        self.rollups.absorb(other.rollups);
+        self.attribution.absorb(other.attribution);
+    }
+
+    fn flush(self, tx: &mut Transaction) -> rusqlite::Result<()> {
+        self.rollups.flush(tx)?;
+        self.attribution.flush(tx)
+    }
 }
 
 fn apply(
     tx: &Connection,
     op: &WriteOp,
-    rollups: &mut RollupDeltas,
+    deltas: &mut Deltas,
+    dictionary: &mut Dictionary,
 ) -> Result<WriteOutcome, StoreError> {
     match op {
         WriteOp::Beacon {
@@ -235,8 +270,9 @@ fn apply(
                         location: "",
                         origin_id: &beacon.page_view_id,
                         step_index: 0,
+                        attribution: Some(dictionary.resolve(tx, beacon, report)?),
                     },
-                    rollups,
+                    deltas,
                 )?;
             }
             Ok(WriteOutcome::Stored)
@@ -278,8 +314,9 @@ fn apply(
                             location: &run.location,
                             origin_id: &run.run_id,
                             step_index: index as i64,
+                            attribution: None,
                         },
-                        rollups,
+                        deltas,
                     )?;
                 }
                 step_start += step.duration_ms as i64;
@@ -344,18 +381,20 @@ fn apply(
 }
 
 /// Insert a sample, or replace the value of the same (source, origin, step,
-/// metric): CLS and INP are re-reported as they grow, and only the latest counts.
-fn upsert_sample(
-    tx: &Connection,
-    s: &Sample,
-    rollups: &mut RollupDeltas,
-) -> Result<(), StoreError> {
+/// metric): CLS and INP are re-reported as they grow, and only the latest
+/// counts. A re-report's attribution replaces the old one too: the count moves
+/// to the new item instead of adding a second one.
+fn upsert_sample(tx: &Connection, s: &Sample, deltas: &mut Deltas) -> Result<(), StoreError> {
+    let a = s.attribution.as_ref();
+    let split = |i: usize| a.and_then(|a| a.split).map(|split| split[i]);
     // Most samples are new: try the insert first and look for the stored one
     // only when the identity index says it exists (a re-report).
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO samples (ts_ms, site, page_group, metric, value, device, source, flow, step, location, origin_id, step_index)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+            "INSERT INTO samples (ts_ms, site, page_group, metric, value, device, source, flow, step, location, origin_id, step_index,
+                                  attr_navigation, attr_connection, attr_target, attr_resource,
+                                  attr_input_delay, attr_processing, attr_presentation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
              ON CONFLICT (source, origin_id, step_index, metric) DO NOTHING",
         )?
         .execute(params![
@@ -370,19 +409,47 @@ fn upsert_sample(
             s.step,
             s.location,
             s.origin_id,
-            s.step_index
+            s.step_index,
+            a.map(|a| a.navigation),
+            a.map(|a| a.connection),
+            a.and_then(|a| a.target),
+            a.and_then(|a| a.resource),
+            split(0),
+            split(1),
+            split(2)
         ])?;
-    let previous: Option<(i64, f64, i64)> = if inserted == 1 {
-        None
-    } else {
-        tx.prepare_cached(
-            "SELECT id, value, ts_ms FROM samples WHERE source = ?1 AND origin_id = ?2 AND step_index = ?3 AND metric = ?4",
+    let previous: Option<(i64, f64, i64, Option<StoredAttribution>)> =
+        if inserted == 1 {
+            None
+        } else {
+            tx.prepare_cached(
+            "SELECT id, value, ts_ms, attr_navigation, attr_connection, attr_target, attr_resource,
+                    attr_input_delay, attr_processing, attr_presentation
+             FROM samples WHERE source = ?1 AND origin_id = ?2 AND step_index = ?3 AND metric = ?4",
         )?
         .query_row(params![s.source, s.origin_id, s.step_index, s.metric.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            // NULL ids: a synthetic sample, or one stored before attribution
+            // was kept; either way it added nothing to take back.
+            let navigation: Option<i64> = r.get(3)?;
+            let connection: Option<i64> = r.get(4)?;
+            let split: [Option<f64>; 3] = [r.get(7)?, r.get(8)?, r.get(9)?];
+            let old = match (navigation, connection) {
+                (Some(navigation), Some(connection)) => Some(StoredAttribution {
+                    navigation,
+                    connection,
+                    target: r.get(5)?,
+                    resource: r.get(6)?,
+                    split: match split {
+                        [Some(d), Some(p), Some(s)] => Some([d, p, s]),
+                        _ => None,
+                    },
+                }),
+                _ => None,
+            };
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, old))
         })
         .optional()?
-    };
+        };
     let key = |ts_ms: i64| RollupKey {
         hour: ts_ms.div_euclid(3_600_000),
         site: s.site.to_string(),
@@ -394,15 +461,48 @@ fn upsert_sample(
         step: s.step.to_string(),
         location: s.location.to_string(),
     };
+    let counted = |ts_ms: i64| Counted {
+        metric: s.metric,
+        ts_ms,
+        site: s.site,
+        page_group: s.page_group,
+        device: s.device,
+    };
     match previous {
-        Some((id, old_value, old_ts)) => {
-            tx.prepare_cached("UPDATE samples SET value = ?1 WHERE id = ?2")?
-                .execute(params![s.value, id])?;
+        Some((id, old_value, old_ts, old_attribution)) => {
+            tx.prepare_cached(
+                "UPDATE samples SET value = ?1, attr_navigation = ?2, attr_connection = ?3, attr_target = ?4,
+                                    attr_resource = ?5, attr_input_delay = ?6, attr_processing = ?7,
+                                    attr_presentation = ?8
+                 WHERE id = ?9",
+            )?
+            .execute(params![
+                s.value,
+                a.map(|a| a.navigation),
+                a.map(|a| a.connection),
+                a.and_then(|a| a.target),
+                a.and_then(|a| a.resource),
+                split(0),
+                split(1),
+                split(2),
+                id
+            ])?;
             // The sample keeps its first timestamp (the page view's hour).
-            rollups.add(key(old_ts), old_value, -1);
-            rollups.add(key(old_ts), s.value, 1);
+            deltas.rollups.add(key(old_ts), old_value, -1);
+            deltas.rollups.add(key(old_ts), s.value, 1);
+            if let Some(old) = &old_attribution {
+                deltas.attribution.add(&counted(old_ts), old, old_value, -1);
+            }
+            if let Some(new) = a {
+                deltas.attribution.add(&counted(old_ts), new, s.value, 1);
+            }
         }
-        None if inserted == 1 => rollups.add(key(s.ts_ms), s.value, 1),
+        None if inserted == 1 => {
+            deltas.rollups.add(key(s.ts_ms), s.value, 1);
+            if let Some(new) = a {
+                deltas.attribution.add(&counted(s.ts_ms), new, s.value, 1);
+            }
+        }
         None => {
             return Err(StoreError::Conflict(format!(
                 "sample {} {} {} {} neither inserted nor found",
