@@ -177,38 +177,133 @@ pub async fn acknowledge(
     } else {
         ack.by
     };
-    let id2 = id.clone();
+    write_ack(&state, &id, &by, now).await?;
+    Ok(Json(json!({ "id": id, "acked_ms": now })).into_response())
+}
+
+/// Acknowledge a firing alert (the API's and the dashboard's one path):
+/// unknown ids are 404, an alert that is not firing is 409.
+pub async fn write_ack(state: &AppState, id: &str, by: &str, now_ms: i64) -> Result<(), AppError> {
+    let (id, by) = (id.to_string(), by.to_string());
     state
         .store
         .writer
         .write(WriteOp::Exec(Box::new(move |c| {
-            alert_store::acknowledge(c, &id2, &by, now)
+            alert_store::acknowledge(c, &id, &by, now_ms)
         })))
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Conflict(m) => AppError::Conflict(m),
             other => other.into(),
         })?;
-    Ok(Json(json!({ "id": id, "acked_ms": now })).into_response())
+    Ok(())
 }
 
+/// A silence as asked for, over the API (JSON) or from the dashboard's form.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewSilence {
+pub struct NewSilence {
     #[serde(default)]
-    matchers: Matchers,
+    pub matchers: Matchers,
     /// Unix ms; default now.
-    starts_ms: Option<i64>,
+    pub starts_ms: Option<i64>,
     /// Unix ms; or give `duration`.
-    ends_ms: Option<i64>,
+    pub ends_ms: Option<i64>,
     /// Like `2h`, `30m`, `1d`.
-    duration: Option<String>,
-    comment: String,
+    pub duration: Option<String>,
+    pub comment: String,
     #[serde(default)]
-    created_by: String,
+    pub created_by: String,
 }
 
 static SILENCE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl NewSilence {
+    /// Check the request and make the silence: every error names the field
+    /// and says what would be valid.
+    pub fn into_silence(self, now_ms: i64) -> Result<Silence, AppError> {
+        self.matchers.check().map_err(|(field, reason)| {
+            AppError::BadRequest(format!("matchers.{field}: {reason}"))
+        })?;
+        if self.comment.trim().is_empty() {
+            return Err(AppError::BadRequest(
+                "`comment` is required: say why, so whoever sees the silence knows".into(),
+            ));
+        }
+        let starts_ms = self.starts_ms.unwrap_or(now_ms);
+        let ends_ms = match (self.ends_ms, &self.duration) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::BadRequest(
+                    "give either `ends_ms` or `duration`, not both".into(),
+                ));
+            }
+            (Some(end), None) => end,
+            (None, Some(d)) => {
+                let d = humantime::parse_duration(d).map_err(|_| {
+                    AppError::BadRequest(format!("`duration`: {d:?} is not like 30m, 2h, 1d"))
+                })?;
+                starts_ms + d.as_millis() as i64
+            }
+            (None, None) => {
+                return Err(AppError::BadRequest(
+                    "`ends_ms` or `duration` is required: a silence must expire".into(),
+                ));
+            }
+        };
+        if ends_ms <= starts_ms.max(now_ms) {
+            return Err(AppError::BadRequest(
+                "the silence must end in the future and after it starts".into(),
+            ));
+        }
+        if ends_ms - starts_ms > MAX_SILENCE_MS {
+            return Err(AppError::BadRequest(
+                "a silence may last at most 90 days".into(),
+            ));
+        }
+        let mut h = Sha256::new();
+        h.update(format!(
+            "{now_ms}|{}|{}|{}",
+            SILENCE_COUNTER.fetch_add(1, Ordering::Relaxed),
+            std::process::id(),
+            self.comment
+        ));
+        Ok(Silence {
+            id: hex::encode(&h.finalize()[..8]),
+            created_ms: now_ms,
+            starts_ms,
+            ends_ms,
+            matchers: self.matchers,
+            comment: self.comment,
+            created_by: self.created_by,
+        })
+    }
+}
+
+/// Store a checked silence.
+pub async fn write_silence(state: &AppState, silence: &Silence) -> Result<(), AppError> {
+    let stored = silence.clone();
+    state
+        .store
+        .writer
+        .write(WriteOp::Exec(Box::new(move |c| {
+            alert_store::insert_silence(c, &stored)
+        })))
+        .await?;
+    Ok(())
+}
+
+/// End a silence now; an unknown id is 404.
+pub async fn end_silence(state: &AppState, id: &str) -> Result<(), AppError> {
+    let id = id.to_string();
+    state
+        .store
+        .writer
+        .write(WriteOp::Exec(Box::new(move |c| {
+            alert_store::delete_silence(c, &id)
+        })))
+        .await?;
+    Ok(())
+}
 
 /// `POST /api/v1/silences`: hold back emails of matching alerts until `ends_ms`.
 pub async fn create_silence(
@@ -223,69 +318,8 @@ pub async fn create_silence(
             "body: {e} (expected {{\"matchers\": {{…}}, \"duration\": \"2h\" or \"ends_ms\": …, \"comment\": \"…\"}})"
         ))
     })?;
-    new.matchers
-        .check()
-        .map_err(|(field, reason)| AppError::BadRequest(format!("matchers.{field}: {reason}")))?;
-    if new.comment.trim().is_empty() {
-        return Err(AppError::BadRequest(
-            "`comment` is required: say why, so whoever sees the silence knows".into(),
-        ));
-    }
-    let now = now_ms();
-    let starts_ms = new.starts_ms.unwrap_or(now);
-    let ends_ms = match (new.ends_ms, &new.duration) {
-        (Some(_), Some(_)) => {
-            return Err(AppError::BadRequest(
-                "give either `ends_ms` or `duration`, not both".into(),
-            ));
-        }
-        (Some(end), None) => end,
-        (None, Some(d)) => {
-            let d = humantime::parse_duration(d).map_err(|_| {
-                AppError::BadRequest(format!("`duration`: {d:?} is not like 30m, 2h, 1d"))
-            })?;
-            starts_ms + d.as_millis() as i64
-        }
-        (None, None) => {
-            return Err(AppError::BadRequest(
-                "`ends_ms` or `duration` is required: a silence must expire".into(),
-            ));
-        }
-    };
-    if ends_ms <= starts_ms.max(now) {
-        return Err(AppError::BadRequest(
-            "the silence must end in the future and after it starts".into(),
-        ));
-    }
-    if ends_ms - starts_ms > MAX_SILENCE_MS {
-        return Err(AppError::BadRequest(
-            "a silence may last at most 90 days".into(),
-        ));
-    }
-    let mut h = Sha256::new();
-    h.update(format!(
-        "{now}|{}|{}|{}",
-        SILENCE_COUNTER.fetch_add(1, Ordering::Relaxed),
-        std::process::id(),
-        new.comment
-    ));
-    let silence = Silence {
-        id: hex::encode(&h.finalize()[..8]),
-        created_ms: now,
-        starts_ms,
-        ends_ms,
-        matchers: new.matchers,
-        comment: new.comment,
-        created_by: new.created_by,
-    };
-    let stored = silence.clone();
-    state
-        .store
-        .writer
-        .write(WriteOp::Exec(Box::new(move |c| {
-            alert_store::insert_silence(c, &stored)
-        })))
-        .await?;
+    let silence = new.into_silence(now_ms())?;
+    write_silence(&state, &silence).await?;
     Ok((StatusCode::CREATED, Json(json!(silence))).into_response())
 }
 
@@ -312,13 +346,7 @@ pub async fn delete_silence(
     headers: HeaderMap,
 ) -> Result<StatusCode, AppError> {
     authorize(&headers, &state.config.query_tokens)?;
-    state
-        .store
-        .writer
-        .write(WriteOp::Exec(Box::new(move |c| {
-            alert_store::delete_silence(c, &id)
-        })))
-        .await?;
+    end_silence(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
