@@ -48,6 +48,7 @@ impl Application {
                 config.rate_limit_per_second,
                 config.rate_limit_burst,
             )),
+            sessions: Arc::new(crate::dashboard::session::Sessions::new(&config)),
             config: Arc::new(config),
             store,
             metrics,

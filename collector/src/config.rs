@@ -25,6 +25,11 @@ pub struct CollectorConfig {
     pub query_tokens: Vec<Secret>,
     /// Serve `/api/v1/…` without a token (for a collector on a private network).
     pub public_queries: bool,
+    /// Serve the dashboard pages without sign-in (acknowledging and silencing
+    /// still need a session).
+    pub public_dashboard: bool,
+    /// How long a dashboard sign-in lasts, in hours.
+    pub session_hours: u64,
     /// Beacons per second each client IP may send (token bucket refill rate).
     pub rate_limit_per_second: f64,
     /// Burst allowance of the per-client bucket.
@@ -71,6 +76,8 @@ impl Default for CollectorConfig {
             agent_tokens: Vec::new(),
             query_tokens: Vec::new(),
             public_queries: false,
+            public_dashboard: false,
+            session_hours: 12,
             rate_limit_per_second: 5.0,
             rate_limit_burst: 50.0,
             trust_forwarded_for: false,
@@ -96,6 +103,13 @@ impl CollectorConfig {
     }
 
     pub fn validate(&self, source: &ConfigSource) -> Result<(), ConfigError> {
+        if !(1..=24 * 90).contains(&self.session_hours) {
+            return Err(ConfigError::invalid(
+                source,
+                "session_hours",
+                format!("{} is not from 1 to 2160 (90 days)", self.session_hours),
+            ));
+        }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::invalid(
                 source,

@@ -129,6 +129,21 @@ impl Accumulator {
         self.zero + self.counts.iter().sum::<u64>()
     }
 
+    /// Non-empty buckets as (lower, upper, count), zero first, for drawing.
+    pub fn buckets(&self) -> Vec<(f64, f64, u64)> {
+        let mut out = Vec::new();
+        if self.zero > 0 {
+            out.push((0.0, MIN_VALUE, self.zero));
+        }
+        for (offset, count) in self.counts.iter().enumerate() {
+            if *count > 0 {
+                let b = f64::from(self.low + offset as i16);
+                out.push((GAMMA.powf(b), GAMMA.powf(b + 1.0), *count));
+            }
+        }
+        out
+    }
+
     /// The `q` quantile (0..=1), nearest rank, as [`Histogram::quantile`].
     pub fn quantile(&self, q: f64) -> Option<f64> {
         let total = self.count();

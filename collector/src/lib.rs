@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`app`]: `Application::build(config)` binds and opens; `run_until_stopped` serves.
 //! - [`config`]: the configuration file and `VITALSIGN_` overrides, validated with key names.
+//! - [`dashboard`]: the server-rendered web pages (overview, pages, series, flows, alerts) and sign-in.
 //! - [`http`]: routes, handlers (ingest, query API, operations) and the error type.
 //! - [`store`]: SQLite storage: migrations, the batching writer, queries.
 //! - [`histogram`]: mergeable log-bucketed histograms for hourly rollups.
@@ -15,6 +16,7 @@
 pub mod alerts;
 pub mod app;
 pub mod config;
+pub mod dashboard;
 pub mod grouping;
 pub mod histogram;
 pub mod http;

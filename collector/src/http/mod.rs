@@ -34,6 +34,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
     pub snippet: Arc<ops::SnippetAsset>,
+    pub sessions: Arc<crate::dashboard::session::Sessions>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         router = router.nest_service("/demo", tower_http::services::ServeDir::new(dir));
     }
     router
+        .merge(crate::dashboard::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,

@@ -14,31 +14,91 @@ use super::AppState;
 /// The built snippet, byte for byte.
 pub const SNIPPET: &[u8] = include_bytes!("../../../web-snippet/dist/vitalsign.min.js");
 
-/// The snippet in every encoding we serve, compressed once at startup.
-pub struct SnippetAsset {
+/// A static file in every encoding we serve, compressed once at startup, with
+/// its ETag: the snippet and the dashboard's assets.
+pub struct Compressed {
     identity: &'static [u8],
     gzip: Vec<u8>,
     brotli: Vec<u8>,
-    etag: String,
+    pub etag: String,
 }
 
-impl SnippetAsset {
-    pub fn new() -> SnippetAsset {
+impl Compressed {
+    pub fn new(identity: &'static [u8]) -> Compressed {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gz.write_all(SNIPPET).expect("gzip into memory");
+        gz.write_all(identity).expect("gzip into memory");
         let gzip = gz.finish().expect("gzip into memory");
         let mut brotli = Vec::new();
         {
             let mut w = brotli::CompressorWriter::new(&mut brotli, 4096, 11, 22);
-            w.write_all(SNIPPET).expect("brotli into memory");
+            w.write_all(identity).expect("brotli into memory");
         }
-        let etag = format!("\"{}\"", hex::encode(&Sha256::digest(SNIPPET)[..12]));
-        SnippetAsset {
-            identity: SNIPPET,
+        let etag = format!("\"{}\"", hex::encode(&Sha256::digest(identity)[..12]));
+        Compressed {
+            identity,
             gzip,
             brotli,
             etag,
         }
+    }
+
+    /// 304 for a matching `If-None-Match`, else the best encoding the client
+    /// accepts; always with the ETag, `Vary` and the given cache lifetime.
+    pub fn respond(
+        &self,
+        headers: &HeaderMap,
+        content_type: &'static str,
+        cache_control: &'static str,
+    ) -> Response {
+        let mut response = if headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == self.etag))
+        {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            let accepts = headers
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let has = |enc: &str| {
+                accepts
+                    .split(',')
+                    .any(|e| e.trim().split(';').next() == Some(enc))
+            };
+            let (body, encoding) = if has("br") {
+                (self.brotli.clone(), Some("br"))
+            } else if has("gzip") {
+                (self.gzip.clone(), Some("gzip"))
+            } else {
+                (self.identity.to_vec(), None)
+            };
+            let mut r = body.into_response();
+            if let Some(enc) = encoding {
+                r.headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
+            }
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            r
+        };
+        let h = response.headers_mut();
+        h.insert(header::ETAG, HeaderValue::from_str(&self.etag).unwrap());
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        response
+    }
+}
+
+/// The built snippet, byte for byte, in every encoding.
+pub struct SnippetAsset(Compressed);
+
+impl SnippetAsset {
+    pub fn new() -> SnippetAsset {
+        SnippetAsset(Compressed::new(SNIPPET))
     }
 }
 
@@ -49,51 +109,14 @@ impl Default for SnippetAsset {
 }
 
 pub async fn snippet(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let asset = &state.snippet;
-    let mut response = if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == asset.etag))
-    {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let accepts = headers
-            .get(header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let has = |enc: &str| {
-            accepts
-                .split(',')
-                .any(|e| e.trim().split(';').next() == Some(enc))
-        };
-        let (body, encoding) = if has("br") {
-            (asset.brotli.clone(), Some("br"))
-        } else if has("gzip") {
-            (asset.gzip.clone(), Some("gzip"))
-        } else {
-            (asset.identity.to_vec(), None)
-        };
-        let mut r = body.into_response();
-        if let Some(enc) = encoding {
-            r.headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
-        }
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/javascript; charset=utf-8"),
-        );
-        r
-    };
-    let h = response.headers_mut();
-    h.insert(header::ETAG, HeaderValue::from_str(&asset.etag).unwrap());
     // The URL is not versioned: a day fresh, then a week of stale-while-revalidate
     // so a new snippet reaches every page within a day without slowing any.
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=86400, stale-while-revalidate=604800"),
+    let mut response = state.snippet.0.respond(
+        &headers,
+        "text/javascript; charset=utf-8",
+        "public, max-age=86400, stale-while-revalidate=604800",
     );
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    h.insert(
+    response.headers_mut().insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );

@@ -7,13 +7,19 @@
 //! - [`attribution`]: LCP element/resource, INP target and split, CLS source,
 //!   navigation and connection type, dictionary-encoded at ingest and ranked
 //!   from hourly counts.
+//! - [`views`]: what the dashboard reads besides those: filter choices, runs by
+//!   page and id, distributions.
+//! - [`flows`]: each flow × location's last result, pass rate, usual interval
+//!   and whether it is stale (the dashboard and the `flow_stale` alert rule).
 //!
 //! Everything SQLite-specific stays in this module, so a PostgreSQL backend for
 //! scaled-out collectors is a second implementation of the same functions.
 
 pub mod attribution;
+pub mod flows;
 pub mod migrations;
 pub mod query;
+pub mod views;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

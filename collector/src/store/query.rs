@@ -162,7 +162,7 @@ impl Merged {
 /// Visit the rollup rows overlapping the range as (hour, group label, good,
 /// needs-improvement, poor, histogram blob), borrowed from SQLite's row: a long
 /// range is hundreds of thousands of rows, and nothing of them is kept.
-fn for_each_rollup(
+pub(crate) fn for_each_rollup(
     conn: &Connection,
     metric: Metric,
     from_ms: i64,

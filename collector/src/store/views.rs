@@ -3,11 +3,173 @@
 //! metric's distribution from the stored rollups; alerts by state and by id,
 //! the emails of one alert, and which artifacts of a run were uploaded.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use serde::Serialize;
+use vitalsign_core::metric::Metric;
+use vitalsign_core::wire::ProbeRun;
 
 use super::StoreError;
+use super::query::{Filter, RAW_RANGE_MS, for_each_rollup, raw_values};
 use crate::alerts::state::AlertRecord;
 use crate::alerts::store::{OutboxRow, StoredState};
+use crate::histogram::{Accumulator, Histogram};
+
+/// Distinct values of the filterable dimensions, for the filter form's choices.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Dimensions {
+    pub sites: Vec<String>,
+    pub flows: Vec<String>,
+    pub locations: Vec<String>,
+}
+
+/// Sites seen in rollups, and flows and locations seen in runs. Each is a
+/// walk of an index prefix, so it stays cheap on a large database.
+pub fn dimensions(conn: &Connection) -> Result<Dimensions, StoreError> {
+    let distinct = |sql: &str| -> Result<Vec<String>, StoreError> {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows.into_iter().filter(|s| !s.is_empty()).collect())
+    };
+    Ok(Dimensions {
+        sites: distinct(
+            "SELECT DISTINCT site FROM rollups WHERE metric = 'FCP' OR metric = 'LCP' ORDER BY site LIMIT 500",
+        )?,
+        flows: distinct("SELECT DISTINCT flow FROM runs ORDER BY flow LIMIT 500")?,
+        locations: distinct("SELECT DISTINCT location FROM runs ORDER BY location LIMIT 500")?,
+    })
+}
+
+/// One page of a flow's runs at a location (or everywhere), newest first,
+/// and whether there is another page after it.
+pub fn runs_page(
+    conn: &Connection,
+    flow: Option<&str>,
+    location: Option<&str>,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<ProbeRun>, bool), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT document FROM runs WHERE (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR location = ?2)
+         ORDER BY started_at_ms DESC, run_id DESC LIMIT ?3 OFFSET ?4",
+    )?;
+    let docs = stmt
+        .query_map(
+            params![flow, location, limit as i64 + 1, offset as i64],
+            |r| r.get::<_, String>(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = docs.len() > limit;
+    let runs = docs
+        .iter()
+        .take(limit)
+        .map(|d| parse_run(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((runs, more))
+}
+
+fn parse_run(document: &str) -> Result<ProbeRun, StoreError> {
+    serde_json::from_str(document)
+        .map_err(|e| StoreError::Conflict(format!("stored run is unreadable: {e}")))
+}
+
+/// A run by id, with when the collector received it.
+pub fn run(conn: &Connection, run_id: &str) -> Result<Option<(ProbeRun, i64)>, StoreError> {
+    let row: Option<(String, i64)> = conn
+        .prepare_cached("SELECT document, received_ms FROM runs WHERE run_id = ?1")?
+        .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(d, received)| Ok((parse_run(&d)?, received)))
+        .transpose()
+}
+
+/// The runs of a flow at a location that started before `before_ms`, newest
+/// first: what a run's page compares its steps with.
+pub fn runs_before(
+    conn: &Connection,
+    flow: &str,
+    location: &str,
+    before_ms: i64,
+    limit: usize,
+) -> Result<Vec<ProbeRun>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT document FROM runs WHERE flow = ?1 AND location = ?2 AND started_at_ms <= ?3
+         ORDER BY started_at_ms DESC, run_id DESC LIMIT ?4",
+    )?;
+    let docs = stmt
+        .query_map(params![flow, location, before_ms, limit as i64], |r| {
+            r.get::<_, String>(0)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    docs.iter().map(|d| parse_run(d)).collect()
+}
+
+/// The latest run of every flow × location (what maps flow steps to pages).
+pub fn latest_runs(conn: &Connection, limit: usize) -> Result<Vec<ProbeRun>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.document FROM runs r
+         JOIN (SELECT flow, location, max(started_at_ms) AS last FROM runs GROUP BY flow, location) l
+           ON r.flow = l.flow AND r.location = l.location AND r.started_at_ms = l.last
+         ORDER BY r.flow, r.location LIMIT ?1",
+    )?;
+    let docs = stmt
+        .query_map([limit as i64], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    docs.iter().map(|d| parse_run(d)).collect()
+}
+
+/// A metric's distribution over a range: (lower, upper, count) of each
+/// stored log bucket, from raw samples for short ranges and from the hourly
+/// rollups otherwise (the same sources as the summary of that range).
+pub fn distribution(
+    conn: &Connection,
+    metric: Metric,
+    from_ms: i64,
+    to_ms: i64,
+    filter: &Filter,
+) -> Result<Vec<(f64, f64, u64)>, StoreError> {
+    if to_ms - from_ms <= RAW_RANGE_MS {
+        let mut h = Histogram::default();
+        for v in raw_values(conn, metric, from_ms, to_ms, filter)? {
+            h.add(v, 1);
+        }
+        let mut acc = Accumulator::default();
+        acc.add_encoded(&h.encode());
+        return Ok(acc.buckets());
+    }
+    let mut acc = Accumulator::default();
+    for_each_rollup(
+        conn,
+        metric,
+        from_ms,
+        to_ms,
+        filter,
+        "''",
+        |_, _, _, _, _, blob| acc.add_encoded(blob),
+    )?;
+    Ok(acc.buckets())
+}
+
+/// Every value of the given parameters for raw queries that the dashboard
+/// composes itself (kept here so that SQL stays in the store).
+pub fn count_runs(
+    conn: &Connection,
+    flow: Option<&str>,
+    location: Option<&str>,
+) -> Result<u64, StoreError> {
+    let params: Vec<Value> = vec![
+        flow.map_or(Value::Null, |f| Value::Text(f.into())),
+        location.map_or(Value::Null, |l| Value::Text(l.into())),
+    ];
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM runs WHERE (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR location = ?2)",
+        )?
+        .query_row(params_from_iter(params), |r| r.get(0))?;
+    Ok(n as u64)
+}
 
 /// How many alerts are in each state (the alert list's group headings).
 pub fn alert_counts(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
