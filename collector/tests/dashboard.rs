@@ -126,8 +126,8 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The value of the first `name="NAME" value="…"` in a page.
-fn hidden(html: &str, name: &str) -> String {
+/// The value of the first form field `name="NAME" value="…"` in a page.
+fn field_value(html: &str, name: &str) -> String {
     let start = html
         .find(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no field {name} in the page"))
@@ -784,7 +784,7 @@ async fn alert_pages_and_forms_that_need_a_session_and_its_csrf_token() {
         email.message.subject.as_str()
     );
     assert_eq!(data["transitions"][0]["numbers"]["failures"], 2);
-    let csrf = hidden(&detail, "csrf");
+    let csrf = field_value(&detail, "csrf");
     assert!(csrf.len() >= 32);
 
     // Acknowledge: without the token, with a wrong one, or without a session: 403, nothing changes.
@@ -991,6 +991,125 @@ async fn a_public_dashboard_still_needs_a_session_to_change_anything() {
             .unwrap()
             .len(),
         0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_regression_alert_shows_the_detectors_numbers_and_links_its_series_view() {
+    use vitalsign_collector::alerts::detector::Numbers;
+    use vitalsign_collector::alerts::engine::{Evaluation, alert_id};
+    use vitalsign_collector::alerts::rules::{RuleKind, SeriesKey};
+    use vitalsign_collector::alerts::state::{AlertRecord, State, Transition};
+    use vitalsign_core::metric::Metric;
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(config(&dir.path().join("c.db"))).await;
+    let hour = 3_600_000;
+    let t = now_ms() / hour * hour;
+    let numbers = Numbers {
+        baseline: Some(2100.0),
+        current: Some(2814.0),
+        baseline_count: 84_000,
+        current_count: 1510,
+        change: Some(0.34),
+        p_value: Some(3.2e-9),
+        threshold: Some(0.16),
+        window_from_ms: t - 3 * hour,
+        window_to_ms: t,
+        baseline_from_ms: t - 171 * hour,
+        baseline_to_ms: t - 3 * hour,
+        ..Numbers::default()
+    };
+    let key = "regression|default-regression|rum|shop|/checkout|LCP|mobile|||";
+    let record = AlertRecord {
+        site: "shop".into(),
+        series: Some(SeriesKey {
+            source: "rum".into(),
+            site: "shop".into(),
+            page_group: "/checkout".into(),
+            metric: Metric::Lcp,
+            device: "mobile".into(),
+            flow: String::new(),
+            step: String::new(),
+            location: String::new(),
+        }),
+        state: State::Firing,
+        started_ms: Some(t - 3 * hour),
+        fired_ms: Some(t),
+        numbers: numbers.clone(),
+        fired_numbers: Some(numbers.clone()),
+        ..AlertRecord::new(
+            key.into(),
+            "default-regression".into(),
+            RuleKind::Regression,
+            "default".into(),
+            t,
+        )
+    };
+    let eval = Evaluation {
+        records: vec![record],
+        transitions: vec![Transition {
+            key: key.into(),
+            rule: "default-regression".into(),
+            at_ms: t,
+            from: State::Pending,
+            to: State::Firing,
+            numbers,
+        }],
+        ..Evaluation::default()
+    };
+    app.store
+        .writer
+        .write(WriteOp::Exec(Box::new(move |c| {
+            alert_store::apply(c, &eval, t)
+        })))
+        .await
+        .unwrap();
+    let id = alert_id(key);
+    let cookie = app.sign_in().await;
+
+    let list = app.html("/alerts?state=firing", &cookie).await;
+    assert!(list.contains(&format!(
+        "<a href=\"/alerts/{id}\">LCP p75 2.1 s → 2.8 s (+34 %) /checkout mobile</a>"
+    )));
+    let detail = app.html(&format!("/alerts/{id}"), &cookie).await;
+    let transitions = &detail[detail.find("id=\"transitions-h\"").unwrap()..];
+    let row =
+        &transitions[transitions.find("<tbody>").unwrap()..transitions.find("</tbody>").unwrap()];
+    for cell in [
+        ">2.1 s<",
+        ">2.8 s<",
+        ">84000<",
+        ">1510<",
+        ">3.20e-9<",
+        ">+16 %<",
+        ">+34 %<",
+    ] {
+        assert!(row.contains(cell), "{cell} in {row}");
+    }
+    assert!(
+        row.contains(">pending</span> → <span class=\"state firing\">firing<"),
+        "{row}"
+    );
+    let series = format!(
+        "href=\"/series?metric=LCP&amp;site=shop&amp;page_group=/checkout&amp;device=mobile&amp;source=rum&amp;from={}&amp;to=",
+        t - 3 * hour - 24 * hour
+    );
+    assert!(detail.contains(&series), "{series}");
+    assert!(detail.contains(&format!("&amp;alert={id}\"")));
+    // The silence form starts from this alert's rule and series.
+    for (name, value) in [
+        ("rule", "default-regression"),
+        ("site", "shop"),
+        ("page_group", "/checkout"),
+        ("metric", "LCP"),
+    ] {
+        assert_eq!(field_value(&detail, name), value, "{name}");
+    }
+    assert!(
+        detail.contains("no SMTP server configured"),
+        "why there is no email"
     );
     app.stop().await;
 }
