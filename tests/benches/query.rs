@@ -57,6 +57,8 @@ fn main() {
             // The alert evaluator would write its states into the cached file
             // and compete with the timed queries; it is not what is measured.
             ("VITALSIGN_ALERTS__ENABLED", "false".into()),
+            // The dashboard pages are timed without a sign-in round trip.
+            ("VITALSIGN_PUBLIC_DASHBOARD", "true".into()),
         ],
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -146,6 +148,7 @@ fn main() {
             verdict(med < goal).to_string(),
         ]);
     }
+    let pages = dashboard_pages(&runtime, &client, &collector.base_url, &from, &to, reps);
     let (_, peak_rss) = collector_bench::rss_mib(collector.pid);
     collector.stop();
 
@@ -166,6 +169,23 @@ fn main() {
             "status",
         ],
         &rows,
+    );
+    println!();
+    println!(
+        "dashboard pages over the same data (issue 13): server-rendered HTML of each view, time to the last byte on loopback"
+    );
+    print_table(
+        &[
+            "page",
+            "bytes",
+            "first ms",
+            "median ms",
+            "max ms",
+            "goal ms",
+            "median/goal",
+            "status",
+        ],
+        &pages,
     );
     println!();
     let per_million = dataset.bytes as f64 / (dataset.samples as f64 / 1e6);
@@ -206,6 +226,85 @@ fn main() {
             format!("generated in {:.0} s", dataset.generated_secs)
         }
     );
+}
+
+/// Every dashboard view over the whole dataset (its 30 days as a custom
+/// range), each timed like the API queries: one warm-up, then `reps`.
+fn dashboard_pages(
+    runtime: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    base: &str,
+    from: &str,
+    to: &str,
+    reps: usize,
+) -> Vec<Vec<String>> {
+    let range = format!("from={from}&to={to}");
+    let last_day = format!("from={}&to={to}", to.parse::<i64>().unwrap() - 24 * HOUR_MS);
+    let pages = [
+        ("overview, 30 days, 3 sites", format!("/?{range}")),
+        ("overview, last day", format!("/?{last_day}")),
+        (
+            "pages, 30 days, all sites (LCP)",
+            format!("/pages?{range}&metric=LCP"),
+        ),
+        (
+            "pages, 30 days, shop, by samples",
+            format!("/pages?{range}&metric=INP&site=shop&sort=samples"),
+        ),
+        (
+            "series, 30 days, 1 page group",
+            format!("/series?{range}&metric=LCP&site=shop&page_group=/product/:id"),
+        ),
+        (
+            "series, 30 days, whole site",
+            format!("/series?{range}&metric=LCP&site=shop"),
+        ),
+        (
+            "series, last day, 1 page group",
+            format!("/series?{last_day}&metric=INP&site=shop&page_group=/product/:id"),
+        ),
+        ("flows", format!("/flows?{range}")),
+        ("alerts", "/alerts".to_string()),
+    ];
+    let goal = 150.0;
+    let mut rows = Vec::new();
+    for (name, path) in pages {
+        let url = format!("{base}{path}");
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..=reps {
+            let started = Instant::now();
+            let body = runtime.block_on(async {
+                let r = client
+                    .get(&url)
+                    .timeout(Duration::from_secs(60))
+                    .send()
+                    .await
+                    .expect("page request");
+                let status = r.status();
+                let body = r.text().await.expect("page body");
+                assert!(status.is_success(), "{url}: {status} {body}");
+                body
+            });
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            bytes = body.len();
+        }
+        let first = times.remove(0);
+        let med = median(&times);
+        let max = times.iter().copied().fold(0.0, f64::max);
+        eprintln!("{name}: first {first:.1} ms, median {med:.1} ms, max {max:.1} ms");
+        rows.push(vec![
+            name.to_string(),
+            bytes.to_string(),
+            format!("{first:.1}"),
+            format!("{med:.1}"),
+            format!("{max:.1}"),
+            format!("< {goal:.0}"),
+            format!("{:.2}", med / goal),
+            verdict(med < goal).to_string(),
+        ]);
+    }
+    rows
 }
 
 struct Query<'a> {
