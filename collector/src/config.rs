@@ -206,8 +206,8 @@ pub struct AlertsConfig {
     /// reminders are checked on every tick.
     pub evaluate_every_secs: u64,
     /// Apply the built-in rules (regression on every series, budget at the CWV
-    /// "good" bounds for LCP/INP/CLS, flow failure on every flow) to what no
-    /// configured rule matches.
+    /// "good" bounds for LCP/INP/CLS, flow failure and stale flow on every
+    /// flow at every location) to what no configured rule matches.
     pub default_rules: bool,
     /// Base URL of this collector as the on-call person reaches it; email links
     /// start with it.
@@ -227,7 +227,7 @@ pub struct AlertsConfig {
     pub regression: RegressionSettings,
     /// Defaults of budget rules.
     pub budget: BudgetSettings,
-    /// Defaults of flow-failure rules.
+    /// Defaults of flow-failure and stale-flow rules.
     pub flow: FlowSettings,
     /// Rules, tried in order; for each kind the first matching rule applies to a series.
     pub rules: Vec<AlertRule>,
@@ -349,7 +349,8 @@ impl Default for BudgetSettings {
     }
 }
 
-/// Flow-failure rules: consecutive failed runs of a flow at a location.
+/// Flow rules: consecutive failed runs of a flow at a location (flow failure),
+/// and results that stopped arriving (stale flow).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FlowSettings {
@@ -359,6 +360,11 @@ pub struct FlowSettings {
     pub pass_after: u32,
     /// Runs in a row that ended in an agent/browser error before the state is `error`.
     pub error_after: u32,
+    /// A stale flow (no result for more than 3 usual intervals) fires only once
+    /// the silence has also lasted this long, in seconds: one run that hangs
+    /// until its flow timeout delays the next result without anything being
+    /// wrong with the agent. 0 = the three intervals alone.
+    pub stale_min_secs: u64,
 }
 
 impl Default for FlowSettings {
@@ -367,6 +373,7 @@ impl Default for FlowSettings {
             fail_after: 2,
             pass_after: 2,
             error_after: 2,
+            stale_min_secs: 120,
         }
     }
 }
@@ -377,7 +384,7 @@ impl Default for FlowSettings {
 pub struct AlertRule {
     /// Shown in emails and alert states; unique.
     pub name: String,
-    /// `regression`, `budget` or `flow_failure`.
+    /// `regression`, `budget`, `flow_failure` or `flow_stale`.
     pub kind: String,
     /// `false` mutes what this rule matches (the built-in rule does not apply either).
     pub enabled: Option<bool>,
@@ -430,7 +437,7 @@ pub struct MaintenanceWindow {
     pub location: Option<String>,
 }
 
-pub const RULE_KINDS: [&str; 3] = ["regression", "budget", "flow_failure"];
+pub const RULE_KINDS: [&str; 4] = ["regression", "budget", "flow_failure", "flow_stale"];
 pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl MaintenanceWindow {
@@ -556,7 +563,7 @@ impl AlertsConfig {
                 return bad(
                     &key("kind"),
                     format!(
-                        "{:?}; expected regression, budget or flow_failure",
+                        "{:?}; expected regression, budget, flow_failure or flow_stale",
                         rule.kind
                     ),
                 );

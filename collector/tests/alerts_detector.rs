@@ -192,7 +192,7 @@ fn report(scenario: &str, false_alerts: usize, delay: &str) {
 fn snapshot_of(series: Vec<(SeriesKey, BTreeMap<i64, HourHist>)>) -> Snapshot {
     Snapshot {
         series: series.into_iter().collect(),
-        runs: BTreeMap::new(),
+        ..Snapshot::default()
     }
 }
 

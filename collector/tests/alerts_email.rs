@@ -189,7 +189,7 @@ LCP p75 2.1 s → 2.8 s (+34 %) /checkout mobile
   started     about 2026-11-24 03:00 UTC
   rule        default-regression (regression)
   state       firing since 2026-11-24 06:01 UTC
-  open        https://vitals.example/api/v1/series?metric=LCP&source=rum&site=shop&page_group=%2Fcheckout&device=mobile&from=1795402800000&to=1795500060000&bucket=1h
+  open        https://vitals.example/series?metric=LCP&source=rum&site=shop&page_group=%2Fcheckout&device=mobile&from=1795402800000&to=1795500060000&alert=3f1e5c3a8b1c2d4e
   alert id    3f1e5c3a8b1c2d4e
 
 -- 
@@ -235,6 +235,7 @@ async fn the_email_has_the_exact_subject_and_both_parts_and_the_resolution_threa
     resolved_record.state = State::Resolved;
     resolved_record.numbers.current = Some(2120.0);
     let later = now + 3 * 3_600_000 + 10 * 60_000;
+    resolved_record.resolved_ms = Some(later);
     let (text, html) = email::bodies(
         NoticeKind::Resolved,
         "shop",
@@ -297,6 +298,13 @@ async fn the_email_has_the_exact_subject_and_both_parts_and_the_resolution_threa
         ),
         "{text}"
     );
+    // The resolved email's series view reaches an hour past the resolution.
+    assert!(
+        text.contains(
+            "  open        https://vitals.example/series?metric=LCP&source=rum&site=shop&page_group=%2Fcheckout&device=mobile&from=1795402800000&to=1795515060000&alert=3f1e5c3a8b1c2d4e\n"
+        ),
+        "{text}"
+    );
     let rows = store.read(alert_store::outbox_all).await.unwrap();
     assert!(rows.iter().all(|r| r.status == "sent" && r.attempts == 1));
 }
@@ -327,7 +335,7 @@ fn expected_html() -> String {
             "<tr><th align=\"left\">{label}</th><td>{value}</td></tr>\n"
         ));
     }
-    let link = "https://vitals.example/api/v1/series?metric=LCP&amp;source=rum&amp;site=shop&amp;page_group=%2Fcheckout&amp;device=mobile&amp;from=1795402800000&amp;to=1795500060000&amp;bucket=1h";
+    let link = "https://vitals.example/series?metric=LCP&amp;source=rum&amp;site=shop&amp;page_group=%2Fcheckout&amp;device=mobile&amp;from=1795402800000&amp;to=1795500060000&amp;alert=3f1e5c3a8b1c2d4e";
     html.push_str(&format!(
         "<tr><th align=\"left\">open</th><td><a href=\"{link}\">{link}</a></td></tr>\n<tr><th align=\"left\">alert id</th><td>3f1e5c3a8b1c2d4e</td></tr>\n</table>\n<p style=\"color: #666\">Acknowledge to stop reminders: POST https://vitals.example/api/v1/alerts/ALERT_ID/ack (query token). Sent by the vitalsign collector.</p>\n</body></html>\n"
     ));
@@ -564,6 +572,12 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     let text = lf(got[0]["text"].as_str().unwrap());
     assert!(
         text.contains("  failure     open home: HTTP 503 from https://shop.example/\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  open        http://127.0.0.1:8080/flows/runs?flow=checkout&location=eu-west\n"
+        ),
         "{text}"
     );
     assert!(

@@ -6,6 +6,7 @@
 //! - [`workspace_root`], [`binary`]: where the repository and built binaries are.
 //! - [`Process`]: a child process whose log is captured and which dies on `Drop`.
 //! - [`CollectorProcess`]: a collector on a port chosen by the OS, with its own temp database.
+//! - [`SmtpSink`]: a real SMTP server (aiosmtpd) on loopback that keeps what it accepts.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -185,5 +186,68 @@ impl CollectorProcess {
 
     pub fn addr(&self) -> &str {
         self.base_url.trim_start_matches("http://")
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (for servers that must be
+/// told their port, like the SMTP sink).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0")
+        .port()
+}
+
+/// A real SMTP server on loopback: Python's aiosmtpd running
+/// `collector/tests/smtp_sink.py`, from the venv `./test.sh` creates
+/// (`VITALSIGN_TEST_AIOSMTPD`, else `target/test-venv`). Each accepted message
+/// becomes `<n>.json` in its directory (subject, threading headers, text and
+/// HTML parts). Killed on drop.
+pub struct SmtpSink {
+    pub process: Process,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl SmtpSink {
+    /// Start on a free port, writing messages into `dir` (created if missing).
+    pub fn start(dir: &Path) -> SmtpSink {
+        let python = match std::env::var_os("VITALSIGN_TEST_AIOSMTPD") {
+            Some(aiosmtpd) => PathBuf::from(aiosmtpd).with_file_name("python"),
+            None => workspace_root().join("target/test-venv/bin/python"),
+        };
+        assert!(
+            python.exists(),
+            "{} is missing: run ./test.sh once (it creates target/test-venv with aiosmtpd==1.4.6)",
+            python.display()
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let mut command = Command::new(python);
+        command
+            .arg(workspace_root().join("collector/tests/smtp_sink.py"))
+            .arg(port.to_string())
+            .arg(dir);
+        let mut process = Process::spawn("smtp sink", command);
+        process.wait_for_line("READY", Duration::from_secs(20));
+        SmtpSink {
+            process,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The messages accepted so far, in arrival order.
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
     }
 }

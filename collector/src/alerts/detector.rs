@@ -64,6 +64,14 @@ pub struct Numbers {
     pub last_run_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Stale flows: when the latest result arrived, how long nothing has
+    /// arrived since, and the usual interval between runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_received_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<i64>,
     /// Why the observation came out as it did, in words.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,

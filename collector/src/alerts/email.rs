@@ -4,8 +4,9 @@
 //! The subject answers "what, where, how much" in one line
 //! (`[FIRING] LCP p75 2.1 s → 2.8 s (+34 %) /checkout mobile`); the body gives
 //! baseline and current values with their sample counts and windows, the
-//! estimated start, the rule, and a link pinned to the time range. A resolved
-//! email threads under the firing one and says how long it lasted.
+//! estimated start, the rule, and a link to the dashboard view of the alert
+//! (the series view pinned to its time range, or the flow's run list). A
+//! resolved email threads under the firing one and says how long it lasted.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -86,6 +87,23 @@ pub fn lasted(ms: i64) -> String {
     }
 }
 
+/// `45 s`, `4 min 10 s`, `2.5 s`: to the second below an hour (a stale flow's
+/// silence and its interval are seconds to minutes), as [`lasted`] above.
+pub fn span(ms: i64) -> String {
+    let ms = ms.max(0);
+    let tenths = (ms + 50) / 100;
+    if tenths < 100 && tenths % 10 != 0 {
+        return format!("{}.{} s", tenths / 10, tenths % 10);
+    }
+    let s = (ms + 500) / 1000;
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s} s"),
+        (m, 0) if m < 60 => format!("{m} min"),
+        (m, s) if m < 60 => format!("{m} min {s} s"),
+        _ => lasted(ms),
+    }
+}
+
 /// `2026-11-24 09:00 UTC` without a date crate (Hinnant's civil-from-days).
 pub fn utc(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
@@ -128,6 +146,24 @@ fn html_escape(s: &str) -> String {
 /// The one-line summary of an alert used in subjects and as headings.
 pub fn headline(kind: NoticeKind, r: &AlertRecord) -> String {
     match (r.kind, &r.series) {
+        (RuleKind::FlowStale, _) => {
+            let fired = r.fired_numbers.as_ref().unwrap_or(&r.numbers);
+            match kind {
+                NoticeKind::Resolved => format!(
+                    "flow {} at {} delivering again (silent for {})",
+                    r.flow,
+                    r.location,
+                    span(silence(r))
+                ),
+                _ => format!(
+                    "flow {} at {}: no result for {} (usually every {})",
+                    r.flow,
+                    r.location,
+                    span(fired.silent_ms.unwrap_or(0)),
+                    fired.interval_ms.map_or("?".into(), span)
+                ),
+            }
+        }
         (RuleKind::FlowFailure, _) | (_, None) => match kind {
             NoticeKind::Resolved => format!("flow {} passing again at {}", r.flow, r.location),
             _ => format!(
@@ -189,6 +225,21 @@ pub fn headline(kind: NoticeKind, r: &AlertRecord) -> String {
     }
 }
 
+/// How long a stale flow went without results: from the last arrival before
+/// it fired to the first one after (or to the latest numbers seen).
+fn silence(r: &AlertRecord) -> i64 {
+    let before = r
+        .fired_numbers
+        .as_ref()
+        .and_then(|n| n.last_received_ms)
+        .or(r.numbers.last_received_ms)
+        .unwrap_or(0);
+    match r.numbers.last_received_ms {
+        Some(after) if after > before => after - before,
+        _ => r.numbers.silent_ms.unwrap_or(0),
+    }
+}
+
 fn opt(m: Metric, v: Option<f64>) -> String {
     v.map_or_else(|| "?".into(), |v| value(m, v))
 }
@@ -196,12 +247,15 @@ fn opt(m: Metric, v: Option<f64>) -> String {
 /// Subject of an email about one or more alerts of one site and route.
 pub fn subject(kind: NoticeKind, site: &str, items: &[&AlertRecord], now_ms: i64) -> String {
     let first = headline(kind, items[0]);
-    let last = if kind == NoticeKind::Resolved && items.len() == 1 {
-        let fired = items[0].fired_ms.unwrap_or(now_ms);
-        format!(" (lasted {})", lasted(now_ms - fired))
-    } else {
-        String::new()
-    };
+    // A stale flow's resolution says how long it was silent instead.
+    let last =
+        if kind == NoticeKind::Resolved && items.len() == 1 && items[0].kind != RuleKind::FlowStale
+        {
+            let fired = items[0].fired_ms.unwrap_or(now_ms);
+            format!(" (lasted {})", lasted(now_ms - fired))
+        } else {
+            String::new()
+        };
     if items.len() == 1 {
         format!("[{}] {first}{last}", kind.tag())
     } else {
@@ -215,7 +269,13 @@ pub fn subject(kind: NoticeKind, site: &str, items: &[&AlertRecord], now_ms: i64
 }
 
 /// Rows of the detail table of one alert: (label, value).
-fn rows(kind: NoticeKind, r: &AlertRecord, public_url: &str, now_ms: i64) -> Vec<(String, String)> {
+fn rows(
+    kind: NoticeKind,
+    r: &AlertRecord,
+    id: &str,
+    public_url: &str,
+    now_ms: i64,
+) -> Vec<(String, String)> {
     let mut rows = Vec::new();
     let n: &Numbers = match kind {
         NoticeKind::Firing => r.fired_numbers.as_ref().unwrap_or(&r.numbers),
@@ -282,6 +342,46 @@ fn rows(kind: NoticeKind, r: &AlertRecord, public_url: &str, now_ms: i64) -> Vec
                 rows.push(("over budget".into(), percent(ch)));
             }
         }
+        None if r.kind == RuleKind::FlowStale => {
+            rows.push(("where".into(), format!("flow {} at {}", r.flow, r.location)));
+            let fired = r.fired_numbers.as_ref().unwrap_or(&r.numbers);
+            let arrived = |n: &Numbers| {
+                format!(
+                    "run {} arrived {}",
+                    n.last_run_id.as_deref().unwrap_or("?"),
+                    utc(n.last_received_ms.unwrap_or(0))
+                )
+            };
+            if kind == NoticeKind::Resolved {
+                rows.push((
+                    "new result".into(),
+                    format!(
+                        "{}, after {} without results",
+                        arrived(&r.numbers),
+                        span(silence(r))
+                    ),
+                ));
+            } else {
+                rows.push(("last result".into(), arrived(fired)));
+                rows.push((
+                    "silence".into(),
+                    format!(
+                        "no result for {}; usually one every {} (median gap between the starts of its last {} runs), stale after {} times that",
+                        span(fired.silent_ms.unwrap_or(0)),
+                        fired.interval_ms.map_or("?".into(), span),
+                        crate::store::flows::RECENT_RUNS,
+                        crate::store::flows::STALE_FACTOR
+                    ),
+                ));
+                rows.push((
+                    "check".into(),
+                    format!(
+                        "is the agent at {} running, and can it reach the collector?",
+                        r.location
+                    ),
+                ));
+            }
+        }
         None => {
             rows.push(("where".into(), format!("flow {} at {}", r.flow, r.location)));
             rows.push((
@@ -307,7 +407,12 @@ fn rows(kind: NoticeKind, r: &AlertRecord, public_url: &str, now_ms: i64) -> Vec
             "lasted".into(),
             format!(
                 "{} (firing {} to {})",
-                lasted(now_ms - r.fired_ms.unwrap_or(now_ms)),
+                // A stale flow's firing is seconds to minutes long.
+                if r.kind == RuleKind::FlowStale {
+                    span(now_ms - r.fired_ms.unwrap_or(now_ms))
+                } else {
+                    lasted(now_ms - r.fired_ms.unwrap_or(now_ms))
+                },
                 utc(r.fired_ms.unwrap_or(now_ms)),
                 utc(now_ms)
             ),
@@ -317,18 +422,25 @@ fn rows(kind: NoticeKind, r: &AlertRecord, public_url: &str, now_ms: i64) -> Vec
             format!("firing since {}", utc(r.fired_ms.unwrap_or(now_ms))),
         )),
     }
-    rows.push(("open".into(), link(r, public_url, now_ms)));
+    rows.push(("open".into(), link(kind, r, id, public_url, now_ms)));
     rows
 }
 
-/// A link to this alert's data, pinned from a day before it started to now.
-pub fn link(r: &AlertRecord, public_url: &str, now_ms: i64) -> String {
+/// The dashboard view of this alert (a page a mail client can open, after
+/// sign-in): for a series, the series view pinned from a day before the
+/// alert started to now — to an hour after it resolved, in a resolved email —
+/// with the alert `id`'s period drawn; for a flow, its run list.
+pub fn link(kind: NoticeKind, r: &AlertRecord, id: &str, public_url: &str, now_ms: i64) -> String {
     let base = public_url.trim_end_matches('/');
-    let from = r.started_ms.unwrap_or(now_ms) - 24 * HOUR_MS;
     match &r.series {
         Some(s) => {
+            let from = r.started_ms.unwrap_or(now_ms) - 24 * HOUR_MS;
+            let to = match kind {
+                NoticeKind::Resolved => r.resolved_ms.unwrap_or(now_ms) + HOUR_MS,
+                NoticeKind::Firing | NoticeKind::Reminder => now_ms,
+            };
             let mut url = format!(
-                "{base}/api/v1/series?metric={}&source={}",
+                "{base}/series?metric={}&source={}",
                 s.metric,
                 url_encode(&s.source)
             );
@@ -344,11 +456,11 @@ pub fn link(r: &AlertRecord, public_url: &str, now_ms: i64) -> String {
                     let _ = write!(url, "&{k}={}", url_encode(v));
                 }
             }
-            let _ = write!(url, "&from={from}&to={now_ms}&bucket=1h");
+            let _ = write!(url, "&from={from}&to={to}&alert={}", url_encode(id));
             url
         }
         None => format!(
-            "{base}/api/v1/runs?flow={}&location={}&from={from}",
+            "{base}/flows/runs?flow={}&location={}",
             url_encode(&r.flow),
             url_encode(&r.location)
         ),
@@ -388,7 +500,7 @@ pub fn bodies(
             "<h3>{}</h3>\n<table cellpadding=\"3\">",
             html_escape(&head)
         );
-        for (label, value) in rows(kind, r, public_url, now_ms) {
+        for (label, value) in rows(kind, r, id, public_url, now_ms) {
             let _ = writeln!(text, "  {label:<12}{value}");
             let cell = if label == "open" {
                 format!("<a href=\"{0}\">{0}</a>", html_escape(&value))
@@ -408,7 +520,9 @@ pub fn bodies(
             html_escape(id)
         );
     }
-    let footer = if kind == NoticeKind::Resolved {
+    // Stale flows get no reminders, so an email of only those has nothing to stop.
+    let reminds = items.iter().any(|r| r.kind != RuleKind::FlowStale);
+    let footer = if kind == NoticeKind::Resolved || !reminds {
         "Sent by the vitalsign collector.".to_string()
     } else {
         format!(
@@ -539,6 +653,71 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc(1_795_500_000_000), "2026-11-24 06:00 UTC");
         assert_eq!(url_encode("/a b/ü"), "%2Fa%20b%2F%C3%BC");
+        assert_eq!(span(2_450), "2.5 s");
+        assert_eq!(span(2_003), "2 s");
+        assert_eq!(span(9_990), "10 s");
+        assert_eq!(span(20_000), "20 s");
+        assert_eq!(span(45_400), "45 s");
+        assert_eq!(span(60_200), "1 min");
+        assert_eq!(span(250_000), "4 min 10 s");
+        assert_eq!(span(2 * 3_600_000 + 5 * 60_000 + 7_000), "2 h 5 min");
+    }
+
+    #[test]
+    fn links_open_the_dashboard_views_not_the_json_api() {
+        use super::super::rules::SeriesKey;
+        let hour = HOUR_MS;
+        let t = 1_795_500_000_000; // 2026-11-24 06:00 UTC
+        let mut r = AlertRecord::new(
+            "budget|default-budget|synthetic||||desktop|checkout|pay|eu-west".into(),
+            "default-budget".into(),
+            RuleKind::Budget,
+            "default".into(),
+            t,
+        );
+        r.series = Some(SeriesKey {
+            source: "synthetic".into(),
+            site: String::new(),
+            page_group: String::new(),
+            metric: Metric::Inp,
+            device: "desktop".into(),
+            flow: "checkout".into(),
+            step: "pay now".into(),
+            location: "eu-west".into(),
+        });
+        r.started_ms = Some(t - 3 * hour);
+        r.resolved_ms = Some(t + 2 * hour);
+        let base = "https://vitals.example/";
+        let series = "https://vitals.example/series?metric=INP&source=synthetic&device=desktop&flow=checkout&step=pay%20now&location=eu-west";
+        let from = t - 27 * hour;
+        assert_eq!(
+            link(NoticeKind::Firing, &r, "a1b2", base, t + 60_000),
+            format!("{series}&from={from}&to={}&alert=a1b2", t + 60_000)
+        );
+        assert_eq!(
+            link(NoticeKind::Reminder, &r, "a1b2", base, t + 5 * hour),
+            format!("{series}&from={from}&to={}&alert=a1b2", t + 5 * hour)
+        );
+        // Resolved: to an hour after the resolution, whenever the email is rendered.
+        assert_eq!(
+            link(
+                NoticeKind::Resolved,
+                &r,
+                "a1b2",
+                base,
+                t + 2 * hour + 60_000
+            ),
+            format!("{series}&from={from}&to={}&alert=a1b2", t + 3 * hour)
+        );
+        for kind in [RuleKind::FlowFailure, RuleKind::FlowStale] {
+            let mut f = AlertRecord::new("k".into(), "r".into(), kind, "default".into(), t);
+            f.flow = "check out".into();
+            f.location = "eu-west".into();
+            assert_eq!(
+                link(NoticeKind::Firing, &f, "a1b2", base, t),
+                "https://vitals.example/flows/runs?flow=check%20out&location=eu-west"
+            );
+        }
     }
 
     /// lettre's pooled transport belongs to a Tokio runtime (as in the collector).

@@ -30,6 +30,9 @@ pub struct Evaluator {
     /// The hour whose rollups were last evaluated: regression and budget rules
     /// decide once per completed hour, so other ticks skip reading rollups.
     last_series_end: Option<i64>,
+    /// `now` of the first tick: results are known to arrive only from then
+    /// on, so stale flows count their silence from it at the earliest.
+    first_tick_ms: Option<i64>,
 }
 
 /// The domain of the configured sender, for Message-IDs.
@@ -48,6 +51,7 @@ impl Evaluator {
             config,
             metrics,
             last_series_end: None,
+            first_tick_ms: None,
         }
     }
 
@@ -56,8 +60,9 @@ impl Evaluator {
         let started = Instant::now();
         let end = now_ms.div_euclid(HOUR_MS);
         let with_series = self.last_series_end != Some(end);
+        let listening_since_ms = *self.first_tick_ms.get_or_insert(now_ms);
         let cfg = self.config.alerts.clone();
-        let (states, silences, snapshot) = self
+        let (states, silences, mut snapshot) = self
             .store
             .read(move |conn| {
                 let states = alert_store::load_states(conn)?;
@@ -74,6 +79,7 @@ impl Evaluator {
                 Ok((states, silences, snapshot))
             })
             .await?;
+        snapshot.listening_since_ms = listening_since_ms;
         let ctx = Context {
             rules: &self.rules,
             silences: &silences,

@@ -41,6 +41,8 @@ pub enum RuleKind {
     Regression,
     Budget,
     FlowFailure,
+    /// A flow at a location stopped delivering results (its agent is gone).
+    FlowStale,
 }
 
 impl RuleKind {
@@ -49,7 +51,14 @@ impl RuleKind {
             RuleKind::Regression => "regression",
             RuleKind::Budget => "budget",
             RuleKind::FlowFailure => "flow_failure",
+            RuleKind::FlowStale => "flow_stale",
         }
+    }
+
+    /// Rules about a flow at a location (not a metric series): hard failures
+    /// that get their own email, never held back or joined to an incident.
+    pub fn is_flow(self) -> bool {
+        matches!(self, RuleKind::FlowFailure | RuleKind::FlowStale)
     }
 
     fn parse(s: &str) -> Option<RuleKind> {
@@ -57,6 +66,7 @@ impl RuleKind {
             RuleKind::Regression,
             RuleKind::Budget,
             RuleKind::FlowFailure,
+            RuleKind::FlowStale,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -217,7 +227,7 @@ impl RuleSet {
         let bound = bound_of(metric);
         match kind {
             RuleKind::Budget if bound.is_none() => return None,
-            RuleKind::FlowFailure if metric.is_some() => return None,
+            RuleKind::FlowFailure | RuleKind::FlowStale if metric.is_some() => return None,
             RuleKind::Regression | RuleKind::Budget if metric.is_none() => return None,
             _ => {}
         }

@@ -302,6 +302,43 @@ impl AlertRecord {
             }
         }
     }
+
+    /// Advance a flow-stale alert by one look at when its flow last delivered.
+    /// `stale` is `None` while the usual interval is unknown (fewer than 3
+    /// runs); `numbers` carry the last arrival, the silence and the interval.
+    /// It fires at once — waiting three intervals was the confirmation — and
+    /// resolves when a result arrives after the one it fired on, so a firing
+    /// lasts exactly as long as the silence.
+    pub fn observe_freshness(
+        &mut self,
+        stale: Option<bool>,
+        numbers: Numbers,
+        now_ms: i64,
+    ) -> Option<(State, State)> {
+        if self.state == State::Firing {
+            let fired_on = self.fired_numbers.as_ref().and_then(|n| n.last_received_ms);
+            if numbers.last_received_ms > fired_on {
+                self.numbers = numbers;
+                return self.enter(State::Resolved, now_ms);
+            }
+            return None;
+        }
+        let last = numbers.last_received_ms;
+        self.numbers = numbers;
+        match stale {
+            None => self.enter(State::InsufficientData, now_ms),
+            Some(true) => {
+                self.started_ms = last;
+                self.enter(State::Firing, now_ms)
+            }
+            Some(false) => match self.state {
+                State::InsufficientData | State::Pending | State::Error => {
+                    self.enter(State::Ok, now_ms)
+                }
+                State::Ok | State::Resolved | State::Firing => None,
+            },
+        }
+    }
 }
 
 /// A recorded state change with the numbers that caused it.

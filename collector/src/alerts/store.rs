@@ -64,7 +64,8 @@ pub fn series_hours(
 }
 
 /// Load what the rules read: rollups of `[from_hour, end_hour)` when
-/// `with_series`, and probe runs started after `runs_since_ms`.
+/// `with_series`, probe runs started after `runs_since_ms`, and the
+/// freshness (last arrival, recent starts) of every flow × location.
 pub fn load_snapshot(
     conn: &Connection,
     hours: Option<(i64, i64)>,
@@ -154,6 +155,7 @@ pub fn load_snapshot(
                 reason: row.get(5)?,
             });
     }
+    snapshot.freshness = crate::store::flows::freshness(conn)?;
     Ok(snapshot)
 }
 

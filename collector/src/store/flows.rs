@@ -15,6 +15,8 @@
 //! Both reads walk the `runs_flow (flow, location, started_at_ms)` index: one
 //! seek per flow × location to enumerate them, then the newest runs of each.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -96,13 +98,16 @@ fn pairs(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
     Ok(out)
 }
 
-/// Freshness of every flow × location that has runs, by (flow, location).
-pub fn freshness(conn: &Connection) -> Result<Vec<((String, String), Freshness)>, StoreError> {
+/// A flow and a location.
+pub type FlowKey = (String, String);
+
+/// Freshness of every flow × location that has runs.
+pub fn freshness(conn: &Connection) -> Result<BTreeMap<FlowKey, Freshness>, StoreError> {
     let mut recent = conn.prepare_cached(
         "SELECT run_id, outcome, started_at_ms, received_ms FROM runs
          WHERE flow = ?1 AND location = ?2 ORDER BY started_at_ms DESC LIMIT ?3",
     )?;
-    let mut out = Vec::new();
+    let mut out = BTreeMap::new();
     for (flow, location) in pairs(conn)? {
         let mut f = Freshness::default();
         let mut rows = recent.query(params![flow, location, RECENT_RUNS as i64])?;
@@ -120,7 +125,7 @@ pub fn freshness(conn: &Connection) -> Result<Vec<((String, String), Freshness)>
         }
         drop(rows);
         if !f.recent_starts_ms.is_empty() {
-            out.push(((flow, location), f));
+            out.insert((flow, location), f);
         }
     }
     Ok(out)
