@@ -4,56 +4,17 @@
 // stored values read back through the query API are the ones the page measured.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { get } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startServer, launch, until, SNIPPET_PATH, fixtureKeys } from './harness.mjs';
+import { startCollector } from './collector-process.mjs';
 
-const BIN =
-  process.env.VITALSIGN_COLLECTOR_BIN ||
-  fileURLToPath(new URL('../../target/debug/vitalsign-collector', import.meta.url));
 const TOKEN = 'snippet-test-token';
 
-let dir;
 let collector;
 let collectorBase;
 let server;
 let browser;
-
-/** Starts the collector binary on 127.0.0.1:0 and resolves with its base URL. */
-async function startCollector(origin) {
-  try {
-    await access(BIN);
-  } catch {
-    throw new Error(`${BIN} is missing: run \`cargo build --bin vitalsign-collector\` (test.sh does)`);
-  }
-  dir = await mkdtemp(join(tmpdir(), 'vitalsign-snippet-'));
-  const config = join(dir, 'collector.toml');
-  await writeFile(config, `query_tokens = ["${TOKEN}"]\n\n[sites.test]\norigins = ["${origin}"]\n`);
-  collector = spawn(BIN, ['serve', '--config', config, '--listen', '127.0.0.1:0', '--db', join(dir, 'collector.db')], {
-    cwd: dir,
-    env: { ...process.env, NO_COLOR: '1', RUST_LOG: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`collector did not start:\n${log}`)), 30000);
-    const onData = (chunk) => {
-      log += chunk;
-      const m = /listening on (http:\/\/[0-9.]+:\d+)/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    collector.stdout.on('data', onData);
-    collector.stderr.on('data', onData);
-    collector.on('exit', (code) => reject(new Error(`collector exited with ${code}:\n${log}`)));
-  });
-}
 
 /** GET without Accept-Encoding, so the body is the raw file. */
 const rawGet = (url, headers = {}) =>
@@ -68,15 +29,18 @@ const rawGet = (url, headers = {}) =>
 before(async () => {
   // The test server's origin goes into the collector's allowlist for site `test`.
   server = await startServer();
-  collectorBase = await startCollector(server.base);
+  collector = await startCollector(
+    `query_tokens = ["${TOKEN}"]\n\n[sites.test]\norigins = ["${server.base}"]\n`,
+    { name: 'vitalsign-snippet-' },
+  );
+  collectorBase = collector.base;
   server.snippetSrc = `${collectorBase}/v1/snippet.js`;
   browser = await launch();
 });
 after(async () => {
   await browser?.close();
   await server?.close();
-  collector?.kill('SIGKILL');
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await collector?.stop();
 });
 
 test('the collector serves byte-for-byte the tested build', async () => {
