@@ -2,8 +2,9 @@
 # Installs what the test suite needs on a Debian machine with the Rust toolchain
 # (Debian's chromium, Node.js for the snippet, the snippet's npm packages, a
 # Python venv with an SMTP server for the alert tests), then runs every test:
-# the Rust workspace (unit, integration and end-to-end) and the snippet's
-# browser tests. Safe to run again: each install step is skipped when done.
+# the Rust workspace (unit, integration and end-to-end), the snippet's
+# browser tests and the dashboard's (tests/browser/). Safe to run again: each
+# install step is skipped when done.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -46,3 +47,8 @@ if [ -f web-snippet/package.json ]; then
   echo "==> npm test in web-snippet/"
   (cd web-snippet && npm test)
 fi
+
+# The dashboard in Chromium against the collector binary built above; it
+# imports the snippet's test harness, so it runs after web-snippet's npm ci.
+echo "==> npm ci and npm test in tests/browser/ (screenshots in target/dashboard-screenshots/)"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)
