@@ -504,6 +504,7 @@ fn dead_letters_table(letters: &[DeadLetter]) -> Markup {
 }
 
 fn render_list(state: &AppState, v: &Viewer, data: &ListData) -> Response {
+    let mail = state.config.smtp.enabled();
     let p = &v.params;
     let mut chrome = v.chrome("Alerts", Nav::Alerts);
     chrome.exports = Some((
@@ -545,7 +546,7 @@ fn render_list(state: &AppState, v: &Viewer, data: &ListData) -> Response {
                                                 (None, _) => { span.none { "no" } },
                                             }
                                         }
-                                        td { @if a.silenced { "silenced" } @else { "sent as usual" } }
+                                        td { @if a.silenced { "silenced" } @else if !mail { "none (no SMTP server configured)" } @else { "sent as usual" } }
                                     }
                                 }
                             }
@@ -875,6 +876,7 @@ fn numbers_cells(r: &AlertRecord, n: &Numbers) -> Markup {
 }
 
 fn render_detail(state: &AppState, v: &Viewer, data: &DetailData) -> Response {
+    let mail = state.config.smtp.enabled();
     let a = &data.alert;
     let r = &a.record;
     let mut chrome = v.chrome(&a.headline, Nav::Alerts);
@@ -904,7 +906,7 @@ fn render_detail(state: &AppState, v: &Viewer, data: &DetailData) -> Response {
             div { dt { "Acknowledged" } dd {
                 @match a.acked_ms { Some(t) => { "by " (a.acked_by.as_deref().unwrap_or("unknown")) " at " (when(t)) }, None => { "no" } }
             } }
-            div { dt { "Emails" } dd { @if a.silenced { "silenced now" } @else { "sent as usual" } } }
+            div { dt { "Emails" } dd { @if a.silenced { "silenced now" } @else if !mail { "none: no SMTP server is configured" } @else { "sent as usual" } } }
             div { dt { "Alert id" } dd { code { (a.id) } } }
         }
         p {

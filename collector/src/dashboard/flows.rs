@@ -765,7 +765,7 @@ fn render_run(v: &Viewer, data: &RunData) -> Response {
             div { dt { "Flow" } dd { a href=(runs_href(&run.flow, &run.location)) { (run.flow) " at " (run.location) } } }
             div { dt { "Attempt" } dd { (run.attempt) } }
         }
-        dl {
+        dl.meta {
             div { dt { "Run id" } dd { code { (run.run_id) } } }
             div { dt { "Received" } dd { (when(data.received_ms)) " (" (ago(data.received_ms, v.now_ms)) ")" } }
             div { dt { "Iterations" } dd { (run.iterations) } }
@@ -804,10 +804,9 @@ fn render_run(v: &Viewer, data: &RunData) -> Response {
                         @for m in &metrics { th scope="col" { (m.as_str()) } }
                         th scope="col" { "Requests" }
                         th scope="col" { "Transfer" }
-                        th scope="col" { "Failed requests" }
+                        th scope="col" { "Failed" }
                         th scope="col" { "Console errors" }
                         th scope="col" { "Status" }
-                        th scope="col" { "Error" }
                     } }
                     tbody {
                         @for (i, (s, med)) in run.steps.iter().zip(&data.medians).enumerate() {
@@ -827,7 +826,7 @@ fn render_run(v: &Viewer, data: &RunData) -> Response {
                                         @if s.vitals.get(*m).is_some() { (rated(*m, s.vitals.get(*m))) }
                                         @else { span.none { "—" } }
                                         @if let Some(x) = med.vitals.get(*m) {
-                                            br; span.median { "median " (rated(*m, Some(x))) }
+                                            br; span.median { "median " (layout::value(*m, Some(x))) }
                                         }
                                     }
                                 }
@@ -836,15 +835,17 @@ fn render_run(v: &Viewer, data: &RunData) -> Response {
                                 td.num { (s.failed_requests) }
                                 td.num { (s.console_errors) }
                                 td.num { @if let Some(code) = s.status { (code) } @else { span.none { "—" } } }
-                                td {
-                                    @if let Some(e) = &s.error { (e) }
-                                    @if failed_step == Some(i) {
-                                        @if let Some(f) = &run.failure {
-                                            @if s.error.as_deref() != Some(f.reason.as_str()) {
-                                                @if s.error.is_some() { br; }
-                                                (f.reason)
-                                            }
-                                        }
+                            }
+                            // What went wrong gets a row of its own, the width of the table.
+                            @let reason = if failed_step == Some(i) { run.failure.as_ref().map(|f| f.reason.as_str()) } else { None };
+                            @let error = s.error.as_deref().filter(|e| reason.is_none_or(|r| !r.starts_with(e)));
+                            @if error.is_some() || reason.is_some() {
+                                tr.step-error {
+                                    td {}
+                                    td colspan=(9 + metrics.len()) {
+                                        @if let Some(e) = error { (e) }
+                                        @if error.is_some() && reason.is_some() { br; }
+                                        @if let Some(r) = reason { (r) }
                                     }
                                 }
                             }

@@ -58,6 +58,9 @@ pub fn routes() -> Router<AppState> {
         .route("/signin/status", get(signin_status))
         .route("/signout", post(signout))
         .route("/assets/{name}", get(assets::serve))
+        // The app reads ingest bodies with limits of their own and disables
+        // axum's; a sign-in or alert form is small, so cap every form here.
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
 }
 
 /// What a view handler has once the request may see the page.

@@ -167,7 +167,11 @@ impl ViewParams {
             metric,
             source,
             site: get("site"),
-            page_group: get("page_group"),
+            // Stored groups have no trailing slash (`/docs/` is `/docs`).
+            page_group: get("page_group").map(|g| match g.trim_end_matches('/') {
+                "" => "/".to_string(),
+                trimmed => trimmed.to_string(),
+            }),
             device: get("device"),
             flow: get("flow"),
             step: get("step"),

@@ -478,6 +478,7 @@ fn render(state: &AppState, v: &Viewer, dims: &Dimensions, data: &SeriesData) ->
             section aria-labelledby="dev-h" {
                 h2 #dev-h { "By device" }
                 table.devices {
+                    caption { (metric.as_str()) " by device class" }
                     thead { tr { th scope="col" { "Device" } th scope="col" { "p75" } th scope="col" { "Samples" } th scope="col" { "Good / needs improvement / poor" } } }
                     tbody {
                         @for (d, s) in &data.devices {
@@ -540,6 +541,7 @@ fn points_table(metric: Metric, data: &SeriesData) -> Markup {
         );
     html! {
         table.points {
+            caption { "p50, p75 and p90 of each bucket" }
             thead { tr { th scope="col" { "Source" } th scope="col" { "From" } th scope="col" { "p50" } th scope="col" { "p75" } th scope="col" { "p90" } th scope="col" { "Samples" } } }
             tbody {
                 @for (source, pt) in rows {
@@ -575,8 +577,8 @@ fn attribution_table(metric: Metric, kind: &str, items: &[AttributionRank]) -> M
             caption { (kind_label(kind)) }
             thead { tr {
                 th scope="col" { (kind_label(kind)) }
-                th scope="col" { "Samples" }
-                th scope="col" { "Share" }
+                th.num scope="col" { "Samples" }
+                th.num scope="col" { "Share" }
                 th scope="col" { "Mean " (metric.as_str()) }
                 @if split {
                     th scope="col" { "Input delay" }

@@ -36,7 +36,8 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A small trend line of p75 values, scaled to its own min and max.
+/// A small trend line of p75 values, scaled to its own min and max; a lone
+/// point (one bucket with data, or one between gaps) is a dot.
 pub fn sparkline(values: &[Option<f64>], label: &str) -> Markup {
     let (w, h) = (120.0, 28.0);
     let present: Vec<f64> = values.iter().flatten().copied().collect();
@@ -44,19 +45,26 @@ pub fn sparkline(values: &[Option<f64>], label: &str) -> Markup {
         r#"<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{}">"#,
         esc(label)
     );
-    if present.len() >= 2 {
+    if !present.is_empty() {
         let (lo, hi) = present
             .iter()
             .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
         let span = (hi - lo).max(hi.abs() * 0.05).max(1e-9);
         let step = w / (values.len().max(2) - 1) as f64;
+        let at = |i: usize, v: f64| (i as f64 * step, h - 2.0 - (v - lo) / span * (h - 4.0));
+        let empty = |i: Option<usize>| i.and_then(|i| values.get(i)).is_none_or(Option::is_none);
         let mut d = String::new();
         let mut pen_up = true;
         for (i, v) in values.iter().enumerate() {
             match v {
                 Some(v) => {
-                    let x = i as f64 * step;
-                    let y = h - 2.0 - (v - lo) / span * (h - 4.0);
+                    let (x, y) = at(i, *v);
+                    if empty(i.checked_sub(1)) && empty(Some(i + 1)) {
+                        let _ = write!(
+                            svg,
+                            r#"<circle cx="{x:.1}" cy="{y:.1}" r="2" fill="currentColor"/>"#
+                        );
+                    }
                     let _ = write!(d, "{}{x:.1},{y:.1} ", if pen_up { "M" } else { "L" });
                     pen_up = false;
                 }
@@ -276,9 +284,10 @@ pub fn series_chart(
             let _ = write!(
                 svg,
                 r#"<rect class="count {class}" x="{:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}"><title>{} {class} samples</title></rect>"#,
-                x(p.start_ms),
+                // Field and lab bars of a bucket side by side, not on top of each other.
+                x(p.start_ms) + if class == "lab" { bar_w / 2.0 } else { 0.0 },
                 counts_top + counts_h - bh,
-                if class == "lab" { bar_w / 2.0 } else { bar_w },
+                (bar_w / 2.0).max(1.0),
                 p.count
             );
         }
@@ -287,8 +296,8 @@ pub fn series_chart(
         svg,
         r#"<text class="axis" x="{}" y="{}" text-anchor="end">samples</text><text class="axis" x="{left}" y="{}">{}</text><text class="axis" x="{}" y="{}" text-anchor="end">{}</text></svg>"#,
         left - 4.0,
-        counts_top + counts_h,
-        h - 2.0 + 0.0,
+        counts_top + 10.0,
+        h - 2.0,
         crate::alerts::email::utc(from_ms),
         w - right,
         h - 2.0,
