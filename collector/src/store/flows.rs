@@ -14,6 +14,12 @@
 //!
 //! Both reads walk the `runs_flow (flow, location, started_at_ms)` index: one
 //! seek per flow × location to enumerate them, then the newest runs of each.
+//! Measured in a debug build over 10 flow × locations of 130,000 runs each
+//! (30 days every 20 s, 2 KB documents): [`freshness`] 0.3 ms. The pass rate
+//! of [`flow_health`] looks up each run of its window in the table for its
+//! outcome: 2 ms for 1 h, 86 ms for 24 h, 1.5 s for 30 days. An index on
+//! `(flow, location, started_at_ms, outcome)` makes that count index-only
+//! (0.5 ms, 4 ms, 98 ms); it needs a migration.
 
 use std::collections::BTreeMap;
 
@@ -81,18 +87,29 @@ pub fn usual_interval_ms(starts: &[i64]) -> Option<i64> {
 
 /// Every (flow, location) that has runs, in order: one index seek each
 /// (a skip scan over `runs_flow`), instead of a `DISTINCT` over every run.
+/// The next pair is the next location of the same flow, else the first of the
+/// next flow: a row-value seek `(flow, location) > (?, ?)` would step through
+/// every run of the current pair instead (measured: 25 ms per 130,000 runs).
 fn pairs(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
     let mut first =
         conn.prepare_cached("SELECT flow, location FROM runs ORDER BY flow, location LIMIT 1")?;
-    let mut next = conn.prepare_cached(
-        "SELECT flow, location FROM runs WHERE (flow, location) > (?1, ?2)
-         ORDER BY flow, location LIMIT 1",
+    let mut next_location = conn.prepare_cached(
+        "SELECT location FROM runs WHERE flow = ?1 AND location > ?2 ORDER BY location LIMIT 1",
+    )?;
+    let mut next_flow = conn.prepare_cached(
+        "SELECT flow, location FROM runs WHERE flow > ?1 ORDER BY flow, location LIMIT 1",
     )?;
     let row = |r: &rusqlite::Row| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?));
     let mut out = Vec::new();
     let mut current = first.query_row([], row).optional()?;
     while let Some((flow, location)) = current {
-        current = next.query_row(params![flow, location], row).optional()?;
+        current = match next_location
+            .query_row(params![flow, location], |r| r.get::<_, String>(0))
+            .optional()?
+        {
+            Some(next) => Some((flow.clone(), next)),
+            None => next_flow.query_row([&flow], row).optional()?,
+        };
         out.push((flow, location));
     }
     Ok(out)

@@ -244,41 +244,16 @@ pub fn outbox_for_alert(
     alert_id: &str,
     limit: usize,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, status, attempts, next_attempt_ms, last_error, done_ms, message FROM outbox
-         WHERE EXISTS (SELECT 1 FROM json_each(message, '$.alerts') WHERE value = ?1)
-         ORDER BY seq LIMIT ?2",
-    )?;
-    let rows = stmt
-        .query_map(params![alert_id, limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<i64>>(5)?,
-                r.get::<_, String>(6)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(
-            |(seq, status, attempts, next_attempt_ms, last_error, done_ms, json)| {
-                Ok(OutboxRow {
-                    seq,
-                    status,
-                    attempts,
-                    next_attempt_ms,
-                    last_error,
-                    done_ms,
-                    message: serde_json::from_str(&json).map_err(|e| {
-                        StoreError::Conflict(format!("stored outbox message is unreadable: {e}"))
-                    })?,
-                })
-            },
-        )
-        .collect()
+    crate::alerts::store::outbox_rows(
+        conn,
+        &format!(
+            "SELECT {} FROM outbox
+             WHERE EXISTS (SELECT 1 FROM json_each(message, '$.alerts') WHERE value = ?1)
+             ORDER BY seq LIMIT ?2",
+            crate::alerts::store::OUTBOX_COLUMNS
+        ),
+        &[&alert_id, &(limit as i64)],
+    )
 }
 
 /// The artifacts of a run that were uploaded: (name, content type, bytes),
