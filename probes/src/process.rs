@@ -50,6 +50,16 @@ pub fn kill_tree(pid: u32) {
     }
 }
 
+/// Whether `pid` is still running: an exited process waiting to be reaped
+/// (a zombie) is not.
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
 /// Processes whose command line mentions `needle` (tests use it to find orphans).
 pub fn processes_matching(needle: &str) -> Vec<u32> {
     let mut found = Vec::new();

@@ -1,6 +1,13 @@
 //! Device profiles: viewport, touch, CPU slowdown and network shape, applied
 //! with CDP emulation so a `mobile` run feels like a mid-range phone on 4G.
 
+use chromiumoxide::cdp::browser_protocol::emulation::{
+    SetCpuThrottlingRateParams, SetDeviceMetricsOverrideParams, SetTouchEmulationEnabledParams,
+};
+use chromiumoxide::cdp::browser_protocol::network::{
+    EmulateNetworkConditionsByRuleParams, NetworkConditions,
+};
+use chromiumoxide::page::Page;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +58,63 @@ impl Profile {
 
     pub fn throttles_network(&self) -> bool {
         self.latency_ms > 0.0 || self.download_kbps > 0.0 || self.upload_kbps > 0.0
+    }
+
+    /// Emulate this device on `page`: viewport, touch, CPU and network.
+    pub async fn apply(&self, page: &Page) -> Result<(), String> {
+        fn err(what: &'static str) -> impl Fn(chromiumoxide::error::CdpError) -> String {
+            move |e| format!("{what}: {e}")
+        }
+        // The screen as large as the viewport: headless Chromium's own screen
+        // is 800×600, and a page that asks `screen.width` (the snippet does, to
+        // tell a desktop from a tablet) must see the device's.
+        let mut metrics = SetDeviceMetricsOverrideParams::new(
+            i64::from(self.width),
+            i64::from(self.height),
+            1.0,
+            self.mobile,
+        );
+        metrics.screen_width = Some(i64::from(self.width));
+        metrics.screen_height = Some(i64::from(self.height));
+        page.execute(metrics)
+            .await
+            .map_err(err("Emulation.setDeviceMetricsOverride"))?;
+        // chromiumoxide turns touch emulation on for every page; a desktop has none.
+        page.execute(SetTouchEmulationEnabledParams::new(self.touch))
+            .await
+            .map_err(err("Emulation.setTouchEmulationEnabled"))?;
+        if self.cpu_slowdown > 1.0 {
+            page.execute(SetCpuThrottlingRateParams::new(self.cpu_slowdown))
+                .await
+                .map_err(err("Emulation.setCPUThrottlingRate"))?;
+        }
+        if self.throttles_network() {
+            let bytes = |kbps: f64| {
+                if kbps > 0.0 {
+                    kbps * 1000.0 / 8.0
+                } else {
+                    -1.0
+                }
+            };
+            // An empty URL pattern applies the conditions to every request.
+            let everything = NetworkConditions {
+                url_pattern: String::new(),
+                latency: self.latency_ms,
+                download_throughput: bytes(self.download_kbps),
+                upload_throughput: bytes(self.upload_kbps),
+                connection_type: None,
+                packet_loss: None,
+                packet_queue_length: None,
+                packet_reordering: None,
+            };
+            page.execute(EmulateNetworkConditionsByRuleParams::new(
+                false,
+                vec![everything],
+            ))
+            .await
+            .map_err(err("Network.emulateNetworkConditions"))?;
+        }
+        Ok(())
     }
 
     pub fn from_toml(value: &toml::Value) -> Result<Profile, String> {

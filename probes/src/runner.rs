@@ -11,12 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
-use chromiumoxide::cdp::browser_protocol::emulation::{
-    SetCpuThrottlingRateParams, SetDeviceMetricsOverrideParams, SetTouchEmulationEnabledParams,
-};
 use chromiumoxide::cdp::browser_protocol::network::{
-    EmulateNetworkConditionsByRuleParams, EventLoadingFailed, EventLoadingFinished,
-    EventRequestWillBeSent, EventResponseReceived, NetworkConditions, ResourceType,
+    EventLoadingFailed, EventLoadingFinished, EventRequestWillBeSent, EventResponseReceived,
+    ResourceType,
 };
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
 use chromiumoxide::cdp::browser_protocol::target::{
@@ -89,7 +86,11 @@ pub enum InfraError {
     Crashed,
 }
 
-struct LiveBrowser {
+/// One launched Chromium: Debian's binary, new headless mode, a fresh profile
+/// directory of its own, and a CDP handler loop that notices when the browser
+/// goes away. Public so that every tool of ours that drives a browser (the
+/// agent's demo visitor too) launches it the same way.
+pub struct LiveBrowser {
     browser: Browser,
     pid: Option<u32>,
     version: String,
@@ -99,18 +100,130 @@ struct LiveBrowser {
 }
 
 impl LiveBrowser {
-    fn alive(&self) -> bool {
+    pub async fn launch(config: &RunnerConfig) -> Result<LiveBrowser, InfraError> {
+        let launch_error = |reason: String| InfraError::Launch {
+            path: config.chromium.display().to_string(),
+            reason,
+        };
+        let profile_dir = tempfile::Builder::new()
+            .prefix("vitalsign-chromium-")
+            .tempdir()
+            .map_err(|e| launch_error(e.to_string()))?;
+        // Flag names without dashes: chromiumoxide adds them. It already passes
+        // disable-background-networking, disable-sync and no-first-run.
+        let browser_config = BrowserConfig::builder()
+            .chrome_executable(&config.chromium)
+            .new_headless_mode()
+            .no_sandbox()
+            .arg("disable-gpu")
+            .arg("disable-component-update")
+            .arg("disable-background-networking")
+            .arg("no-first-run")
+            .user_data_dir(profile_dir.path())
+            .launch_timeout(config.launch_timeout)
+            .request_timeout(Duration::from_secs(30))
+            .viewport(None)
+            .build()
+            .map_err(launch_error)?;
+        let launched = tokio::time::timeout(
+            config.launch_timeout + Duration::from_secs(5),
+            Browser::launch(browser_config),
+        )
+        .await
+        .map_err(|_| InfraError::LaunchTimeout(config.launch_timeout))?;
+        let (mut browser, mut handler) = launched.map_err(|e| launch_error(e.to_string()))?;
+        let pid = browser.get_mut_child().and_then(|c| c.as_mut_inner().id());
+        let handler_ended = Arc::new(AtomicBool::new(false));
+        let ended = handler_ended.clone();
+        // The examples unwrap here and panic when the browser goes away; a
+        // monitor must instead notice the end and relaunch.
+        let handler = tokio::spawn(async move {
+            while let Some(event) = handler.next().await {
+                if let Err(e) = event {
+                    tracing::debug!(error = %e, "CDP handler message error");
+                }
+            }
+            ended.store(true, Relaxed);
+        });
+        let mut live = LiveBrowser {
+            browser,
+            pid,
+            version: String::new(),
+            handler_ended,
+            handler,
+            _profile_dir: profile_dir,
+        };
+        match tokio::time::timeout(Duration::from_secs(10), live.browser.version()).await {
+            Ok(Ok(v)) => live.version = v.product.replace("HeadlessChrome", "Chromium"),
+            _ => {
+                live.kill().await;
+                return Err(InfraError::Unresponsive(
+                    "no answer to Browser.getVersion".into(),
+                ));
+            }
+        }
+        info!(?pid, version = %live.version, "browser launched");
+        Ok(live)
+    }
+
+    pub fn browser(&self) -> &Browser {
+        &self.browser
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// The product from `Browser.getVersion`: `Chrome/156.0.8078.114`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn alive(&self) -> bool {
         !self.handler_ended.load(Relaxed)
     }
 
     /// SIGKILL the browser and every process it started, then reap it.
-    async fn kill(self) {
+    pub async fn kill(self) {
         if let Some(pid) = self.pid {
             crate::process::kill_tree(pid);
         }
         self.handler.abort();
         let mut browser = self.browser;
         let _ = tokio::time::timeout(Duration::from_secs(5), browser.wait()).await;
+    }
+
+    /// Ask the browser to quit (`Browser.close`, so pages are unloaded and
+    /// its helper processes exit with it) and reap it; [`kill`](Self::kill)
+    /// it when it is still running a few seconds later.
+    pub async fn close(mut self) {
+        let Some(pid) = self.pid else {
+            return self.kill().await;
+        };
+        // The browser may drop the connection before it answers, so the
+        // answer is not awaited for long: what counts is that the process ends.
+        let asked = tokio::time::timeout(Duration::from_secs(5), self.browser.close());
+        tokio::select! {
+            _ = asked => {}
+            _ = exited(pid) => {}
+        }
+        if tokio::time::timeout(Duration::from_secs(5), exited(pid))
+            .await
+            .is_ok()
+        {
+            self.handler.abort();
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.browser.wait()).await;
+        } else {
+            warn!(pid, "browser did not quit when asked; killing it");
+            self.kill().await;
+        }
+    }
+}
+
+/// Until `pid` has exited (polled: the child is reaped by `Browser::wait`).
+async fn exited(pid: u32) {
+    while crate::process::running(pid) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -192,73 +305,9 @@ impl Runner {
     }
 
     async fn launch(&self) -> Result<LiveBrowser, InfraError> {
-        let profile_dir = tempfile::Builder::new()
-            .prefix("vitalsign-chromium-")
-            .tempdir()
-            .map_err(|e| InfraError::Launch {
-                path: self.config.chromium.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        // Flag names without dashes: chromiumoxide adds them. It already passes
-        // disable-background-networking, disable-sync and no-first-run.
-        let config = BrowserConfig::builder()
-            .chrome_executable(&self.config.chromium)
-            .new_headless_mode()
-            .no_sandbox()
-            .arg("disable-gpu")
-            .arg("disable-component-update")
-            .arg("disable-background-networking")
-            .arg("no-first-run")
-            .user_data_dir(profile_dir.path())
-            .launch_timeout(self.config.launch_timeout)
-            .request_timeout(Duration::from_secs(30))
-            .viewport(None)
-            .build()
-            .map_err(|reason| InfraError::Launch {
-                path: self.config.chromium.display().to_string(),
-                reason,
-            })?;
-        let launched = tokio::time::timeout(
-            self.config.launch_timeout + Duration::from_secs(5),
-            Browser::launch(config),
-        )
-        .await
-        .map_err(|_| InfraError::LaunchTimeout(self.config.launch_timeout))?;
-        let (mut browser, mut handler) = launched.map_err(|e| InfraError::Launch {
-            path: self.config.chromium.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let pid = browser.get_mut_child().and_then(|c| c.as_mut_inner().id());
-        let handler_ended = Arc::new(AtomicBool::new(false));
-        let ended = handler_ended.clone();
-        // The examples unwrap here and panic when the browser goes away; a
-        // monitor must instead notice the end and relaunch.
-        let handler = tokio::spawn(async move {
-            while let Some(event) = handler.next().await {
-                if let Err(e) = event {
-                    tracing::debug!(error = %e, "CDP handler message error");
-                }
-            }
-            ended.store(true, Relaxed);
-        });
-        let version = match tokio::time::timeout(Duration::from_secs(10), browser.version()).await {
-            Ok(Ok(v)) => v.product.replace("HeadlessChrome", "Chromium"),
-            _ => {
-                return Err(InfraError::Unresponsive(
-                    "no answer to Browser.getVersion".into(),
-                ));
-            }
-        };
+        let live = LiveBrowser::launch(&self.config).await?;
         self.launches.fetch_add(1, Relaxed);
-        info!(?pid, %version, "browser launched");
-        Ok(LiveBrowser {
-            browser,
-            pid,
-            version,
-            handler_ended,
-            handler,
-            _profile_dir: profile_dir,
-        })
+        Ok(live)
     }
 
     /// Run a flow (all its iterations) and describe what happened. Never panics;
@@ -821,55 +870,10 @@ async fn wait_network_idle(counters: &Arc<std::sync::Mutex<Counters>>, quiet: Du
 }
 
 async fn prepare(page: &Page, profile: &Profile) -> Result<(), String> {
-    fn err(what: &'static str) -> impl Fn(chromiumoxide::error::CdpError) -> String {
-        move |e| format!("{what}: {e}")
-    }
-    page.execute(SetDeviceMetricsOverrideParams::new(
-        i64::from(profile.width),
-        i64::from(profile.height),
-        1.0,
-        profile.mobile,
-    ))
-    .await
-    .map_err(err("Emulation.setDeviceMetricsOverride"))?;
-    // chromiumoxide turns touch emulation on for every page; a desktop has none.
-    page.execute(SetTouchEmulationEnabledParams::new(profile.touch))
-        .await
-        .map_err(err("Emulation.setTouchEmulationEnabled"))?;
-    if profile.cpu_slowdown > 1.0 {
-        page.execute(SetCpuThrottlingRateParams::new(profile.cpu_slowdown))
-            .await
-            .map_err(err("Emulation.setCPUThrottlingRate"))?;
-    }
-    if profile.throttles_network() {
-        let bytes = |kbps: f64| {
-            if kbps > 0.0 {
-                kbps * 1000.0 / 8.0
-            } else {
-                -1.0
-            }
-        };
-        // An empty URL pattern applies the conditions to every request.
-        let everything = NetworkConditions {
-            url_pattern: String::new(),
-            latency: profile.latency_ms,
-            download_throughput: bytes(profile.download_kbps),
-            upload_throughput: bytes(profile.upload_kbps),
-            connection_type: None,
-            packet_loss: None,
-            packet_queue_length: None,
-            packet_reordering: None,
-        };
-        page.execute(EmulateNetworkConditionsByRuleParams::new(
-            false,
-            vec![everything],
-        ))
-        .await
-        .map_err(err("Network.emulateNetworkConditions"))?;
-    }
+    profile.apply(page).await?;
     page.evaluate_on_new_document(measure::init_script())
         .await
-        .map_err(err("Page.addScriptToEvaluateOnNewDocument"))?;
+        .map_err(|e| format!("Page.addScriptToEvaluateOnNewDocument: {e}"))?;
     Ok(())
 }
 
