@@ -11,11 +11,14 @@
 //! - [`report`]: the `once` table and the `check` summary, JUnit XML and Markdown.
 //! - [`daemon`]: `run` — loads flows, schedules them, executes with a concurrency limit.
 //! - [`http`]: `/healthz` and `/metrics` on the optional listen address.
+//! - [`demo_visitor`]: the hidden `demo-visitor` command: a pretend person
+//!   browsing the demo site so `./demo.sh` has RUM data too.
 
 pub mod budget;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
+pub mod demo_visitor;
 pub mod http;
 pub mod metrics;
 pub mod report;

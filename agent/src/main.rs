@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use vitalsign_agent::budget;
 use vitalsign_agent::config::AgentConfig;
 use vitalsign_agent::daemon;
+use vitalsign_agent::demo_visitor;
 use vitalsign_agent::report::{CheckReport, run_table};
 
 #[derive(Parser)]
@@ -63,6 +64,17 @@ enum Command {
         #[arg(required = true)]
         flows: Vec<PathBuf>,
     },
+    /// For ./demo.sh: browse the demo site like a person, with the real RUM
+    /// snippet, so the demo has field data. Not for production use.
+    #[command(hide = true)]
+    DemoVisitor {
+        /// The demo site, for example http://127.0.0.1:8080/demo/.
+        #[arg(long)]
+        base: String,
+        /// Start a visit this often.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        every: std::time::Duration,
+    },
 }
 
 /// Exit codes: 0 ok, 1 a budget broken / a flow failed / a file invalid, 2 could not run.
@@ -77,7 +89,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_COULD_NOT_RUN);
         }
     };
-    init_tracing(&config, matches!(cli.command, Command::Run));
+    init_tracing(
+        &config,
+        matches!(cli.command, Command::Run | Command::DemoVisitor { .. }),
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -123,6 +138,20 @@ async fn dispatch(command: Command, config: AgentConfig) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { flows } => Ok(validate(&flows)),
+        Command::DemoVisitor { base, every } => {
+            let options = demo_visitor::VisitorOptions::new(&base, every)?;
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .context("while installing the SIGTERM handler")?;
+            let shutdown = async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            };
+            demo_visitor::run(options, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Once { flows, json } => once(config, &flows, json).await,
         Command::Check {
             flows,
