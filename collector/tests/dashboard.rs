@@ -575,20 +575,13 @@ async fn flows_runs_and_a_run_show_what_the_agent_sent() {
         open.contains("2.1 s</span> <span class=\"rating good\">good</span>"),
         "{open}"
     );
-    assert!(
-        open.contains(
-            "median <span class=\"value\">1.7 s</span> <span class=\"rating good\">good</span>"
-        ),
-        "{open}"
-    );
+    // The median is a muted value under the run's own (its rating is the run's to show).
+    assert!(open.contains("median 1.7 s"), "{open}");
     assert!(
         open.contains("0.30</span> <span class=\"rating poor\">poor</span>"),
         "CLS as a word: {open}"
     );
-    assert!(
-        open.contains("median <span class=\"value\">0.05</span>"),
-        "{open}"
-    );
+    assert!(open.contains("median 0.05"), "{open}");
     assert!(
         open.contains(">12<") && open.contains("48.2 kB") && open.contains(">200<"),
         "{open}"
@@ -598,12 +591,7 @@ async fn flows_runs_and_a_run_show_what_the_agent_sent() {
         pay.contains("5.0 s") && pay.contains("median 300 ms"),
         "{pay}"
     );
-    assert!(
-        pay.contains(
-            "median <span class=\"value\">150 ms</span> <span class=\"rating good\">good</span>"
-        ),
-        "{pay}"
-    );
+    assert!(pay.contains("median 150 ms"), "{pay}");
     assert!(pay.contains(&esc("no element matches button#pay")));
     assert!(page.contains(&esc("pay: no element matches button#pay within 5 s")));
     assert!(
