@@ -16,7 +16,7 @@ fn beacon(i: usize, page: &str) -> Value {
     json!({
         "schema_version": 1, "site": "shop", "page_view_id": format!("pv-budget-{i}"),
         "url": format!("http://127.0.0.1:9{page}"), "navigation_type": "navigate",
-        "device": if i % 3 == 0 { "mobile" } else { "desktop" }, "snippet_version": "0.1.0",
+        "device": if i.is_multiple_of(3) { "mobile" } else { "desktop" }, "snippet_version": "0.1.0",
         "reports": [
             { "metric": "LCP", "value": lcp, "rating": if lcp <= 2500.0 { "good" } else { "needs-improvement" },
               "attribution": { "target": "main>img.hero" } },

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use axum::Form;
 use axum::body::Body;
-use axum::extract::{FromRequest, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
+use axum::extract::{FromRequest, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Serialize;
@@ -25,7 +25,7 @@ use super::layout::{self, Nav, ago, value, when};
 use super::overview::params_path;
 use super::params::{DAY_MS, HOUR_MS, ParamError, link};
 use super::session::Session;
-use super::{Viewer, admit, error_page, html_response, store_failed};
+use super::{Viewer, error_page, html_response, store_failed};
 use crate::alerts::detector::Numbers;
 use crate::alerts::email::{self, NoticeKind};
 use crate::alerts::engine::{self, Context};
@@ -274,16 +274,7 @@ fn bad_param(v: &Viewer, e: ParamError) -> Response {
     error_page(StatusCode::BAD_REQUEST, v.session.is_some(), v.now_ms, &e.0)
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(raw): Query<HashMap<String, String>>,
-) -> Response {
-    let v = match admit(&state, &headers, &uri, &raw) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+pub async fn list(State(state): State<AppState>, v: Viewer) -> Response {
     let chosen = match v.params.get("state") {
         None => None,
         Some(s) => match AlertState::parse(s) {
@@ -644,17 +635,7 @@ fn transition_row(t: TransitionView) -> TransitionRow {
     }
 }
 
-pub async fn detail(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> Response {
-    let v = match admit(&state, &headers, &uri, &raw) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, v: Viewer) -> Response {
     let now = v.now_ms;
     let st = state.clone();
     let alert_id = id.clone();

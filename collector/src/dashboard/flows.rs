@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Serialize;
@@ -21,7 +21,7 @@ use super::export::{self, Table, num};
 use super::layout::{self, FilterSet, Nav, ago, percent, rated, when};
 use super::overview::{gap, params_path};
 use super::params::{Format, ViewParams, link};
-use super::{Viewer, admit, error_page, html_response, store_failed};
+use super::{Viewer, error_page, html_response, store_failed};
 use crate::http::AppState;
 use crate::store::flows::{self, FlowHealth};
 use crate::store::query;
@@ -91,16 +91,7 @@ struct FlowsData {
     flows: Vec<FlowHealth>,
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(raw): Query<HashMap<String, String>>,
-) -> Response {
-    let v = match admit(&state, &headers, &uri, &raw) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+pub async fn list(State(state): State<AppState>, v: Viewer) -> Response {
     let p = v.params.clone();
     let now = v.now_ms;
     let read = state
@@ -285,16 +276,7 @@ struct RunsData {
     runs: Vec<RunRow>,
 }
 
-pub async fn runs(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(raw): Query<HashMap<String, String>>,
-) -> Response {
-    let v = match admit(&state, &headers, &uri, &raw) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+pub async fn runs(State(state): State<AppState>, v: Viewer) -> Response {
     let page = match v.params.page() {
         Ok(n) => n,
         Err(e) => return page_error(&v, e),
@@ -580,17 +562,7 @@ struct RunData {
     artifacts: Vec<StoredArtifact>,
 }
 
-pub async fn run(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(run_id): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> Response {
-    let v = match admit(&state, &headers, &uri, &raw) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+pub async fn run(State(state): State<AppState>, Path(run_id): Path<String>, v: Viewer) -> Response {
     let id = run_id.clone();
     let read = state
         .store
@@ -879,14 +851,9 @@ fn render_run(v: &Viewer, data: &RunData) -> Response {
 /// of this collector.
 pub async fn artifact(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
     Path((run_id, name)): Path<(String, String)>,
+    v: Viewer,
 ) -> Response {
-    let v = match admit(&state, &headers, &uri, &HashMap::new()) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     let (id, n) = (run_id.clone(), name.clone());
     let found = match state.store.read(move |c| query::artifact(c, &id, &n)).await {
         Ok(f) => f,

@@ -121,6 +121,29 @@ pub fn admit(
     }
 }
 
+/// Handlers take a [`Viewer`]: the request is admitted (see [`admit`]) before
+/// the handler runs, or answered with the redirect or error page instead.
+impl axum::extract::FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Viewer, Response> {
+        let raw = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map_err(|e| {
+                error_page(
+                    StatusCode::BAD_REQUEST,
+                    false,
+                    now_ms(),
+                    &format!("The link's query string could not be read: {e}"),
+                )
+            })?
+            .0;
+        admit(state, &parts.headers, &parts.uri, &raw).map_err(|r| *r)
+    }
+}
+
 pub fn error_page(status: StatusCode, signed_in: bool, now_ms: i64, message: &str) -> Response {
     let chrome = Chrome {
         title: match status {

@@ -3,10 +3,9 @@
 //! flow × location with its last outcome, pass rate and freshness; and the lab
 //! p75 of every flow step beside them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Uri};
+use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Serialize;
@@ -16,7 +15,7 @@ use vitalsign_core::metric::Metric;
 use super::export::{self, Table, num};
 use super::layout::{self, FilterSet, Nav, ago, change, percent, rated};
 use super::params::{Format, HOUR_MS, ViewParams};
-use super::{Viewer, admit, html_response, store_failed, svg};
+use super::{Viewer, html_response, store_failed, svg};
 use crate::alerts::store as alert_store;
 use crate::http::AppState;
 use crate::store::flows::{self, FlowHealth};
@@ -118,16 +117,7 @@ pub fn site_list(state: &AppState, dims: &Dimensions) -> Vec<String> {
     all.into_iter().collect()
 }
 
-pub async fn view(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(raw): Query<HashMap<String, String>>,
-) -> Response {
-    let v = match admit(&state, &headers, &uri, &raw) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
     let p = v.params.clone();
     let st = state.clone();
     let now = v.now_ms;

@@ -2,10 +2,7 @@
 //! metric's p75, with samples and poor share, sortable, paginated on the
 //! server; the other vitals are read only for the page shown.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Uri};
+use axum::extract::State;
 use axum::response::Response;
 use maud::html;
 use serde::Serialize;
@@ -16,7 +13,7 @@ use super::export::{self, Table, num};
 use super::layout::{self, FilterSet, Nav, percent, rated};
 use super::overview::site_list;
 use super::params::{Format, ParamError};
-use super::{admit, error_page, html_response, store_failed};
+use super::{Viewer, error_page, html_response, store_failed};
 use crate::http::AppState;
 use crate::store::query::{self, PageRank};
 use crate::store::views;
@@ -73,16 +70,7 @@ struct PagesData {
     rows: Vec<PageRow>,
 }
 
-pub async fn view(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(raw): Query<HashMap<String, String>>,
-) -> Response {
-    let v = match admit(&state, &headers, &uri, &raw) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
     let p = v.params.clone();
     let parsed = (|| {
         let sort = SortKey::parse(p.get("sort"))?;

@@ -3,10 +3,7 @@
 //! distribution from the stored rollups with the CWV bounds, the device split,
 //! alert periods, and the top attribution with counts.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Uri};
+use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Serialize;
@@ -18,7 +15,7 @@ use super::layout::{self, FilterSet, Nav, percent, rated, value, when};
 use super::overview::{bucket_for, site_list};
 use super::params::{Format, ViewParams};
 use super::svg::{self, Period, Point};
-use super::{Viewer, admit, html_response, store_failed};
+use super::{Viewer, html_response, store_failed};
 use crate::alerts::detector::Numbers;
 use crate::alerts::store as alert_store;
 use crate::grouping;
@@ -145,16 +142,7 @@ fn points(series: &[SeriesPoint]) -> Vec<Point> {
         .collect()
 }
 
-pub async fn view(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(raw): Query<HashMap<String, String>>,
-) -> Response {
-    let v = match admit(&state, &headers, &uri, &raw) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
     let p = v.params.clone();
     let st = state.clone();
     let now = v.now_ms;

@@ -12,7 +12,7 @@
 //! flow stale again seconds later (and flap for the next 20 runs). Start times
 //! are the agent's schedule, whatever delivery did.
 //!
-//! Both reads walk the `runs_flow (flow, location, started_at_ms)` index: one
+//! Both reads walk the `runs_flow_outcome (flow, location, started_at_ms, outcome)` index: one
 //! seek per flow × location to enumerate them, then the newest runs of each.
 //! Measured in a debug build over 10 flow × locations of 130,000 runs each
 //! (30 days every 20 s, 2 KB documents): [`freshness`] 0.3 ms. The pass rate
@@ -86,7 +86,7 @@ pub fn usual_interval_ms(starts: &[i64]) -> Option<i64> {
 }
 
 /// Every (flow, location) that has runs, in order: one index seek each
-/// (a skip scan over `runs_flow`), instead of a `DISTINCT` over every run.
+/// (a skip scan over `runs_flow_outcome`), instead of a `DISTINCT` over every run.
 /// The next pair is the next location of the same flow, else the first of the
 /// next flow: a row-value seek `(flow, location) > (?, ?)` would step through
 /// every run of the current pair instead (measured: 25 ms per 130,000 runs).
