@@ -153,6 +153,59 @@ async fn get_text(client: &reqwest::Client, url: &str) -> String {
     response.text().await.unwrap()
 }
 
+/// The dashboard's flows page as a signed-in person sees it: the row of
+/// this flow × location, as text between its tags.
+async fn flows_page_row(base: &str) -> String {
+    // The sign-in answer is a redirect whose cookie is the session.
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = plain
+        .post(format!("{base}/signin"))
+        .form(&[("token", QUERY_TOKEN), ("next", "/flows")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303, "sign-in");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = plain
+        .get(format!("{base}/flows"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let row = html
+        .split("<tr")
+        .skip(1)
+        .find(|r| r.contains(&format!(">{FLOW}<")) && r.contains(&format!(">{LOCATION}<")))
+        .unwrap_or_else(|| panic!("no row for {FLOW} at {LOCATION} on /flows:\n{html}"));
+    // Text only: what a reader of the row sees.
+    let mut text = String::new();
+    // `row` starts inside its `<tr …>` tag.
+    let mut in_tag = true;
+    for c in row.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// A gauge or counter from `/metrics`.
 async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
     let text = get_text(client, &format!("{base}/metrics")).await;
@@ -271,6 +324,14 @@ async fn a_stopped_agent_makes_its_flow_stale_and_the_alert_is_mailed_once() {
     // And the dashboard's read marks the flow stale.
     let gone = health(&collector.db);
     assert!(gone.stale, "{gone:?}");
+    // And the page shows it: the word "stale" in the flow's row.
+    let row = flows_page_row(&base).await;
+    // The word itself (the flow's name, stale-demo, holds it too).
+    let says_stale = |row: &str| row.split_whitespace().any(|w| w == "stale");
+    assert!(
+        says_stale(&row),
+        "the flows page does not mark it stale: {row}"
+    );
 
     // Once: several more evaluations and an empty outbox later, still one email.
     let ticks = metric(&client, &base, "vitalsign_alert_evaluation_seconds_count").await;
@@ -309,6 +370,11 @@ async fn a_stopped_agent_makes_its_flow_stale_and_the_alert_is_mailed_once() {
     let alert = stale_alert(&client, &base).await.unwrap();
     assert_eq!(alert["state"], "resolved", "{alert}");
     assert!(!health(&collector.db).stale);
+    let row = flows_page_row(&base).await;
+    assert!(
+        !says_stale(&row),
+        "still marked stale after the agent came back: {row}"
+    );
     assert_eq!(sink.received().len(), 2);
     let mut agent = agent;
     assert!(tokio::task::block_in_place(
