@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs vitalsign on its embedded defaults: builds both binaries, starts the
-# collector (SQLite file in ./vitalsign-demo/) serving the bundled demo site, and
-# an agent that probes that site in headless Chromium every 20 seconds. Prints
-# where to look and a line for each result as it arrives. Ctrl-C stops both.
+# collector (SQLite file in ./vitalsign-demo/) serving the bundled demo site, an
+# agent that probes that site in headless Chromium every 20 seconds (lab data),
+# and a pretend visitor that browses it with the real snippet every 5 seconds
+# (field data). Prints where to look and a line for each result as it arrives.
+# Ctrl-C stops all three.
 #
 #   VITALSIGN_DEMO_PORT=8080     collector port
 #   VITALSIGN_DEMO_SECONDS=0     stop by itself after this many seconds (0 = run until Ctrl-C)
@@ -38,6 +40,8 @@ export VITALSIGN_TOKEN="$token"
 export VITALSIGN_FLOWS_DIR="$work/flows"
 export VITALSIGN_SPOOL_DIR="$work/spool"
 export VITALSIGN_LOCATION=demo
+# Plain log lines in the log files (no colour escape codes).
+export NO_COLOR=1
 
 pids=()
 cleanup() {
@@ -60,6 +64,10 @@ grep -q "listening on" "$work/collector.log" || { echo "collector did not start:
 
 target/release/vitalsign-agent run >"$work/agent.log" 2>&1 &
 pids+=($!)
+# Field data: a headless visitor, alternately desktop and mobile, browses the
+# demo site; the pages' own snippet sends its beacons as for any visitor.
+target/release/vitalsign-agent demo-visitor --base "$base/demo/" --every 5s >"$work/visitor.log" 2>&1 &
+pids+=($!)
 
 cat <<MSG
 
@@ -67,13 +75,17 @@ vitalsign is running.
   demo site (with the RUM snippet):  $base/demo/
   collector health / metrics:        $base/healthz   $base/metrics
   recent probe runs:                 curl -H 'Authorization: Bearer $token' '$base/api/v1/runs?limit=5'
-  LCP p75 of the demo flow:          curl -H 'Authorization: Bearer $token' '$base/api/v1/summary?metric=LCP&source=synthetic&range=1h'
-  logs:                              $work/collector.log  $work/agent.log
+  LCP p75 of the demo flow (lab):    curl -H 'Authorization: Bearer $token' '$base/api/v1/summary?metric=LCP&source=synthetic&range=1h'
+  LCP p75 of the visits (field):     curl -H 'Authorization: Bearer $token' '$base/api/v1/summary?metric=LCP&source=rum&range=1h'
+  logs:                              $work/collector.log  $work/agent.log  $work/visitor.log
 
-Results as they arrive (the agent probes the demo flow every 20 s; 'delivered' means stored by the collector):
+Results as they arrive (the agent probes the demo flow every 20 s; 'delivered' means stored by the
+collector; a visit sends one beacon per page it leaves):
 MSG
 
-# The agent logs one line per finished run and per result the collector acknowledged.
-tail -n +1 -F "$work/agent.log" 2>/dev/null | grep --line-buffered -E "flow finished|result delivered|ERROR|WARN" &
+# The agent logs one line per finished run and per result the collector
+# acknowledged; the visitor one line per visit.
+tail -q -n +1 -F "$work/agent.log" "$work/visitor.log" 2>/dev/null \
+  | grep --line-buffered -E "flow finished|result delivered|visit finished|ERROR|WARN" &
 pids+=($!)
 if [ "$seconds" != 0 ]; then sleep "$seconds"; else wait "${pids[0]}"; fi
