@@ -72,6 +72,9 @@ pids+=($!)
 cat <<MSG
 
 vitalsign is running.
+  dashboard:                         $base/
+    sign in with the query token     $token
+    (lab numbers within 20 s, field numbers from the visitor within a minute)
   demo site (with the RUM snippet):  $base/demo/
   collector health / metrics:        $base/healthz   $base/metrics
   recent probe runs:                 curl -H 'Authorization: Bearer $token' '$base/api/v1/runs?limit=5'

@@ -85,18 +85,17 @@ pub fn bucket_for(span_ms: i64, points: i64) -> i64 {
     }
 }
 
-/// Summary, previous-period summary and trend of one metric.
+/// Summary, previous-period summary and trend of one metric, in one read.
 pub fn metric_cell(
     c: &rusqlite::Connection,
     p: &ViewParams,
     metric: Metric,
     filter: &Filter,
 ) -> Result<MetricCell, crate::store::StoreError> {
-    let (prev_from, prev_to) = p.previous();
     let bucket = bucket_for(p.span_ms(), TREND_POINTS);
-    let points = query::series(c, metric, p.from_ms, p.to_ms, bucket, filter)?;
+    let b = query::breakdown(c, metric, p.from_ms, p.to_ms, bucket, true, filter)?;
     let mut trend = vec![None; ((p.span_ms() + bucket - 1) / bucket) as usize];
-    for point in points {
+    for point in b.points {
         let i = ((point.start_ms - p.from_ms) / bucket) as usize;
         if let Some(slot) = trend.get_mut(i) {
             *slot = point.summary.p75;
@@ -104,8 +103,8 @@ pub fn metric_cell(
     }
     Ok(MetricCell {
         metric,
-        current: query::summary(c, metric, p.from_ms, p.to_ms, filter)?,
-        previous: query::summary(c, metric, prev_from, prev_to, filter)?,
+        current: b.current,
+        previous: b.previous.unwrap_or_default(),
         trend,
     })
 }

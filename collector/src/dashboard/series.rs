@@ -68,6 +68,7 @@ fn steps_on_page(
     c: &rusqlite::Connection,
     site: &str,
     page_group: &str,
+    metric: Metric,
 ) -> Result<Vec<LabStep>, crate::store::StoreError> {
     let origins = state
         .config
@@ -84,7 +85,7 @@ fn steps_on_page(
                 .any(|o| o == "*" || url.starts_with(o.trim_end_matches('/')));
             if origin_ok
                 && grouping::page_group(url, &state.config.page_groups) == page_group
-                && !step.vitals.is_empty()
+                && step.vitals.get(metric).is_some()
             {
                 let found = LabStep {
                     flow: run.flow.clone(),
@@ -154,16 +155,22 @@ pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
             let bucket = bucket_for(p.span_ms(), CHART_POINTS);
             let field_filter = p.field_filter();
             let wants_field = p.source.shows_field() && metric != Metric::Tbt;
-            let field = if wants_field {
-                Some((
-                    query::summary(c, metric, p.from_ms, p.to_ms, &field_filter)?,
-                    query::series(c, metric, p.from_ms, p.to_ms, bucket, &field_filter)?,
-                ))
+            // Summary, chart, distribution and device split from one read.
+            let field_read = if wants_field {
+                Some(query::breakdown(
+                    c,
+                    metric,
+                    p.from_ms,
+                    p.to_ms,
+                    bucket,
+                    false,
+                    &field_filter,
+                )?)
             } else {
                 None
             };
             let lab_steps = match (&p.site, &p.page_group) {
-                (Some(site), Some(group)) => steps_on_page(&st, c, site, group)?,
+                (Some(site), Some(group)) => steps_on_page(&st, c, site, group, metric)?,
                 _ => Vec::new(),
             };
             let chosen = match (&p.flow, &p.step) {
@@ -184,34 +191,37 @@ pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
                         device: p.device.clone(),
                         ..Filter::default()
                     };
-                    Some((
-                        step,
-                        query::summary(c, metric, p.from_ms, p.to_ms, &filter)?,
-                        query::series(c, metric, p.from_ms, p.to_ms, bucket, &filter)?,
-                    ))
+                    let read =
+                        query::breakdown(c, metric, p.from_ms, p.to_ms, bucket, false, &filter)?;
+                    Some((step, read))
                 }
                 _ => None,
             };
-            let dist_filter = if field.is_some() {
-                field_filter.clone()
-            } else {
-                p.lab_filter()
-            };
+            // The distribution of the field side, or of the lab side alone.
             let distribution = bins(
                 metric,
-                &views::distribution(c, metric, p.from_ms, p.to_ms, &dist_filter)?,
+                match (&field_read, &lab) {
+                    (Some(f), _) => &f.distribution,
+                    (None, Some((_, l))) => &l.distribution,
+                    (None, None) => &[],
+                },
             );
-            let mut devices = Vec::new();
-            if field.is_some() {
-                for d in DEVICES {
-                    let mut f = field_filter.clone();
-                    f.device = Some(d.into());
-                    let s = query::summary(c, metric, p.from_ms, p.to_ms, &f)?;
-                    if s.count > 0 {
-                        devices.push((d.to_string(), s));
-                    }
-                }
-            }
+            let devices: Vec<(String, Summary)> = field_read
+                .as_ref()
+                .map(|f| {
+                    // Known classes in their usual order, then anything else.
+                    let mut d = f.devices.clone();
+                    d.sort_by_key(|(name, _)| {
+                        DEVICES
+                            .iter()
+                            .position(|x| x == name)
+                            .unwrap_or(DEVICES.len())
+                    });
+                    d
+                })
+                .unwrap_or_default();
+            let lab = lab.map(|(step, read)| (step, read.current, read.points));
+            let field = field_read.map(|f| (f.current, f.points));
             let mut attribution_lists = Vec::new();
             if field.is_some() {
                 for kind in attribution::attribution_kinds_for(metric) {

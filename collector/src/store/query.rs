@@ -340,6 +340,145 @@ pub fn series(
         .collect())
 }
 
+/// Everything a view draws of one metric in one pass over the stored data:
+/// the range's summary, the previous period's, the buckets of its chart,
+/// the distribution and the split by device.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Breakdown {
+    pub current: Summary,
+    /// The period of the same length before `from` (when asked for).
+    pub previous: Option<Summary>,
+    pub points: Vec<SeriesPoint>,
+    /// (lower, upper, count) of each stored log bucket, for a histogram.
+    pub distribution: Vec<(f64, f64, u64)>,
+    /// The current range per device class, in name order.
+    pub devices: Vec<(String, Summary)>,
+}
+
+/// One read where a view would otherwise make six to ten: [`summary`],
+/// [`series`] and the device split of `[from_ms, to_ms)` (and the summary of
+/// the period before it when `previous` is set) from the same rows, each
+/// the same numbers those functions give.
+pub fn breakdown(
+    conn: &Connection,
+    metric: Metric,
+    from_ms: i64,
+    to_ms: i64,
+    bucket_ms: i64,
+    previous: bool,
+    filter: &Filter,
+) -> Result<Breakdown, StoreError> {
+    use std::collections::BTreeMap;
+    let start_ms = if previous {
+        from_ms - (to_ms - from_ms)
+    } else {
+        from_ms
+    };
+    let bucket_of = |ts: i64| from_ms + (ts - from_ms).div_euclid(bucket_ms) * bucket_ms;
+    if to_ms - from_ms <= RAW_RANGE_MS || bucket_ms < HOUR_MS || bucket_ms % HOUR_MS != 0 {
+        let (clause, params) = filter.clause();
+        let sql = format!(
+            "SELECT ts_ms, value, device FROM samples WHERE metric = ? AND ts_ms >= ? AND ts_ms < ?{clause}"
+        );
+        let all = head(metric, start_ms, to_ms).into_iter().chain(params);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params_from_iter(all))?;
+        let (mut current, mut before) = (Vec::new(), Vec::new());
+        let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+        let mut devices: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut histogram = crate::histogram::Histogram::default();
+        while let Some(r) = rows.next()? {
+            let (ts, value): (i64, f64) = (r.get(0)?, r.get(1)?);
+            if ts < from_ms {
+                before.push(value);
+                continue;
+            }
+            current.push(value);
+            histogram.add(value, 1);
+            buckets.entry(bucket_of(ts)).or_default().push(value);
+            let device = r.get_ref(2)?.as_str().unwrap_or("unknown");
+            match devices.get_mut(device) {
+                Some(v) => v.push(value),
+                None => {
+                    devices.insert(device.to_string(), vec![value]);
+                }
+            }
+        }
+        let mut distribution = Accumulator::default();
+        distribution.add_encoded(&histogram.encode());
+        return Ok(Breakdown {
+            current: summary_from_raw(metric, current),
+            previous: previous.then(|| summary_from_raw(metric, before)),
+            points: buckets
+                .into_iter()
+                .map(|(start_ms, values)| SeriesPoint {
+                    start_ms,
+                    summary: summary_from_raw(metric, values),
+                })
+                .collect(),
+            distribution: distribution.buckets(),
+            devices: devices
+                .into_iter()
+                .map(|(d, values)| (d, summary_from_raw(metric, values)))
+                .collect(),
+        });
+    }
+    // Whole hours overlapping each range, as `summary` reads them: the hour
+    // that holds `from` counts for both periods when `from` is not on the hour.
+    let (first_current, last_previous) = (
+        from_ms.div_euclid(HOUR_MS),
+        (from_ms + HOUR_MS - 1).div_euclid(HOUR_MS),
+    );
+    let (mut current, mut before) = (Merged::default(), Merged::default());
+    let mut buckets: BTreeMap<i64, Merged> = BTreeMap::new();
+    let mut devices: BTreeMap<String, Merged> = BTreeMap::new();
+    for_each_rollup(
+        conn,
+        metric,
+        start_ms,
+        to_ms,
+        filter,
+        "device",
+        |hour, device, good, ni, poor, blob| {
+            if hour < last_previous {
+                merge_into(&mut before, good, ni, poor, blob);
+            }
+            if hour < first_current {
+                return;
+            }
+            merge_into(&mut current, good, ni, poor, blob);
+            merge_into(
+                buckets.entry(bucket_of(hour * HOUR_MS)).or_default(),
+                good,
+                ni,
+                poor,
+                blob,
+            );
+            match devices.get_mut(device) {
+                Some(m) => merge_into(m, good, ni, poor, blob),
+                None => {
+                    let mut m = Merged::default();
+                    merge_into(&mut m, good, ni, poor, blob);
+                    devices.insert(device.to_string(), m);
+                }
+            }
+        },
+    )?;
+    Ok(Breakdown {
+        current: current.summary(),
+        previous: previous.then(|| before.summary()),
+        points: buckets
+            .into_iter()
+            .map(|(start_ms, m)| SeriesPoint {
+                start_ms,
+                summary: m.summary(),
+            })
+            .collect(),
+        distribution: current.histogram.buckets(),
+        devices: devices.into_iter().map(|(d, m)| (d, m.summary())).collect(),
+    })
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PageRank {
     pub site: String,

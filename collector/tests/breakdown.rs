@@ -1,0 +1,90 @@
+//! `query::breakdown` (one read for a dashboard view) gives the same numbers
+//! as the separate queries it replaces: `summary` of the range and of the
+//! period before it, `series`, and `summary` per device, from raw samples
+//! (short ranges) and from the hourly rollups (long ones).
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use vitalsign_collector::store::Store;
+use vitalsign_collector::store::query::{self, Filter};
+use vitalsign_collector::store::writer::WriteOp;
+use vitalsign_core::metric::{Metric, Rating};
+use vitalsign_core::wire::beacon::{Beacon, DeviceClass, NavigationType, Report};
+
+const HOUR: i64 = 3_600_000;
+
+fn beacon(i: usize, device: DeviceClass, lcp: f64) -> Beacon {
+    Beacon {
+        schema_version: 1,
+        site: "shop".into(),
+        page_view_id: format!("pv-{i}"),
+        url: "https://shop.example/checkout".into(),
+        navigation_type: NavigationType::Navigate,
+        device: Some(device),
+        effective_type: None,
+        snippet_version: "0.1.0".into(),
+        reports: vec![Report {
+            metric: Metric::Lcp,
+            value: lcp,
+            rating: Rating::Good,
+            attribution: Default::default(),
+        }],
+    }
+}
+
+#[tokio::test]
+async fn one_read_gives_what_the_separate_queries_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("b.db")).unwrap();
+    let now = 1_795_500_000_000i64 / HOUR * HOUR + 17 * 60_000;
+    let mut rng = StdRng::seed_from_u64(7);
+    // Two days of page views, three device classes, slower in the last 4 hours.
+    for i in 0..3000 {
+        let ts = now - rng.random_range(0..48 * HOUR);
+        let device = [DeviceClass::Mobile, DeviceClass::Desktop, DeviceClass::Tablet][i % 3];
+        let slow = if ts > now - 4 * HOUR { 1.6 } else { 1.0 };
+        let lcp = rng.random_range(400.0..3000.0) * slow;
+        store
+            .writer
+            .write(WriteOp::Beacon {
+                beacon: beacon(i, device, lcp),
+                page_group: "/checkout".into(),
+                received_ms: ts,
+            })
+            .await
+            .unwrap();
+    }
+    let filter = Filter {
+        site: Some("shop".into()),
+        source: Some("rum".into()),
+        ..Filter::default()
+    };
+    // (range, bucket): raw (≤ 6 h) and rollups, with `from` off the hour.
+    for (span, bucket) in [(3 * HOUR, 10 * 60_000), (20 * HOUR, HOUR), (24 * HOUR, 2 * HOUR)] {
+        let (from, to) = (now - span, now);
+        let f = filter.clone();
+        let (b, summary, previous, series, devices) = store
+            .read(move |c| {
+                let b = query::breakdown(c, Metric::Lcp, from, to, bucket, true, &f)?;
+                let summary = query::summary(c, Metric::Lcp, from, to, &f)?;
+                let previous = query::summary(c, Metric::Lcp, from - span, from, &f)?;
+                let series = query::series(c, Metric::Lcp, from, to, bucket, &f)?;
+                let mut devices = Vec::new();
+                for d in ["desktop", "mobile", "tablet"] {
+                    let mut fd = f.clone();
+                    fd.device = Some(d.into());
+                    devices.push((d.to_string(), query::summary(c, Metric::Lcp, from, to, &fd)?));
+                }
+                Ok((b, summary, previous, series, devices))
+            })
+            .await
+            .unwrap();
+        assert!(summary.count > 100, "{span}: {summary:?}");
+        assert_eq!(b.current, summary, "summary over {span} ms");
+        assert_eq!(b.previous, Some(previous), "previous period of {span} ms");
+        assert_eq!(b.points, series, "series over {span} ms");
+        assert_eq!(b.devices, devices, "devices over {span} ms");
+        let in_histogram: u64 = b.distribution.iter().map(|d| d.2).sum();
+        assert_eq!(in_histogram, summary.count);
+    }
+}
