@@ -1,5 +1,6 @@
 //! `vitalsign-agent`: parse the command line, set up logging, hand over to the library.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -120,8 +121,13 @@ fn init_tracing(config: &AgentConfig, daemon: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal: redirected to a file (demo.sh, systemd) the
+    // escape codes are noise, and NO_COLOR turns it off even on a terminal.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if config.log_format == "json" {
         builder.json().init();

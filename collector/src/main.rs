@@ -1,6 +1,8 @@
-//! `vitalsign-collector serve`: parse flags, load config, set up logging, run.
+//! `vitalsign-collector serve`: parse flags, load config, set up logging, run;
+//! `vitalsign-collector backup`: copy the live database.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -31,10 +33,27 @@ enum Command {
         #[arg(long)]
         db: Option<PathBuf>,
     },
+    /// Copy the database to FILE while the collector keeps running (SQLite's
+    /// online backup API). Restore by stopping the collector and putting FILE
+    /// in the database's place; see docs/operations.md.
+    Backup {
+        /// Where to write the copy; it must not exist yet.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// Config file to read `db` from. `VITALSIGN_…` variables override it.
+        #[arg(long, env = "VITALSIGN_CONFIG")]
+        config: Option<PathBuf>,
+        /// The collector's database (overrides `db`).
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
-    let Command::Serve { config, listen, db } = Cli::parse().command;
+    let (config, listen, db) = match Cli::parse().command {
+        Command::Serve { config, listen, db } => (config, listen, db),
+        Command::Backup { to, config, db } => return backup(config, db, &to),
+    };
     let mut settings = match CollectorConfig::load(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -50,7 +69,13 @@ fn main() -> ExitCode {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour only on a terminal: redirected to a file (demo.sh, systemd) the
+    // escape codes are noise, and NO_COLOR turns it off even on a terminal.
+    let colour = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour);
     if settings.log_format == "json" {
         builder.json().init();
     } else {
@@ -61,6 +86,35 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn backup(config: Option<PathBuf>, db: Option<PathBuf>, to: &Path) -> ExitCode {
+    let db = match db {
+        Some(db) => db,
+        None => match CollectorConfig::load(config.as_deref()) {
+            Ok(c) => c.db,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match vitalsign_collector::store::backup::backup(&db, to) {
+        Ok(report) => {
+            println!(
+                "backed up {} to {} ({} bytes, schema version {}, integrity ok)",
+                db.display(),
+                report.path.display(),
+                report.bytes,
+                report.schema_version
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: backup of {} failed: {e}", db.display());
             ExitCode::FAILURE
         }
     }

@@ -9,6 +9,7 @@
 //!   from hourly counts.
 //! - [`views`]: what the dashboard reads besides those: filter choices, runs by
 //!   page and id, distributions.
+//! - [`backup`]: a consistent copy of the live database (online backup API).
 //! - [`flows`]: each flow × location's last result, pass rate, usual interval
 //!   and whether it is stale (the dashboard and the `flow_stale` alert rule).
 //!
@@ -16,6 +17,7 @@
 //! scaled-out collectors is a second implementation of the same functions.
 
 pub mod attribution;
+pub mod backup;
 pub mod flows;
 pub mod migrations;
 pub mod query;
