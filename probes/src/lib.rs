@@ -1,9 +1,11 @@
 //! Flow files and the runners that walk them: headless Chromium for user
 //! flows (lab vitals per step, measured by the web snippet itself) and reqwest
-//! for HTTP checks. Knows nothing of schedules, collectors or storage.
+//! for HTTP checks. Checks a flow's `schedule` but never runs one; knows nothing
+//! of collectors or storage.
 //!
 //! # Layout
-//! - [`flow`]: the TOML flow format and its validation (file, step, what is valid).
+//! - [`flow`]: the TOML flow format and its validation (file, step, key, what is valid),
+//!   its document types and the JSON Schema derived from them.
 //! - [`profile`]: desktop / mobile / custom device emulation.
 //! - [`runner`]: [`Runner`] — one shared browser, a context per run, crash recovery.
 //! - [`measure`]: the injected snippet and long-task observer, read-back, medians.

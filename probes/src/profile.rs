@@ -8,7 +8,10 @@ use chromiumoxide::cdp::browser_protocol::network::{
     EmulateNetworkConditionsByRuleParams, NetworkConditions,
 };
 use chromiumoxide::page::Page;
+use schemars::JsonSchema;
 use serde::Deserialize;
+
+use crate::flow::echo::{bounded, quote};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -123,19 +126,20 @@ impl Profile {
                 "desktop" => Ok(Profile::desktop()),
                 "mobile" => Ok(Profile::mobile()),
                 other => Err(format!(
-                    "{other:?} is not a profile; use \"desktop\", \"mobile\" or a table of custom values"
+                    "{} is not a profile; use \"desktop\", \"mobile\" or a table of custom values",
+                    quote(other)
                 )),
             },
             toml::Value::Table(_) => {
                 let custom: Custom = value
                     .clone()
                     .try_into()
-                    .map_err(|e: toml::de::Error| e.message().to_string())?;
+                    .map_err(|e: toml::de::Error| bounded(e.message()))?;
                 let base = match custom.base.as_deref() {
                     None | Some("desktop") => Profile::desktop(),
                     Some("mobile") => Profile::mobile(),
                     Some(other) => {
-                        return Err(format!("`base`: {other:?} is not desktop or mobile"));
+                        return Err(format!("`base`: {} is not desktop or mobile", quote(other)));
                     }
                 };
                 let p = Profile {
@@ -152,11 +156,23 @@ impl Profile {
                 if !(200..=4000).contains(&p.width) || !(200..=4000).contains(&p.height) {
                     return Err("`width` and `height` must be 200 to 4000".into());
                 }
+                // `contains` is false for NaN, so these refuse NaN and infinities too.
                 if !(1.0..=20.0).contains(&p.cpu_slowdown) {
-                    return Err("`cpu_slowdown` must be 1 to 20".into());
+                    return Err(format!(
+                        "`cpu_slowdown` must be a number from 1 to 20, not {}",
+                        p.cpu_slowdown
+                    ));
                 }
-                if p.latency_ms < 0.0 || p.download_kbps < 0.0 || p.upload_kbps < 0.0 {
-                    return Err("network values must not be negative".into());
+                for (key, value, max) in [
+                    ("latency_ms", p.latency_ms, MAX_LATENCY_MS),
+                    ("download_kbps", p.download_kbps, MAX_KBPS),
+                    ("upload_kbps", p.upload_kbps, MAX_KBPS),
+                ] {
+                    if !(0.0..=max).contains(&value) {
+                        return Err(format!(
+                            "`{key}` must be a number from 0 to {max}, not {value}"
+                        ));
+                    }
                 }
                 Ok(p)
             }
@@ -168,18 +184,61 @@ impl Profile {
     }
 }
 
-#[derive(Deserialize)]
+/// Ten seconds of added round trip is already an outage, not a network.
+pub const MAX_LATENCY_MS: f64 = 10_000.0;
+/// 10 Gbit/s: more is no limit at all.
+pub const MAX_KBPS: f64 = 10_000_000.0;
+
+/// `profile` in a flow file, for the schema: a preset's name or a custom table.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // only its schema is used; the parser reads a `toml::Value`
+pub(crate) enum ProfileDoc {
+    Preset(Preset),
+    Custom(Custom),
+}
+
+/// A preset: `desktop` is 1350×940 with no throttling; `mobile` is
+/// Lighthouse's Moto G Power class phone, 412×823, 4× CPU slowdown, 150 ms
+/// round trip, 1.6 Mbit/s down and 750 kbit/s up.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used
+pub(crate) enum Preset {
+    Desktop,
+    Mobile,
+}
+
+/// A custom device: any value not given is the base preset's.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Custom {
+pub(crate) struct Custom {
+    /// Shown in results; default `custom`.
     name: Option<String>,
+    /// The preset the other values start from: `desktop` (default) or `mobile`.
+    #[schemars(with = "Option<Preset>")]
     base: Option<String>,
+    /// Viewport width in CSS pixels, 200 to 4000.
+    #[schemars(range(min = 200, max = 4000))]
     width: Option<u32>,
+    /// Viewport height in CSS pixels, 200 to 4000.
+    #[schemars(range(min = 200, max = 4000))]
     height: Option<u32>,
+    /// Emulate a mobile device (meta viewport, mobile user agent metrics).
     mobile: Option<bool>,
+    /// Emulate a touch screen.
     touch: Option<bool>,
+    /// CPU slowdown factor, 1 (none) to 20.
+    #[schemars(range(min = 1.0, max = 20.0))]
     cpu_slowdown: Option<f64>,
+    /// Added round trip in milliseconds, 0 to 10000.
+    #[schemars(range(min = 0.0, max = 10000.0))]
     latency_ms: Option<f64>,
+    /// Download limit in kbit/s, 0 (unlimited) to 10000000.
+    #[schemars(range(min = 0.0, max = 10000000.0))]
     download_kbps: Option<f64>,
+    /// Upload limit in kbit/s, 0 (unlimited) to 10000000.
+    #[schemars(range(min = 0.0, max = 10000000.0))]
     upload_kbps: Option<f64>,
 }
 
@@ -211,5 +270,22 @@ mod tests {
                 .unwrap_err()
                 .contains("cpu_slowdown")
         );
+    }
+
+    #[test]
+    fn nan_and_infinite_values_are_refused() {
+        for (text, key) in [
+            ("p = { cpu_slowdown = nan }", "`cpu_slowdown`"),
+            ("p = { cpu_slowdown = inf }", "`cpu_slowdown`"),
+            ("p = { latency_ms = nan }", "`latency_ms`"),
+            ("p = { latency_ms = inf }", "`latency_ms`"),
+            ("p = { download_kbps = -inf }", "`download_kbps`"),
+            ("p = { upload_kbps = nan }", "`upload_kbps`"),
+            ("p = { upload_kbps = 1e300 }", "`upload_kbps`"),
+        ] {
+            let value = toml::from_str::<toml::Table>(text).unwrap()["p"].clone();
+            let err = Profile::from_toml(&value).unwrap_err();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 }
