@@ -5,6 +5,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use vitalsign_collector::histogram::Accumulator;
 use vitalsign_collector::store::Store;
 use vitalsign_collector::store::query::{self, Filter};
 use vitalsign_collector::store::writer::WriteOp;
@@ -41,7 +42,11 @@ async fn one_read_gives_what_the_separate_queries_give() {
     // Two days of page views, three device classes, slower in the last 4 hours.
     for i in 0..3000 {
         let ts = now - rng.random_range(0..48 * HOUR);
-        let device = [DeviceClass::Mobile, DeviceClass::Desktop, DeviceClass::Tablet][i % 3];
+        let device = [
+            DeviceClass::Mobile,
+            DeviceClass::Desktop,
+            DeviceClass::Tablet,
+        ][i % 3];
         let slow = if ts > now - 4 * HOUR { 1.6 } else { 1.0 };
         let lcp = rng.random_range(400.0..3000.0) * slow;
         store
@@ -60,7 +65,11 @@ async fn one_read_gives_what_the_separate_queries_give() {
         ..Filter::default()
     };
     // (range, bucket): raw (≤ 6 h) and rollups, with `from` off the hour.
-    for (span, bucket) in [(3 * HOUR, 10 * 60_000), (20 * HOUR, HOUR), (24 * HOUR, 2 * HOUR)] {
+    for (span, bucket) in [
+        (3 * HOUR, 10 * 60_000),
+        (20 * HOUR, HOUR),
+        (24 * HOUR, 2 * HOUR),
+    ] {
         let (from, to) = (now - span, now);
         let f = filter.clone();
         let (b, summary, previous, series, devices) = store
@@ -73,7 +82,10 @@ async fn one_read_gives_what_the_separate_queries_give() {
                 for d in ["desktop", "mobile", "tablet"] {
                     let mut fd = f.clone();
                     fd.device = Some(d.into());
-                    devices.push((d.to_string(), query::summary(c, Metric::Lcp, from, to, &fd)?));
+                    devices.push((
+                        d.to_string(),
+                        query::summary(c, Metric::Lcp, from, to, &fd)?,
+                    ));
                 }
                 Ok((b, summary, previous, series, devices))
             })
@@ -87,4 +99,53 @@ async fn one_read_gives_what_the_separate_queries_give() {
         let in_histogram: u64 = b.distribution.iter().map(|d| d.2).sum();
         assert_eq!(in_histogram, summary.count);
     }
+
+    // Long ranges read whole UTC days from the daily rollups: the same
+    // numbers as the hourly rows they were summed from, merged here by hand.
+    let db = dir.path().join("b.db");
+    let (from, to) = (now - 40 * HOUR, now);
+    let f = filter.clone();
+    let b = store
+        .read(move |c| query::breakdown(c, Metric::Lcp, from, to, 24 * HOUR, true, &f))
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let daily: i64 = conn
+        .query_row("SELECT count(*) FROM rollups_daily", [], |r| r.get(0))
+        .unwrap();
+    assert!(daily > 0, "the writer keeps daily rollups");
+    let mut stmt = conn
+        .prepare(
+            "SELECT hour, histogram FROM rollups WHERE metric = 'LCP' AND site = 'shop'
+             AND source = 'rum' AND hour >= ?1 AND hour < ?2",
+        )
+        .unwrap();
+    let mut total = Accumulator::default();
+    let mut days: std::collections::BTreeMap<i64, Accumulator> = Default::default();
+    let hours = stmt
+        .query_map(
+            [from.div_euclid(HOUR), (to + HOUR - 1).div_euclid(HOUR)],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+        )
+        .unwrap();
+    for row in hours {
+        let (hour, blob) = row.unwrap();
+        total.add_encoded(&blob);
+        days.entry(hour.div_euclid(24) * 24 * HOUR)
+            .or_default()
+            .add_encoded(&blob);
+    }
+    assert_eq!(b.current.count, total.count());
+    assert_eq!(b.current.p75, total.quantile(0.75));
+    assert_eq!(b.current.p50, total.quantile(0.5));
+    let by_day: Vec<(i64, u64, Option<f64>)> = days
+        .iter()
+        .map(|(start, a)| (*start, a.count(), a.quantile(0.75)))
+        .collect();
+    let points: Vec<(i64, u64, Option<f64>)> = b
+        .points
+        .iter()
+        .map(|p| (p.start_ms, p.summary.count, p.summary.p75))
+        .collect();
+    assert_eq!(points, by_day, "daily buckets start at UTC midnight");
 }

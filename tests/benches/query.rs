@@ -35,7 +35,7 @@ use vitalsign_core::metric::{Metric, Rating};
 const DAYS: i64 = 30;
 const HOUR_MS: i64 = 3_600_000;
 /// Bump when the generator changes, so a stale cached dataset is rebuilt.
-const GENERATOR_VERSION: u32 = 2;
+const GENERATOR_VERSION: u32 = 3;
 
 fn main() {
     let samples = env_u64("VITALSIGN_BENCH_SAMPLES", 10_000_000);
@@ -678,6 +678,11 @@ fn generate(dir: &Path, path: &Path, samples: u64) -> serde_json::Value {
             );
         }
     }
+    // The collector's writer keeps daily rollups beside the hourly ones; the
+    // generator wrote hourly ones only, so sum them as the migration does.
+    let tx = conn.transaction().unwrap();
+    vitalsign_collector::store::migrations::fill_daily_rollups(&tx).unwrap();
+    tx.commit().unwrap();
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         .unwrap();
     drop(conn);

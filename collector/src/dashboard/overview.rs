@@ -14,7 +14,7 @@ use vitalsign_core::metric::Metric;
 
 use super::export::{self, Table, num};
 use super::layout::{self, FilterSet, Nav, ago, change, percent, rated};
-use super::params::{Format, HOUR_MS, ViewParams};
+use super::params::{DAY_MS, Format, HOUR_MS, ViewParams};
 use super::{Viewer, html_response, store_failed, svg};
 use crate::alerts::store as alert_store;
 use crate::http::AppState;
@@ -75,11 +75,15 @@ struct Overview {
 }
 
 /// The bucket of a trend or chart over `span`: about `points` buckets, whole
-/// hours past the raw range so the rollups answer it.
+/// hours past the raw range so the rollups answer it, and whole days from
+/// half a day up so the daily rollups do (a 30-day chart merges 30 rows per
+/// series, not 720).
 pub fn bucket_for(span_ms: i64, points: i64) -> i64 {
     let raw = (span_ms / points).max(60_000);
     if span_ms <= query::RAW_RANGE_MS {
         raw
+    } else if raw >= 12 * HOUR_MS {
+        ((raw + DAY_MS - 1) / DAY_MS) * DAY_MS
     } else {
         ((raw + HOUR_MS - 1) / HOUR_MS).max(1) * HOUR_MS
     }
@@ -94,9 +98,15 @@ pub fn metric_cell(
 ) -> Result<MetricCell, crate::store::StoreError> {
     let bucket = bucket_for(p.span_ms(), TREND_POINTS);
     let b = query::breakdown(c, metric, p.from_ms, p.to_ms, bucket, true, filter)?;
-    let mut trend = vec![None; ((p.span_ms() + bucket - 1) / bucket) as usize];
+    // Buckets of whole days start at UTC midnight (see `query::breakdown`).
+    let origin = if bucket % DAY_MS == 0 {
+        p.from_ms.div_euclid(DAY_MS) * DAY_MS
+    } else {
+        p.from_ms
+    };
+    let mut trend = vec![None; ((p.to_ms - origin + bucket - 1) / bucket) as usize];
     for point in b.points {
-        let i = ((point.start_ms - p.from_ms) / bucket) as usize;
+        let i = ((point.start_ms - origin) / bucket) as usize;
         if let Some(slot) = trend.get_mut(i) {
             *slot = point.summary.p75;
         }

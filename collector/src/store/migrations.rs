@@ -173,6 +173,28 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_flow_outcome ON runs(flow, location, started_at_ms, outcome);
     DROP INDEX runs_flow;
     ",
+    // 5: daily rollups beside the hourly ones, so long ranges merge a row a
+    // day per series (filled from the hourly rows by `fill_daily_rollups`).
+    "
+    CREATE TABLE rollups_daily (
+        day INTEGER NOT NULL,           -- ts_ms / 86_400_000 (UTC days)
+        site TEXT NOT NULL,
+        page_group TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        device TEXT NOT NULL,
+        source TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        step TEXT NOT NULL,
+        location TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        good INTEGER NOT NULL,
+        needs_improvement INTEGER NOT NULL,
+        poor INTEGER NOT NULL,
+        histogram BLOB NOT NULL,
+        PRIMARY KEY (metric, site, page_group, device, source, flow, step, location, day)
+    ) WITHOUT ROWID;
+    CREATE INDEX rollups_daily_day ON rollups_daily(metric, day);
+    ",
 ];
 
 pub fn current_version() -> i64 {
@@ -190,9 +212,155 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if index + 1 == 5 {
+            fill_daily_rollups(&tx)?;
+        }
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
         tracing::info!(version = index + 1, "database migrated");
     }
     Ok(())
+}
+
+/// Sum the hourly rollups of each series into days (migration 5, for data
+/// stored before the writer kept daily rollups; the query bench, which writes
+/// hourly rollups itself, calls it too). Expects an empty `rollups_daily`. The
+/// rows come in primary-key order, a series' hours together, so one day is
+/// merged at a time.
+pub fn fill_daily_rollups(tx: &rusqlite::Transaction) -> Result<(), StoreError> {
+    use crate::histogram::Histogram;
+    let mut read = tx.prepare(
+        "SELECT metric, site, page_group, device, source, flow, step, location, hour,
+                count, good, needs_improvement, poor, histogram
+         FROM rollups ORDER BY metric, site, page_group, device, source, flow, step, location, hour",
+    )?;
+    let mut write = tx.prepare(
+        "INSERT INTO rollups_daily (metric, site, page_group, device, source, flow, step, location, day,
+                                    count, good, needs_improvement, poor, histogram)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    type Key = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+    );
+    let mut current: Option<(Key, [i64; 4], Histogram)> = None;
+    let mut flush = |done: (Key, [i64; 4], Histogram)| -> rusqlite::Result<()> {
+        let (k, n, h) = done;
+        write.execute(rusqlite::params![
+            k.0,
+            k.1,
+            k.2,
+            k.3,
+            k.4,
+            k.5,
+            k.6,
+            k.7,
+            k.8,
+            n[0],
+            n[1],
+            n[2],
+            n[3],
+            h.encode()
+        ])?;
+        Ok(())
+    };
+    let mut rows = read.query([])?;
+    while let Some(r) = rows.next()? {
+        let key: Key = (
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get::<_, i64>(8)?.div_euclid(24),
+        );
+        let counts = [r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?];
+        let hour = Histogram::decode(&r.get::<_, Vec<u8>>(13)?);
+        match &mut current {
+            Some((k, n, h)) if *k == key => {
+                for (total, add) in n.iter_mut().zip(counts) {
+                    *total += add;
+                }
+                h.merge(&hour);
+            }
+            _ => {
+                if let Some(done) = current.replace((key, counts, hour)) {
+                    flush(done)?;
+                }
+            }
+        }
+    }
+    if let Some(done) = current {
+        flush(done)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::Histogram;
+
+    #[test]
+    fn migration_5_sums_existing_hours_into_days() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        // Two series; the first has three hours on day 10 and one on day 11.
+        let rows = [
+            ("/a", 240, 10.0),
+            ("/a", 241, 20.0),
+            ("/a", 250, 30.0),
+            ("/a", 264, 40.0),
+            ("/b", 240, 50.0),
+        ];
+        for (group, hour, value) in rows {
+            let mut h = Histogram::default();
+            h.add(value, 2);
+            conn.execute(
+                "INSERT INTO rollups (hour, site, page_group, metric, device, source, flow, step, location,
+                                      count, good, needs_improvement, poor, histogram)
+                 VALUES (?1, 'shop', ?2, 'LCP', 'mobile', 'rum', '', '', '', 2, 2, 0, 0, ?3)",
+                rusqlite::params![hour, group, h.encode()],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT page_group, day, count, good, histogram FROM rollups_daily ORDER BY page_group, day")
+            .unwrap();
+        let days: Vec<(String, i64, i64, i64, u64)> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    Histogram::decode(&r.get::<_, Vec<u8>>(4)?).count(),
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            days,
+            vec![
+                ("/a".to_string(), 10, 6, 6, 6),
+                ("/a".to_string(), 11, 2, 2, 2),
+                ("/b".to_string(), 10, 2, 2, 2),
+            ]
+        );
+    }
 }

@@ -16,6 +16,7 @@ use crate::histogram::{Accumulator, exact_quantile};
 
 pub const RAW_RANGE_MS: i64 = 6 * 3_600_000;
 const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Dimensions a query can filter on; absent means "all".
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -159,9 +160,23 @@ impl Merged {
     }
 }
 
+/// Which rollup rows a read may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grain {
+    /// Hourly rows only: the caller places each row by its hour.
+    Hours,
+    /// Daily rows for the whole UTC days inside the range, hourly rows for
+    /// the hours at its edges: for callers that do not split a day (a total,
+    /// or buckets on day boundaries). Each daily row is visited with its
+    /// day's first hour.
+    Days,
+}
+
 /// Visit the rollup rows overlapping the range as (hour, group label, good,
 /// needs-improvement, poor, histogram blob), borrowed from SQLite's row: a long
 /// range is hundreds of thousands of rows, and nothing of them is kept.
+// The arguments are the query itself (what, when, which rows, how grouped).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn for_each_rollup(
     conn: &Connection,
     metric: Metric,
@@ -169,24 +184,102 @@ pub(crate) fn for_each_rollup(
     to_ms: i64,
     filter: &Filter,
     group_by: &str,
+    grain: Grain,
     mut visit: impl FnMut(i64, &str, i64, i64, i64, &[u8]),
 ) -> Result<(), StoreError> {
-    let (clause, params) = filter.clause();
     let from_hour = from_ms.div_euclid(HOUR_MS);
     let to_hour = (to_ms + HOUR_MS - 1).div_euclid(HOUR_MS);
+    let (first_day, end_day) = ((from_hour + 23).div_euclid(24), to_hour.div_euclid(24));
+    if grain == Grain::Hours || first_day >= end_day {
+        return scan(
+            conn,
+            Table::Hourly,
+            metric,
+            from_hour,
+            to_hour,
+            filter,
+            group_by,
+            &mut visit,
+        );
+    }
+    scan(
+        conn,
+        Table::Hourly,
+        metric,
+        from_hour,
+        first_day * 24,
+        filter,
+        group_by,
+        &mut visit,
+    )?;
+    scan(
+        conn,
+        Table::Daily,
+        metric,
+        first_day,
+        end_day,
+        filter,
+        group_by,
+        &mut visit,
+    )?;
+    scan(
+        conn,
+        Table::Hourly,
+        metric,
+        end_day * 24,
+        to_hour,
+        filter,
+        group_by,
+        &mut visit,
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Table {
+    Hourly,
+    Daily,
+}
+
+impl Table {
+    /// (table, time column, hours per unit)
+    fn parts(self) -> (&'static str, &'static str, i64) {
+        match self {
+            Table::Hourly => ("rollups", "hour", 1),
+            Table::Daily => ("rollups_daily", "day", 24),
+        }
+    }
+}
+
+/// The rows of one rollup table in `[from, to)` of its time unit.
+#[allow(clippy::too_many_arguments)]
+fn scan(
+    conn: &Connection,
+    table: Table,
+    metric: Metric,
+    from: i64,
+    to: i64,
+    filter: &Filter,
+    group_by: &str,
+    visit: &mut impl FnMut(i64, &str, i64, i64, i64, &[u8]),
+) -> Result<(), StoreError> {
+    if from >= to {
+        return Ok(());
+    }
+    let (name, unit, hours) = table.parts();
+    let (clause, params) = filter.clause();
     // `+hour` keeps SQLite off the (metric, hour) index so it walks the primary
     // key, where a series' rows sit together with their histograms: a seek per
     // row through the hour index costs ~15x a step along the primary key.
-    let hour = if walk_primary_key(conn, metric, from_hour, to_hour, filter)? {
-        "+hour"
+    let time = if walk_primary_key(conn, table, metric, from, to, filter)? {
+        format!("+{unit}")
     } else {
-        "hour"
+        unit.to_string()
     };
     let sql = format!(
-        "SELECT hour, {group_by}, good, needs_improvement, poor, histogram FROM rollups
-         WHERE metric = ? AND {hour} >= ? AND {hour} < ?{clause}"
+        "SELECT {unit}, {group_by}, good, needs_improvement, poor, histogram FROM {name}
+         WHERE metric = ? AND {time} >= ? AND {time} < ?{clause}"
     );
-    let all = head(metric, from_hour, to_hour).into_iter().chain(params);
+    let all = head(metric, from, to).into_iter().chain(params);
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(all))?;
     let bad = |column: usize, kind| {
@@ -194,7 +287,7 @@ pub(crate) fn for_each_rollup(
     };
     while let Some(r) = rows.next()? {
         visit(
-            r.get(0)?,
+            r.get::<_, i64>(0)? * hours,
             r.get_ref(1)?.as_str().map_err(bad(1, Type::Text))?,
             r.get(2)?,
             r.get(3)?,
@@ -209,32 +302,33 @@ pub(crate) fn for_each_rollup(
 /// (`metric, site, page_group, …, hour`) beats seeking each row of the range
 /// through the `(metric, hour)` index: yes when site and page group pin the
 /// key prefix to one page group, or when the range covers at least 1/16 of
-/// the hours stored for the metric (rollups are kept for ever, so a short
-/// range over a long history still takes the hour index).
+/// the time stored for the metric (rollups are kept for ever, so a short
+/// range over a long history still takes the time index).
 fn walk_primary_key(
     conn: &Connection,
+    table: Table,
     metric: Metric,
-    from_hour: i64,
-    to_hour: i64,
+    from: i64,
+    to: i64,
     filter: &Filter,
 ) -> Result<bool, StoreError> {
     if filter.site.is_some() && filter.page_group.is_some() {
         return Ok(true);
     }
+    let (name, unit, _) = table.parts();
     // Two single-aggregate queries: SQLite answers each with one index seek.
-    let edge = |sql: &str| -> Result<Option<i64>, StoreError> {
+    let edge = |aggregate: &str| -> Result<Option<i64>, StoreError> {
         Ok(conn
-            .prepare_cached(sql)?
+            .prepare_cached(&format!(
+                "SELECT {aggregate}({unit}) FROM {name} WHERE metric = ?1"
+            ))?
             .query_row([metric.as_str()], |r| r.get(0))?)
     };
-    let (Some(first), Some(last)) = (
-        edge("SELECT min(hour) FROM rollups WHERE metric = ?1")?,
-        edge("SELECT max(hour) FROM rollups WHERE metric = ?1")?,
-    ) else {
+    let (Some(first), Some(last)) = (edge("min")?, edge("max")?) else {
         return Ok(true);
     };
     let stored = last - first + 1;
-    let wanted = to_hour.min(last + 1) - from_hour.max(first);
+    let wanted = to.min(last + 1) - from.max(first);
     Ok(wanted * 16 >= stored)
 }
 
@@ -266,6 +360,7 @@ pub fn summary(
         to_ms,
         filter,
         "''",
+        Grain::Days,
         |_, _, good, ni, poor, blob| merge_into(&mut merged, good, ni, poor, blob),
     )?;
     Ok(merged.summary())
@@ -314,6 +409,12 @@ pub fn series(
             .collect());
     }
     let mut buckets: BTreeMap<i64, Merged> = BTreeMap::new();
+    // Daily rows fit buckets that start and end on UTC days.
+    let grain = if bucket_ms % DAY_MS == 0 && from_ms.rem_euclid(DAY_MS) == 0 {
+        Grain::Days
+    } else {
+        Grain::Hours
+    };
     for_each_rollup(
         conn,
         metric,
@@ -321,6 +422,7 @@ pub fn series(
         to_ms,
         filter,
         "''",
+        grain,
         |hour, _, good, ni, poor, blob| {
             merge_into(
                 buckets.entry(bucket_of(hour * HOUR_MS)).or_default(),
@@ -423,29 +525,40 @@ pub fn breakdown(
                 .collect(),
         });
     }
-    // Whole hours overlapping each range, as `summary` reads them: the hour
-    // that holds `from` counts for both periods when `from` is not on the hour.
-    let (first_current, last_previous) = (
-        from_ms.div_euclid(HOUR_MS),
-        (from_ms + HOUR_MS - 1).div_euclid(HOUR_MS),
-    );
-    let (mut current, mut before) = (Merged::default(), Merged::default());
+    // The period before: a total, so whole days may come from the daily rows.
+    let mut before = Merged::default();
+    if previous {
+        for_each_rollup(
+            conn,
+            metric,
+            start_ms,
+            from_ms,
+            filter,
+            "''",
+            Grain::Days,
+            |_, _, good, ni, poor, blob| merge_into(&mut before, good, ni, poor, blob),
+        )?;
+    }
+    // Buckets of whole days start at UTC midnight (the first one holds the
+    // range's first hours), so every daily row lies in one bucket.
+    let (grain, origin) = if bucket_ms % DAY_MS == 0 {
+        (Grain::Days, from_ms.div_euclid(DAY_MS) * DAY_MS)
+    } else {
+        (Grain::Hours, from_ms)
+    };
+    let bucket_of = |ts: i64| origin + (ts - origin).div_euclid(bucket_ms) * bucket_ms;
+    let mut current = Merged::default();
     let mut buckets: BTreeMap<i64, Merged> = BTreeMap::new();
     let mut devices: BTreeMap<String, Merged> = BTreeMap::new();
     for_each_rollup(
         conn,
         metric,
-        start_ms,
+        from_ms,
         to_ms,
         filter,
         "device",
+        grain,
         |hour, device, good, ni, poor, blob| {
-            if hour < last_previous {
-                merge_into(&mut before, good, ni, poor, blob);
-            }
-            if hour < first_current {
-                return;
-            }
             merge_into(&mut current, good, ni, poor, blob);
             merge_into(
                 buckets.entry(bucket_of(hour * HOUR_MS)).or_default(),
@@ -538,6 +651,7 @@ pub fn top_pages(
         to_ms,
         &filter,
         "site || char(31) || page_group",
+        Grain::Days,
         |_, key, good, ni, poor, blob| {
             let at = match current {
                 Some(at) if groups[at].0 == key => at,

@@ -6,14 +6,12 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::Serialize;
-use vitalsign_core::metric::Metric;
 use vitalsign_core::wire::ProbeRun;
 
 use super::StoreError;
-use super::query::{Filter, RAW_RANGE_MS, for_each_rollup, raw_values};
+
 use crate::alerts::state::AlertRecord;
 use crate::alerts::store::{OutboxRow, StoredState};
-use crate::histogram::{Accumulator, Histogram};
 
 /// Distinct values of the filterable dimensions, for the filter form's choices.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -162,38 +160,6 @@ pub fn latest_runs(conn: &Connection, limit: usize) -> Result<Vec<ProbeRun>, Sto
         .query_map([limit as i64], |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
     docs.iter().map(|d| parse_run(d)).collect()
-}
-
-/// A metric's distribution over a range: (lower, upper, count) of each
-/// stored log bucket, from raw samples for short ranges and from the hourly
-/// rollups otherwise (the same sources as the summary of that range).
-pub fn distribution(
-    conn: &Connection,
-    metric: Metric,
-    from_ms: i64,
-    to_ms: i64,
-    filter: &Filter,
-) -> Result<Vec<(f64, f64, u64)>, StoreError> {
-    if to_ms - from_ms <= RAW_RANGE_MS {
-        let mut h = Histogram::default();
-        for v in raw_values(conn, metric, from_ms, to_ms, filter)? {
-            h.add(v, 1);
-        }
-        let mut acc = Accumulator::default();
-        acc.add_encoded(&h.encode());
-        return Ok(acc.buckets());
-    }
-    let mut acc = Accumulator::default();
-    for_each_rollup(
-        conn,
-        metric,
-        from_ms,
-        to_ms,
-        filter,
-        "''",
-        |_, _, _, _, _, blob| acc.add_encoded(blob),
-    )?;
-    Ok(acc.buckets())
 }
 
 /// Every value of the given parameters for raw queries that the dashboard

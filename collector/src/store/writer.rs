@@ -543,71 +543,95 @@ impl RollupDeltas {
         }
     }
 
+    /// Write the hourly rollups, then the same changes into the daily ones
+    /// (`rollups_daily`, what long ranges read: a 30-day view merges 30 rows
+    /// per series instead of 720).
     fn flush(self, tx: &mut Transaction) -> rusqlite::Result<()> {
-        let mut select = tx.prepare_cached(
-            "SELECT count, good, needs_improvement, poor, histogram FROM rollups
-             WHERE metric = ?1 AND site = ?2 AND page_group = ?3 AND device = ?4 AND source = ?5
-               AND flow = ?6 AND step = ?7 AND location = ?8 AND hour = ?9",
-        )?;
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO rollups (metric, site, page_group, device, source, flow, step, location, hour,
-                                  count, good, needs_improvement, poor, histogram)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )?;
-        // In place: unlike INSERT OR REPLACE (delete + insert), an update of
-        // the non-key columns leaves the (metric, hour) index untouched.
-        let mut update = tx.prepare_cached(
-            "UPDATE rollups SET count = ?10, good = ?11, needs_improvement = ?12, poor = ?13, histogram = ?14
-             WHERE metric = ?1 AND site = ?2 AND page_group = ?3 AND device = ?4 AND source = ?5
-               AND flow = ?6 AND step = ?7 AND location = ?8 AND hour = ?9",
-        )?;
-        for (k, changes) in self.deltas {
-            let key = params![
-                k.metric.as_str(),
-                k.site,
-                k.page_group,
-                k.device,
-                k.source,
-                k.flow,
-                k.step,
-                k.location,
-                k.hour
-            ];
-            let existing: Option<(i64, i64, i64, i64, Vec<u8>)> = select
-                .query_row(key, |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()?;
-            let exists = existing.is_some();
-            let (mut count, mut good, mut ni, mut poor, blob) = existing.unwrap_or_default();
-            let mut histogram = Histogram::decode(&blob);
-            for (value, delta) in changes {
-                histogram.add(value, delta);
-                count += delta;
-                match k.metric.rate(value) {
-                    Rating::Good => good += delta,
-                    Rating::NeedsImprovement => ni += delta,
-                    Rating::Poor => poor += delta,
-                }
-            }
-            let write = if exists { &mut update } else { &mut insert };
-            write.execute(params![
-                k.metric.as_str(),
-                k.site,
-                k.page_group,
-                k.device,
-                k.source,
-                k.flow,
-                k.step,
-                k.location,
-                k.hour,
-                count,
-                good,
-                ni,
-                poor,
-                histogram.encode()
-            ])?;
+        let mut daily: HashMap<RollupKey, Vec<(f64, i64)>> = HashMap::new();
+        for (k, changes) in &self.deltas {
+            let day = RollupKey {
+                hour: k.hour.div_euclid(24),
+                ..k.clone()
+            };
+            daily.entry(day).or_default().extend_from_slice(changes);
         }
-        Ok(())
+        write_rollups(tx, "rollups", "hour", self.deltas)?;
+        write_rollups(tx, "rollups_daily", "day", daily)
     }
+}
+
+/// Merge changes into one rollup table; `unit` names its time column (the
+/// key's `hour` field holds an hour or a day number accordingly).
+fn write_rollups(
+    tx: &Transaction,
+    table: &str,
+    unit: &str,
+    deltas: HashMap<RollupKey, Vec<(f64, i64)>>,
+) -> rusqlite::Result<()> {
+    let key_match = format!(
+        "metric = ?1 AND site = ?2 AND page_group = ?3 AND device = ?4 AND source = ?5
+         AND flow = ?6 AND step = ?7 AND location = ?8 AND {unit} = ?9"
+    );
+    let mut select = tx.prepare_cached(&format!(
+        "SELECT count, good, needs_improvement, poor, histogram FROM {table} WHERE {key_match}"
+    ))?;
+    let mut insert = tx.prepare_cached(&format!(
+        "INSERT INTO {table} (metric, site, page_group, device, source, flow, step, location, {unit},
+                              count, good, needs_improvement, poor, histogram)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    ))?;
+    // In place: unlike INSERT OR REPLACE (delete + insert), an update of
+    // the non-key columns leaves the (metric, time) index untouched.
+    let mut update = tx.prepare_cached(&format!(
+        "UPDATE {table} SET count = ?10, good = ?11, needs_improvement = ?12, poor = ?13, histogram = ?14
+         WHERE {key_match}"
+    ))?;
+    for (k, changes) in deltas {
+        let key = params![
+            k.metric.as_str(),
+            k.site,
+            k.page_group,
+            k.device,
+            k.source,
+            k.flow,
+            k.step,
+            k.location,
+            k.hour
+        ];
+        let existing: Option<(i64, i64, i64, i64, Vec<u8>)> = select
+            .query_row(key, |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?;
+        let exists = existing.is_some();
+        let (mut count, mut good, mut ni, mut poor, blob) = existing.unwrap_or_default();
+        let mut histogram = Histogram::decode(&blob);
+        for (value, delta) in changes {
+            histogram.add(value, delta);
+            count += delta;
+            match k.metric.rate(value) {
+                Rating::Good => good += delta,
+                Rating::NeedsImprovement => ni += delta,
+                Rating::Poor => poor += delta,
+            }
+        }
+        let write = if exists { &mut update } else { &mut insert };
+        write.execute(params![
+            k.metric.as_str(),
+            k.site,
+            k.page_group,
+            k.device,
+            k.source,
+            k.flow,
+            k.step,
+            k.location,
+            k.hour,
+            count,
+            good,
+            ni,
+            poor,
+            histogram.encode()
+        ])?;
+    }
+    Ok(())
 }
