@@ -604,10 +604,10 @@ fn not_blank(v: &toml::Value, what: &str, kind: &str) -> Result<String, String> 
 }
 
 fn parse_wait(value: &toml::Value) -> Result<WaitFor, String> {
-    const KEYS: &str = "selector, text, url_contains, network_idle, delay";
-    let t = one_key(value, "wait_for", KEYS)?;
+    let keys = doc::WAIT_KEYS.join(", ");
+    let t = one_key(value, "wait_for", &keys)?;
     if t.len() != 1 {
-        return Err(format!("`wait_for` takes exactly one of {KEYS}"));
+        return Err(format!("`wait_for` takes exactly one of {keys}"));
     }
     let (k, v) = t.iter().next().unwrap();
     let what = format!("wait_for.{k}");
@@ -621,7 +621,7 @@ fn parse_wait(value: &toml::Value) -> Result<WaitFor, String> {
         "delay" => WaitFor::Delay(dur(&not_blank(v, &what, "duration")?, &what, WAIT)?),
         other => {
             return Err(format!(
-                "unknown {}; expected one of {KEYS}",
+                "unknown {}; expected one of {keys}",
                 key(&format!("wait_for.{other}"))
             ));
         }
@@ -723,6 +723,9 @@ fn parse_request(raw: RequestDoc) -> Result<Request, String> {
             .transpose()?,
     })
 }
+
+#[cfg(test)]
+mod schema_tests;
 
 #[cfg(test)]
 mod tests {
@@ -839,7 +842,7 @@ request = { url = "/healthz", expect_status = 200, max_latency = "500ms" }
 
     /// Flows that parse but cannot work (issue 18, finding 6), each with what
     /// its error must say: the file, the step, the key.
-    pub(crate) const CANNOT_WORK: &[(&str, &str, &str)] = &[
+    pub const CANNOT_WORK: &[(&str, &str, &str)] = &[
         (
             "blank-click",
             "[[steps]]\nclick = \"  \"\n",

@@ -32,7 +32,7 @@ pub struct FlowDoc {
     #[schemars(length(min = 1, max = 128), pattern(NOT_BLANK))]
     pub name: String,
     /// Relative `goto` targets and `request.url`s resolve against it: `http://` or `https://`.
-    #[schemars(pattern(r"^https?://"))]
+    #[schemars(pattern(r"^https?://[^\s/?#]+"))]
     pub base_url: Option<String>,
     /// The device emulated: `desktop` (the default), `mobile`, or a table of custom values.
     #[schemars(with = "Option<ProfileDoc>")]
@@ -58,6 +58,12 @@ pub struct FlowDoc {
 fn steps_are_required(schema: &mut schemars::Schema) {
     if let Some(serde_json::Value::Array(required)) = schema.get_mut("required") {
         required.push("steps".into());
+    }
+    if let Some(serde_json::Value::Object(steps)) = schema
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("steps"))
+    {
+        steps.remove("default");
     }
 }
 
@@ -330,7 +336,44 @@ pub fn json_schema() -> serde_json::Value {
         "$id".into(),
         "https://github.com/vitalsign/vitalsign/deploy/flow.schema.json".into(),
     );
-    schema.to_value()
+    let mut value = schema.to_value();
+    drop_null(&mut value);
+    value
+}
+
+/// TOML has no null: an optional key is absent, never `null`, so the
+/// `null` alternatives schemars gives every `Option` only mislead an editor.
+fn drop_null(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".into(), only);
+                }
+            }
+            if let Some(Value::Array(any)) = map.get("anyOf")
+                && any.len() == 2
+                && any
+                    .iter()
+                    .any(|v| v.get("type").is_some_and(|t| t == "null"))
+            {
+                let other = any
+                    .iter()
+                    .find(|v| v.get("type").is_none_or(|t| t != "null"))
+                    .cloned();
+                map.remove("anyOf");
+                if let Some(Value::Object(other)) = other {
+                    map.extend(other);
+                }
+            }
+            map.values_mut().for_each(drop_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_null),
+        _ => {}
+    }
 }
 
 /// [`json_schema`] as the shipped file holds it: pretty, with a final newline.
