@@ -34,8 +34,15 @@ pub struct CollectorConfig {
     pub rate_limit_per_second: f64,
     /// Burst allowance of the per-client bucket.
     pub rate_limit_burst: f64,
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// Networks of the reverse proxies in front of the collector (CIDR, such as
+    /// `10.0.0.0/8`; a bare address is one host). When the peer is in one of
+    /// them, the client is the rightmost `X-Forwarded-For` entry outside them;
+    /// empty (the default): the peer address, and the header is ignored.
+    pub trusted_proxies: Vec<crate::client_ip::IpNet>,
+    /// Replaced by `trusted_proxies`: `true` is refused at load with a message
+    /// saying so (it believed the leftmost entry, which the client writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_forwarded_for: Option<bool>,
     /// Largest accepted beacon body in bytes.
     pub max_beacon_bytes: usize,
     /// Largest accepted probe run document in bytes.
@@ -80,7 +87,8 @@ impl Default for CollectorConfig {
             session_hours: 12,
             rate_limit_per_second: 5.0,
             rate_limit_burst: 50.0,
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
+            trust_forwarded_for: None,
             max_beacon_bytes: 64 * 1024,
             max_run_bytes: 1024 * 1024,
             max_artifact_bytes: 5 * 1024 * 1024,
@@ -156,6 +164,13 @@ impl CollectorConfig {
                 source,
                 "rate_limit_per_second",
                 "needs a positive rate and rate_limit_burst of at least 1",
+            ));
+        }
+        if self.trust_forwarded_for == Some(true) {
+            return Err(ConfigError::invalid(
+                source,
+                "trust_forwarded_for",
+                "is replaced by trusted_proxies: list the networks of your proxies, for example trusted_proxies = [\"10.0.0.0/8\"], and remove trust_forwarded_for",
             ));
         }
         if self.retention_days == 0 {

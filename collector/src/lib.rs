@@ -9,12 +9,14 @@
 //! - [`store`]: SQLite storage: migrations, the batching writer, queries.
 //! - [`histogram`]: mergeable log-bucketed histograms for hourly rollups.
 //! - [`grouping`]: URL → page group at ingest.
+//! - [`client_ip`]: the client address behind trusted proxies (`X-Forwarded-For`).
 //! - [`ratelimit`]: per-client token buckets for the public beacon endpoint.
 //! - [`metrics`]: the collector's own Prometheus metrics.
 //! - [`alerts`]: alert rules, detector, state machine, evaluator task, email outbox, silences.
 
 pub mod alerts;
 pub mod app;
+pub mod client_ip;
 pub mod config;
 pub mod dashboard;
 pub mod grouping;

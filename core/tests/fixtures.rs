@@ -129,3 +129,76 @@ fn malformed_json_is_reported_as_such() {
         "{err}"
     );
 }
+
+/// Errors quote at most a short excerpt of what was sent, with control
+/// characters escaped, and always name a field (issue 18, finding 5).
+#[test]
+fn errors_quote_a_bounded_excerpt_and_name_the_field() {
+    let valid: Value = serde_json::from_slice(&read(&fixtures("beacon", "valid")[0])).unwrap();
+    let long = format!("\u{1b}[31m{}\u{0}", "x".repeat(65_000));
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    for (pointer, value) in [
+        ("/navigation_type", Value::String(long.clone())),
+        ("/reports/0/metric", Value::String(long.clone())),
+        ("/url", Value::String(long.clone())),
+        ("/site", Value::String(long.clone())),
+        ("/reports/0/value", Value::String(long.clone())),
+        ("/snippet_version", Value::String(long.clone())),
+        ("/device", serde_json::json!(5)),
+        ("/navigation_type", serde_json::json!([])),
+        ("/reports/0/metric", serde_json::json!({})),
+        ("/reports/0/rating", serde_json::json!({"a": 1})),
+        ("/reports/0", serde_json::json!(1)),
+        ("/reports", serde_json::json!("a")),
+    ] {
+        let mut doc = valid.clone();
+        match doc.pointer_mut(pointer) {
+            Some(slot) => *slot = value,
+            None => doc[&pointer[1..]] = value,
+        }
+        cases.push(serde_json::to_vec(&doc).unwrap());
+    }
+    let mut unknown_key = valid.clone();
+    unknown_key
+        .as_object_mut()
+        .unwrap()
+        .insert(long.clone(), Value::Bool(true));
+    cases.push(serde_json::to_vec(&unknown_key).unwrap());
+    cases.push(long.clone().into_bytes());
+    cases.push(format!("{{\"site\": {long}").into_bytes());
+    for body in cases {
+        let err = wire::parse_beacon(&body).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            !message.contains(&"x".repeat(201)),
+            "quotes more than 200 bytes of input: {}",
+            &message[..message.len().min(300)]
+        );
+        assert!(
+            !message.chars().any(char::is_control),
+            "control characters in {message:?}"
+        );
+        assert!(
+            !err.field.is_empty() && !err.field.contains('?'),
+            "no field named in {message:?}"
+        );
+        assert!(message.len() < 1_000, "{message}");
+    }
+}
+
+#[test]
+fn urls_without_a_real_host_are_refused() {
+    let valid: Value = serde_json::from_slice(&read(&fixtures("beacon", "valid")[0])).unwrap();
+    for url in [
+        "https:// /",
+        "https://shop example/",
+        "http://:8080/",
+        "https://@/",
+        "https://?q",
+    ] {
+        let mut doc = valid.clone();
+        doc["url"] = Value::String(url.to_string());
+        let err = wire::parse_beacon(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
+        assert_eq!(err.field, "url", "{url}: {err}");
+    }
+}

@@ -7,7 +7,7 @@
 //! 2. **Collector**: `vitalsign-collector serve` (release) on `127.0.0.1:0`
 //!    with a fresh temp database, sites from `VITALSIGN_SITES`, default rate
 //!    limits; clients look like 65,536 visitors through `X-Forwarded-For`
-//!    (`trust_forwarded_for = true`, as behind a reverse proxy).
+//!    (`trusted_proxies = ["127.0.0.1"]`, as behind a reverse proxy).
 //! 3. **Ceiling** again: the machine is shared, so the ratio uses the mean of
 //!    the runs before and after.
 //!
@@ -120,7 +120,7 @@ fn main() {
                 "VITALSIGN_SITES",
                 "{shop={origins=[\"https://shop.example\"]},blog={origins=[\"https://blog.example\"]},docs={origins=[\"https://docs.example\"]}}".into(),
             ),
-            ("VITALSIGN_TRUST_FORWARDED_FOR", "true".into()),
+            ("VITALSIGN_TRUSTED_PROXIES", "[\"127.0.0.1\"]".into()),
             ("RUST_LOG", "info".into()),
         ],
     );

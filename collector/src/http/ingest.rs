@@ -24,16 +24,7 @@ pub fn now_ms() -> i64 {
 }
 
 fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    if state.config.trust_forwarded_for
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return ip;
-    }
-    peer.ip()
+    crate::client_ip::client_ip(peer.ip(), headers, &state.config.trusted_proxies)
 }
 
 fn origin(headers: &HeaderMap) -> Option<&str> {
@@ -120,11 +111,13 @@ async fn accept_beacon(
             return Err((
                 "content_type",
                 AppError::UnsupportedMediaType(format!(
-                    "content type {mime:?} is not accepted; send text/plain or application/json"
+                    "content type \"{}\" is not accepted; send text/plain or application/json",
+                    wire::excerpt(&mime)
                 )),
             ));
         }
     }
+    check_encoding(headers).map_err(|e| ("content_type", e))?;
     let bytes = read_body(body, headers, state.config.max_beacon_bytes)
         .await
         .map_err(|e| ("too_large", e))?;
@@ -150,7 +143,8 @@ async fn accept_beacon(
         return Err((
             "origin_not_allowed",
             AppError::Forbidden(format!(
-                "origin {o} may not send beacons for site {:?}",
+                "origin \"{}\" may not send beacons for site {:?}",
+                wire::excerpt(o),
                 beacon.site
             )),
         ));
@@ -169,14 +163,53 @@ async fn accept_beacon(
     Ok(())
 }
 
+/// Bodies are parsed as UTF-8 JSON exactly as sent: a declared charset other
+/// than UTF-8 or a content encoding (gzip, …) would be misread as malformed
+/// JSON, so both are refused with 415 and a message saying what to send.
+fn check_encoding(headers: &HeaderMap) -> Result<(), AppError> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct
+            .to_str()
+            .map_err(|_| AppError::UnsupportedMediaType("Content-Type is not ASCII".to_string()))?;
+        for param in ct.split(';').skip(1) {
+            let Some((name, value)) = param.split_once('=') else {
+                continue;
+            };
+            if !name.trim().eq_ignore_ascii_case("charset") {
+                continue;
+            }
+            let value = value.trim().trim_matches('"');
+            if !(value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")) {
+                return Err(AppError::UnsupportedMediaType(format!(
+                    "charset \"{}\" is not accepted; send UTF-8",
+                    wire::excerpt(value)
+                )));
+            }
+        }
+    }
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let value = value.to_str().unwrap_or("?").trim();
+        if !value.eq_ignore_ascii_case("identity") {
+            return Err(AppError::UnsupportedMediaType(format!(
+                "Content-Encoding \"{}\" is not decoded here; send the body uncompressed",
+                wire::excerpt(value)
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub async fn runs(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
     authorize(&headers, &state.config.agent_tokens)?;
+    check_encoding(&headers)?;
     let bytes = read_body(body, &headers, state.config.max_run_bytes).await?;
     let run = wire::parse_run(&bytes).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    run.check_clock(now_ms().max(0) as u64)
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
     let run_id = run.run_id.clone();
     let outcome = state
         .store

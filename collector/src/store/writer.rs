@@ -296,7 +296,11 @@ fn apply(
                 return Ok(WriteOutcome::AlreadyStored);
             }
             let device = run.profile.as_deref().unwrap_or("desktop");
-            let mut step_start = run.started_at_ms as i64;
+            // Validation bounds these, but a wrapped sum would store samples at a
+            // time nobody sent; refuse instead of wrapping.
+            let overflow =
+                || StoreError::Conflict("started_at_ms: step start times overflow".into());
+            let mut step_start = i64::try_from(run.started_at_ms).map_err(|_| overflow())?;
             for (index, step) in run.steps.iter().enumerate() {
                 for (metric, value) in step.vitals.present() {
                     upsert_sample(
@@ -319,7 +323,9 @@ fn apply(
                         deltas,
                     )?;
                 }
-                step_start += step.duration_ms as i64;
+                step_start = step_start
+                    .checked_add(step.duration_ms as i64)
+                    .ok_or_else(overflow)?;
             }
             Ok(WriteOutcome::Stored)
         }

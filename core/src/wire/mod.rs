@@ -25,12 +25,97 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
+    /// Both parts pass through [`bounded`]: a reason may quote the input (serde
+    /// names the string it could not parse), and an error body must not echo
+    /// kilobytes of it or its control characters back to the client or the log.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
-            field: field.into(),
-            reason: reason.into(),
+            field: bounded_path(&field.into()),
+            reason: bounded(&reason.into()),
         }
     }
+}
+
+/// The longest excerpt of the input an error quotes, in characters.
+pub const MAX_EXCERPT_CHARS: usize = 64;
+/// The longest message an error carries, in characters (quoted excerpts included).
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// A short, printable excerpt of client input for an error message: control
+/// characters escaped, at most [`MAX_EXCERPT_CHARS`] characters of the input
+/// (so at most 4 × that many bytes), with the rest counted, not shown.
+pub fn excerpt(input: &str) -> String {
+    let total = input.chars().count();
+    let mut out: String = input
+        .chars()
+        .take(MAX_EXCERPT_CHARS)
+        .flat_map(escape_control)
+        .collect();
+    if total > MAX_EXCERPT_CHARS {
+        out.push_str(&format!(
+            "… ({} more characters)",
+            total - MAX_EXCERPT_CHARS
+        ));
+    }
+    out
+}
+
+fn escape_control(c: char) -> Vec<char> {
+    if c.is_control() {
+        c.escape_unicode().collect()
+    } else {
+        vec![c]
+    }
+}
+
+/// A field path is ours except for map keys and unknown keys, which the client
+/// chose: cap it like an excerpt, and name the document when there is no path.
+fn bounded_path(path: &str) -> String {
+    const MAX_PATH_CHARS: usize = 128;
+    if path.is_empty() {
+        return ".".to_string();
+    }
+    let mut out: String = path
+        .chars()
+        .take(MAX_PATH_CHARS)
+        .flat_map(escape_control)
+        .collect();
+    if path.chars().count() > MAX_PATH_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// Shorten every quoted segment (between backticks or double quotes, as serde
+/// and our own messages quote input) to an [`excerpt`], escape control
+/// characters elsewhere, and cap the whole message.
+fn bounded(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_CHARS));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest[open..].chars().next().unwrap();
+        out.extend(rest[..open].chars().flat_map(escape_control));
+        let after = &rest[open + 1..];
+        match after.find(quote) {
+            Some(close) => {
+                out.push(quote);
+                out.push_str(&excerpt(&after[..close]));
+                out.push(quote);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push(quote);
+                out.push_str(&excerpt(after));
+                rest = "";
+            }
+        }
+    }
+    out.extend(rest.chars().flat_map(escape_control));
+    if out.chars().count() > MAX_MESSAGE_CHARS {
+        out = out.chars().take(MAX_MESSAGE_CHARS).collect();
+        out.push('…');
+    }
+    out
 }
 
 pub type Validated<T> = Result<T, ValidationError>;
@@ -140,7 +225,48 @@ pub(crate) fn check_http_url(field: &str, value: &str) -> Validated<()> {
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"))
         .ok_or_else(|| ValidationError::new(field, "must be an absolute http(s) URL"))?;
-    if rest.is_empty() || rest.starts_with('/') {
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    // The characters RFC 3986 allows in an authority; anything else (a space
+    // in `https:// /`) is not a host a browser could have loaded.
+    if let Some(bad) = authority.chars().find(|c| {
+        !(c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                '-' | '.'
+                    | '_'
+                    | '~'
+                    | '%'
+                    | ':'
+                    | '@'
+                    | '['
+                    | ']'
+                    | '!'
+                    | '$'
+                    | '&'
+                    | '\''
+                    | '('
+                    | ')'
+                    | '*'
+                    | '+'
+                    | ','
+                    | ';'
+                    | '='
+            ))
+    }) {
+        return Err(ValidationError::new(
+            field,
+            format!("has {bad:?} in its host; a host is letters, digits, '-' and '.'"),
+        ));
+    }
+    let hostname = if host.starts_with('[') {
+        host
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    if hostname.is_empty() {
         return Err(ValidationError::new(field, "has no host"));
     }
     Ok(())

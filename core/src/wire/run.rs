@@ -16,6 +16,15 @@ pub const MAX_STEPS: usize = 200;
 pub const MAX_MESSAGE_LEN: usize = 2000;
 /// 2000-01-01T00:00:00Z in milliseconds: anything earlier is an unset clock.
 const EARLIEST_MS: u64 = 946_684_800_000;
+/// 2100-01-01T00:00:00Z in milliseconds: a hard ceiling that needs no clock, so
+/// every accepted timestamp fits an `i64` with room to add durations to it.
+const LATEST_MS: u64 = 4_102_444_800_000;
+/// A run (and each step) lasts at most a day: far above any flow timeout,
+/// and small enough that 200 steps summed stay far from overflowing.
+pub const MAX_RUN_DURATION_MS: u64 = 86_400_000;
+/// How far ahead of the collector's clock a run may claim to have started or
+/// finished: agents' clocks drift, but not by more than this.
+pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60_000;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,11 +248,29 @@ impl ProbeRun {
                 "is earlier than started_at_ms",
             ));
         }
+        if self.started_at_ms >= LATEST_MS {
+            return Err(ValidationError::new(
+                "started_at_ms",
+                format!(
+                    "{} is after the year 2100; send Unix time in milliseconds",
+                    self.started_at_ms
+                ),
+            ));
+        }
         if !(1..=100).contains(&self.iterations) {
             return Err(ValidationError::new("iterations", "must be 1 to 100"));
         }
         if !(1..=10).contains(&self.attempt) {
             return Err(ValidationError::new("attempt", "must be 1 to 10"));
+        }
+        if self.finished_at_ms - self.started_at_ms > MAX_RUN_DURATION_MS {
+            return Err(ValidationError::new(
+                "finished_at_ms",
+                format!(
+                    "is {} ms after started_at_ms; a run lasts at most {MAX_RUN_DURATION_MS} ms",
+                    self.finished_at_ms - self.started_at_ms
+                ),
+            ));
         }
         if self.steps.len() > MAX_STEPS {
             return Err(ValidationError::new(
@@ -276,6 +303,29 @@ impl ProbeRun {
         match (self.outcome, &self.failure) {
             (Outcome::Pass, Some(_)) => Err(ValidationError::new(
                 "failure",
+    /// Checks that need the receiver's clock (`now_ms`, Unix milliseconds): a
+    /// run may not start or finish more than [`MAX_CLOCK_SKEW_MS`] in the
+    /// future, or the dashboard would show it ahead of everything else and the
+    /// retention pruner would keep it forever.
+    pub fn check_clock(&self, now_ms: u64) -> Validated<()> {
+        let latest = now_ms.saturating_add(MAX_CLOCK_SKEW_MS);
+        for (field, value) in [
+            ("started_at_ms", self.started_at_ms),
+            ("finished_at_ms", self.finished_at_ms),
+        ] {
+            if value > latest {
+                return Err(ValidationError::new(
+                    field,
+                    format!(
+                        "{value} is {} ms ahead of the collector's clock ({now_ms}); at most {MAX_CLOCK_SKEW_MS} ms of skew is allowed",
+                        value - now_ms
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
                 "must be absent when the outcome is pass",
             )),
             (Outcome::Pass, None) => {
@@ -318,7 +368,7 @@ impl Step {
             &format!("{field}.duration_ms"),
             self.duration_ms,
             0.0,
-            86_400_000.0,
+            MAX_RUN_DURATION_MS as f64,
         )?;
         self.vitals.validate(&format!("{field}.vitals"))?;
         if let Some(spread) = &self.spread {
