@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
             put(ingest::put_artifact).get(ingest::get_artifact),
         )
         .route("/v1/snippet.js", get(ops::snippet))
+        .route("/v1/flow.schema.json", get(ops::flow_schema))
         .route("/api/v1/summary", get(api::summary))
         .route("/api/v1/series", get(api::series))
         .route("/api/v1/top-pages", get(api::top_pages))

@@ -123,6 +123,24 @@ pub async fn snippet(State(state): State<AppState>, headers: HeaderMap) -> Respo
     response
 }
 
+/// The JSON Schema of flow files, byte for byte the shipped
+/// `deploy/flow.schema.json` (a probes test keeps it equal to what the
+/// parser's types generate); embedded so the collector needs no probes crate.
+pub const FLOW_SCHEMA: &str = include_str!("../../../deploy/flow.schema.json");
+
+/// The flow-file schema, for editors: `#:schema https://COLLECTOR/v1/flow.schema.json`.
+pub async fn flow_schema() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/schema+json"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        FLOW_SCHEMA,
+    )
+        .into_response()
+}
+
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
