@@ -374,3 +374,69 @@ fn what_validate_refuses_the_schema_refuses_where_it_can_say_it() {
     }
     assert!(checked >= 30, "{checked}");
 }
+
+/// The fenced blocks of `lang` in a Markdown text.
+fn fenced<'a>(markdown: &'a str, lang: &str) -> Vec<&'a str> {
+    let open = format!("```{lang}\n");
+    let mut blocks = Vec::new();
+    let mut rest = markdown;
+    while let Some(start) = rest.find(&open) {
+        let body = &rest[start + open.len()..];
+        let end = body.find("```\n").expect("a closed fence");
+        blocks.push(&body[..end]);
+        rest = &body[end + 4..];
+    }
+    blocks
+}
+
+#[test]
+fn every_example_in_the_reference_is_a_shipped_file() {
+    let reference = std::fs::read_to_string(repo().join("docs/flows.md")).unwrap();
+    let examples: Vec<(PathBuf, String)> = toml_examples();
+    let blocks = fenced(&reference, "toml");
+    assert!(
+        blocks.len() >= examples.len(),
+        "{} toml blocks",
+        blocks.len()
+    );
+    for block in &blocks {
+        assert!(
+            examples.iter().any(|(_, text)| text == block),
+            "docs/flows.md shows a flow that is not a file in deploy/flows/examples:\n{block}"
+        );
+    }
+    for (path, text) in &examples {
+        assert!(
+            blocks.contains(&text.as_str()),
+            "{} is not shown in docs/flows.md",
+            path.display()
+        );
+    }
+    // The result shown is a run document the collector's fixtures validate.
+    let runs: Vec<Value> = std::fs::read_dir(repo().join("tests/fixtures/run/valid"))
+        .unwrap()
+        .map(|e| {
+            serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap()
+        })
+        .collect();
+    let json = fenced(&reference, "json");
+    assert!(!json.is_empty());
+    for block in json {
+        let value: Value = serde_json::from_str(block).expect("the JSON in docs/flows.md parses");
+        assert!(
+            runs.contains(&value),
+            "not a fixture in tests/fixtures/run/valid:\n{block}"
+        );
+    }
+}
+
+fn toml_examples() -> Vec<(PathBuf, String)> {
+    shipped_flows()
+        .into_iter()
+        .filter(|p| p.starts_with(repo().join("deploy/flows/examples")))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect()
+}
