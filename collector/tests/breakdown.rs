@@ -59,6 +59,55 @@ async fn one_read_gives_what_the_separate_queries_give() {
             .await
             .unwrap();
     }
+    // A second site, for the read of every site at once.
+    for i in 0..400 {
+        let mut b = beacon(
+            10_000 + i,
+            DeviceClass::Desktop,
+            rng.random_range(300.0..2000.0),
+        );
+        b.site = "blog".into();
+        let ts = now - rng.random_range(0..48 * HOUR);
+        store
+            .writer
+            .write(WriteOp::Beacon {
+                beacon: b,
+                page_group: "/post/:id".into(),
+                received_ms: ts,
+            })
+            .await
+            .unwrap();
+    }
+    for (span, bucket) in [(3 * HOUR, 10 * 60_000), (30 * HOUR, 24 * HOUR)] {
+        let (from, to) = (now - span, now);
+        let (all, shop, blog) = store
+            .read(move |c| {
+                let rum = Filter {
+                    source: Some("rum".into()),
+                    ..Filter::default()
+                };
+                let one = |site: &str| {
+                    let f = Filter {
+                        site: Some(site.into()),
+                        ..rum.clone()
+                    };
+                    query::breakdown(c, Metric::Lcp, from, to, bucket, true, &f)
+                };
+                Ok((
+                    query::breakdowns(c, Metric::Lcp, from, to, bucket, true, &rum, true)?,
+                    one("shop")?,
+                    one("blog")?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            all,
+            vec![("blog".to_string(), blog), ("shop".to_string(), shop)],
+            "every site at once over {span} ms"
+        );
+    }
+
     let filter = Filter {
         site: Some("shop".into()),
         source: Some("rum".into()),

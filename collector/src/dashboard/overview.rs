@@ -3,7 +3,7 @@
 //! flow × location with its last outcome, pass rate and freshness; and the lab
 //! p75 of every flow step beside them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use axum::extract::State;
 use axum::response::Response;
@@ -89,34 +89,41 @@ pub fn bucket_for(span_ms: i64, points: i64) -> i64 {
     }
 }
 
-/// Summary, previous-period summary and trend of one metric, in one read.
-pub fn metric_cell(
+/// Summary, previous-period summary and trend of one metric for every site,
+/// from one read of the metric's rows.
+pub fn metric_cells(
     c: &rusqlite::Connection,
     p: &ViewParams,
     metric: Metric,
     filter: &Filter,
-) -> Result<MetricCell, crate::store::StoreError> {
+) -> Result<HashMap<String, MetricCell>, crate::store::StoreError> {
     let bucket = bucket_for(p.span_ms(), TREND_POINTS);
-    let b = query::breakdown(c, metric, p.from_ms, p.to_ms, bucket, true, filter)?;
-    // Buckets of whole days start at UTC midnight (see `query::breakdown`).
+    // Buckets of whole days start at UTC midnight (see `query::breakdowns`).
     let origin = if bucket % DAY_MS == 0 {
         p.from_ms.div_euclid(DAY_MS) * DAY_MS
     } else {
         p.from_ms
     };
-    let mut trend = vec![None; ((p.to_ms - origin + bucket - 1) / bucket) as usize];
-    for point in b.points {
-        let i = ((point.start_ms - origin) / bucket) as usize;
-        if let Some(slot) = trend.get_mut(i) {
-            *slot = point.summary.p75;
-        }
-    }
-    Ok(MetricCell {
-        metric,
-        current: b.current,
-        previous: b.previous.unwrap_or_default(),
-        trend,
-    })
+    let all = query::breakdowns(c, metric, p.from_ms, p.to_ms, bucket, true, filter, true)?;
+    Ok(all
+        .into_iter()
+        .map(|(site, b)| {
+            let mut trend = vec![None; ((p.to_ms - origin + bucket - 1) / bucket) as usize];
+            for point in b.points {
+                let i = ((point.start_ms - origin) / bucket) as usize;
+                if let Some(slot) = trend.get_mut(i) {
+                    *slot = point.summary.p75;
+                }
+            }
+            let cell = MetricCell {
+                metric,
+                current: b.current,
+                previous: b.previous.unwrap_or_default(),
+                trend,
+            };
+            (site, cell)
+        })
+        .collect())
 }
 
 /// The sites to show: configured ones first, then any seen in the data.
@@ -140,14 +147,24 @@ pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
             };
             let mut rows = Vec::new();
             if p.source.shows_field() {
+                let mut filter = p.field_filter();
+                filter.page_group = None;
+                let mut cells: Vec<HashMap<String, MetricCell>> = Vec::new();
+                for m in FIELD {
+                    cells.push(metric_cells(c, &p, m, &filter)?);
+                }
+                let empty = |m: Metric| MetricCell {
+                    metric: m,
+                    current: Summary::default(),
+                    previous: Summary::default(),
+                    trend: Vec::new(),
+                };
                 for site in &sites {
-                    let mut filter = p.field_filter();
-                    filter.site = Some(site.clone());
-                    filter.page_group = None;
                     let metrics = FIELD
                         .iter()
-                        .map(|m| metric_cell(c, &p, *m, &filter))
-                        .collect::<Result<Vec<_>, _>>()?;
+                        .zip(cells.iter_mut())
+                        .map(|(m, by_site)| by_site.remove(site).unwrap_or_else(|| empty(*m)))
+                        .collect();
                     rows.push(SiteRow {
                         site: site.clone(),
                         metrics,

@@ -470,63 +470,125 @@ pub fn breakdown(
     previous: bool,
     filter: &Filter,
 ) -> Result<Breakdown, StoreError> {
+    let mut all = breakdowns(
+        conn, metric, from_ms, to_ms, bucket_ms, previous, filter, false,
+    )?;
+    // Nothing stored: the empty summaries the separate queries give.
+    Ok(all.pop().map(|(_, b)| b).unwrap_or_else(|| {
+        let empty = if to_ms - from_ms <= RAW_RANGE_MS || bucket_ms % HOUR_MS != 0 {
+            summary_from_raw(metric, Vec::new())
+        } else {
+            Merged::default().summary()
+        };
+        Breakdown {
+            previous: previous.then(|| empty.clone()),
+            current: empty,
+            ..Breakdown::default()
+        }
+    }))
+}
+
+/// [`breakdown`] of every site at once (`by_site`), from one read of the
+/// metric's rows instead of one per site; in site order. Without `by_site`,
+/// one entry (site `""`) for everything the filter matches.
+#[allow(clippy::too_many_arguments)]
+pub fn breakdowns(
+    conn: &Connection,
+    metric: Metric,
+    from_ms: i64,
+    to_ms: i64,
+    bucket_ms: i64,
+    previous: bool,
+    filter: &Filter,
+    by_site: bool,
+) -> Result<Vec<(String, Breakdown)>, StoreError> {
     use std::collections::BTreeMap;
     let start_ms = if previous {
         from_ms - (to_ms - from_ms)
     } else {
         from_ms
     };
-    let bucket_of = |ts: i64| from_ms + (ts - from_ms).div_euclid(bucket_ms) * bucket_ms;
+    let site = if by_site { "site" } else { "''" };
     if to_ms - from_ms <= RAW_RANGE_MS || bucket_ms < HOUR_MS || bucket_ms % HOUR_MS != 0 {
+        /// Raw values of one site.
+        #[derive(Default)]
+        struct Raw {
+            current: Vec<f64>,
+            before: Vec<f64>,
+            buckets: BTreeMap<i64, Vec<f64>>,
+            devices: BTreeMap<String, Vec<f64>>,
+        }
+        let bucket_of = |ts: i64| from_ms + (ts - from_ms).div_euclid(bucket_ms) * bucket_ms;
         let (clause, params) = filter.clause();
         let sql = format!(
-            "SELECT ts_ms, value, device FROM samples WHERE metric = ? AND ts_ms >= ? AND ts_ms < ?{clause}"
+            "SELECT ts_ms, value, device, {site} FROM samples WHERE metric = ? AND ts_ms >= ? AND ts_ms < ?{clause}"
         );
         let all = head(metric, start_ms, to_ms).into_iter().chain(params);
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(params_from_iter(all))?;
-        let (mut current, mut before) = (Vec::new(), Vec::new());
-        let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-        let mut devices: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        let mut histogram = crate::histogram::Histogram::default();
+        let mut sites: BTreeMap<String, Raw> = BTreeMap::new();
         while let Some(r) = rows.next()? {
             let (ts, value): (i64, f64) = (r.get(0)?, r.get(1)?);
+            let name = r.get_ref(3)?.as_str().unwrap_or("");
+            if !sites.contains_key(name) {
+                sites.insert(name.to_string(), Raw::default());
+            }
+            let s = sites.get_mut(name).expect("inserted above");
             if ts < from_ms {
-                before.push(value);
+                s.before.push(value);
                 continue;
             }
-            current.push(value);
-            histogram.add(value, 1);
-            buckets.entry(bucket_of(ts)).or_default().push(value);
+            s.current.push(value);
+            s.buckets.entry(bucket_of(ts)).or_default().push(value);
             let device = r.get_ref(2)?.as_str().unwrap_or("unknown");
-            match devices.get_mut(device) {
+            match s.devices.get_mut(device) {
                 Some(v) => v.push(value),
                 None => {
-                    devices.insert(device.to_string(), vec![value]);
+                    s.devices.insert(device.to_string(), vec![value]);
                 }
             }
         }
-        let mut distribution = Accumulator::default();
-        distribution.add_encoded(&histogram.encode());
-        return Ok(Breakdown {
-            current: summary_from_raw(metric, current),
-            previous: previous.then(|| summary_from_raw(metric, before)),
-            points: buckets
-                .into_iter()
-                .map(|(start_ms, values)| SeriesPoint {
-                    start_ms,
-                    summary: summary_from_raw(metric, values),
-                })
-                .collect(),
-            distribution: distribution.buckets(),
-            devices: devices
-                .into_iter()
-                .map(|(d, values)| (d, summary_from_raw(metric, values)))
-                .collect(),
-        });
+        return Ok(sites
+            .into_iter()
+            .map(|(name, s)| {
+                let mut histogram = crate::histogram::Histogram::default();
+                for v in &s.current {
+                    histogram.add(*v, 1);
+                }
+                let mut distribution = Accumulator::default();
+                distribution.add_encoded(&histogram.encode());
+                let b = Breakdown {
+                    current: summary_from_raw(metric, s.current),
+                    previous: previous.then(|| summary_from_raw(metric, s.before)),
+                    points: s
+                        .buckets
+                        .into_iter()
+                        .map(|(start_ms, values)| SeriesPoint {
+                            start_ms,
+                            summary: summary_from_raw(metric, values),
+                        })
+                        .collect(),
+                    distribution: distribution.buckets(),
+                    devices: s
+                        .devices
+                        .into_iter()
+                        .map(|(d, values)| (d, summary_from_raw(metric, values)))
+                        .collect(),
+                };
+                (name, b)
+            })
+            .collect());
     }
+    /// Merged rollups of one site.
+    #[derive(Default)]
+    struct Rolled {
+        current: Merged,
+        before: Merged,
+        buckets: BTreeMap<i64, Merged>,
+        devices: BTreeMap<String, Merged>,
+    }
+    let mut sites: BTreeMap<String, Rolled> = BTreeMap::new();
     // The period before: a total, so whole days may come from the daily rows.
-    let mut before = Merged::default();
     if previous {
         for_each_rollup(
             conn,
@@ -534,9 +596,15 @@ pub fn breakdown(
             start_ms,
             from_ms,
             filter,
-            "''",
+            site,
             Grain::Days,
-            |_, _, good, ni, poor, blob| merge_into(&mut before, good, ni, poor, blob),
+            |_, name, good, ni, poor, blob| {
+                if !sites.contains_key(name) {
+                    sites.insert(name.to_string(), Rolled::default());
+                }
+                let s = sites.get_mut(name).expect("inserted above");
+                merge_into(&mut s.before, good, ni, poor, blob)
+            },
         )?;
     }
     // Buckets of whole days start at UTC midnight (the first one holds the
@@ -547,49 +615,63 @@ pub fn breakdown(
         (Grain::Hours, from_ms)
     };
     let bucket_of = |ts: i64| origin + (ts - origin).div_euclid(bucket_ms) * bucket_ms;
-    let mut current = Merged::default();
-    let mut buckets: BTreeMap<i64, Merged> = BTreeMap::new();
-    let mut devices: BTreeMap<String, Merged> = BTreeMap::new();
+    let label = format!("{site} || char(31) || device");
     for_each_rollup(
         conn,
         metric,
         from_ms,
         to_ms,
         filter,
-        "device",
+        &label,
         grain,
-        |hour, device, good, ni, poor, blob| {
-            merge_into(&mut current, good, ni, poor, blob);
+        |hour, label, good, ni, poor, blob| {
+            let (name, device) = label.split_once('\u{1f}').unwrap_or(("", label));
+            if !sites.contains_key(name) {
+                sites.insert(name.to_string(), Rolled::default());
+            }
+            let s = sites.get_mut(name).expect("inserted above");
+            merge_into(&mut s.current, good, ni, poor, blob);
             merge_into(
-                buckets.entry(bucket_of(hour * HOUR_MS)).or_default(),
+                s.buckets.entry(bucket_of(hour * HOUR_MS)).or_default(),
                 good,
                 ni,
                 poor,
                 blob,
             );
-            match devices.get_mut(device) {
+            match s.devices.get_mut(device) {
                 Some(m) => merge_into(m, good, ni, poor, blob),
                 None => {
                     let mut m = Merged::default();
                     merge_into(&mut m, good, ni, poor, blob);
-                    devices.insert(device.to_string(), m);
+                    s.devices.insert(device.to_string(), m);
                 }
             }
         },
     )?;
-    Ok(Breakdown {
-        current: current.summary(),
-        previous: previous.then(|| before.summary()),
-        points: buckets
-            .into_iter()
-            .map(|(start_ms, m)| SeriesPoint {
-                start_ms,
-                summary: m.summary(),
-            })
-            .collect(),
-        distribution: current.histogram.buckets(),
-        devices: devices.into_iter().map(|(d, m)| (d, m.summary())).collect(),
-    })
+    Ok(sites
+        .into_iter()
+        .map(|(name, s)| {
+            let b = Breakdown {
+                current: s.current.summary(),
+                previous: previous.then(|| s.before.summary()),
+                points: s
+                    .buckets
+                    .into_iter()
+                    .map(|(start_ms, m)| SeriesPoint {
+                        start_ms,
+                        summary: m.summary(),
+                    })
+                    .collect(),
+                distribution: s.current.histogram.buckets(),
+                devices: s
+                    .devices
+                    .into_iter()
+                    .map(|(d, m)| (d, m.summary()))
+                    .collect(),
+            };
+            (name, b)
+        })
+        .collect())
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
