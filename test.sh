@@ -29,6 +29,13 @@ if [ ! -x "$venv/bin/aiosmtpd" ]; then
   "$venv/bin/pip" install -q aiosmtpd==1.4.6
 fi
 export VITALSIGN_TEST_AIOSMTPD="$PWD/$venv/bin/aiosmtpd"
+# tests/tests/openapi.rs runs schemathesis against the collector's served
+# OpenAPI description.
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "version 4.32.5$"; then
+  echo "==> installing schemathesis==4.32.5 into $venv"
+  "$venv/bin/pip" install -q schemathesis==4.32.5
+fi
+export VITALSIGN_TEST_SCHEMATHESIS="$PWD/$venv/bin/schemathesis"
 
 if [ -f web-snippet/package-lock.json ]; then
   echo "==> npm ci in web-snippet/"

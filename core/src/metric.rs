@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A measured metric. Times are milliseconds; CLS is unitless.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Metric {
     Lcp,
@@ -89,6 +90,7 @@ impl std::fmt::Display for Metric {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Rating {
     Good,

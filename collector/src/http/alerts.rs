@@ -68,6 +68,17 @@ fn number(
 }
 
 /// `GET /api/v1/alerts?state=firing`: every alert with its state and latest numbers.
+#[utoipa::path(
+    get, path = "/api/v1/alerts", tag = "alerts",
+    params(super::openapi::AlertsParams),
+    security(("query_token" = [])),
+    responses(
+        (status = 200, description = "The result", body = super::openapi::AlertsResponse),
+        (status = 400, description = "A parameter is unknown or invalid: which, and what would be valid", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -131,6 +142,17 @@ pub async fn list(
 }
 
 /// `GET /api/v1/alerts/transitions?alert=ID&since=MS&limit=N`: newest first.
+#[utoipa::path(
+    get, path = "/api/v1/alerts/transitions", tag = "alerts",
+    params(super::openapi::TransitionsParams),
+    security(("query_token" = [])),
+    responses(
+        (status = 200, description = "The result", body = super::openapi::TransitionsResponse),
+        (status = 400, description = "A parameter is unknown or invalid: which, and what would be valid", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn transitions(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -156,6 +178,21 @@ struct AckBody {
 }
 
 /// `POST /api/v1/alerts/{id}/ack`: stops reminders for a firing alert until it resolves.
+#[utoipa::path(
+    post, path = "/api/v1/alerts/{id}/ack", tag = "alerts",
+    params(("id" = String, Path, description = "The alert's id")),
+    request_body(content = Option<super::openapi::AckRequest>, content_type = "application/json"),
+    security(("query_token" = [])),
+    responses(
+        (status = 200, description = "Acknowledged", body = super::openapi::AckResponse),
+        (status = 400, description = "The body is not `{\"by\": \"name\"}`", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such alert", body = super::openapi::ErrorBody),
+        (status = 409, description = "The alert is not firing", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body larger than 16 KiB", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn acknowledge(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -306,6 +343,18 @@ pub async fn end_silence(state: &AppState, id: &str) -> Result<(), AppError> {
 }
 
 /// `POST /api/v1/silences`: hold back emails of matching alerts until `ends_ms`.
+#[utoipa::path(
+    post, path = "/api/v1/silences", tag = "alerts",
+    request_body(content = super::openapi::NewSilence, content_type = "application/json"),
+    security(("query_token" = [])),
+    responses(
+        (status = 201, description = "Created", body = super::openapi::Silence),
+        (status = 400, description = "Not a valid silence: the field and what would be valid", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body larger than 16 KiB", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_silence(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -324,6 +373,16 @@ pub async fn create_silence(
 }
 
 /// `GET /api/v1/silences`: silences that have not ended.
+#[utoipa::path(
+    get, path = "/api/v1/silences", tag = "alerts",
+    security(("query_token" = [])),
+    responses(
+        (status = 200, description = "Silences that have not ended", body = super::openapi::SilencesResponse),
+        (status = 400, description = "A parameter is unknown or invalid: which, and what would be valid", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_silences(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -340,6 +399,17 @@ pub async fn list_silences(
 }
 
 /// `DELETE /api/v1/silences/{id}`: end a silence now.
+#[utoipa::path(
+    delete, path = "/api/v1/silences/{id}", tag = "alerts",
+    params(("id" = String, Path, description = "The silence's id")),
+    security(("query_token" = [])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such silence", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete_silence(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -351,6 +421,17 @@ pub async fn delete_silence(
 }
 
 /// `GET /api/v1/alerts/dead-letters?limit=N`: emails the SMTP server refused for good.
+#[utoipa::path(
+    get, path = "/api/v1/alerts/dead-letters", tag = "alerts",
+    params(super::openapi::DeadLettersParams),
+    security(("query_token" = [])),
+    responses(
+        (status = 200, description = "The result", body = super::openapi::DeadLettersResponse),
+        (status = 400, description = "A parameter is unknown or invalid: which, and what would be valid", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn dead_letters(
     State(state): State<AppState>,
     headers: HeaderMap,

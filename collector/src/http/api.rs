@@ -24,6 +24,8 @@ const FILTERS: [&str; 7] = [
     "location",
 ];
 const MAX_RANGE_MS: i64 = 400 * 86_400_000;
+/// 9999-12-31T23:59:59.999Z.
+pub const MAX_MS: i64 = 253_402_300_799_999;
 
 struct Params(HashMap<String, String>);
 
@@ -59,14 +61,19 @@ impl Params {
         })
     }
 
+    /// Unix ms from 0 to the end of year 9999: outside that no sample can
+    /// exist, and the range arithmetic (and SQLite's hour numbers) would overflow.
     fn millis(&self, name: &str) -> Result<Option<i64>, AppError> {
         self.get(name)
             .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    AppError::BadRequest(format!(
-                        "parameter `{name}`: {v:?} is not Unix time in milliseconds"
-                    ))
-                })
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|ms| (0..=MAX_MS).contains(ms))
+                    .ok_or_else(|| {
+                        AppError::BadRequest(format!(
+                            "parameter `{name}`: {v:?} is not Unix time in milliseconds (0 to {MAX_MS})"
+                        ))
+                    })
             })
             .transpose()
     }
@@ -75,8 +82,9 @@ impl Params {
         self.get(name)
             .map(|v| {
                 humantime::parse_duration(v)
-                    .map(|d| d.as_millis() as i64)
-                    .map_err(|_| {
+                    .ok()
+                    .and_then(|d| i64::try_from(d.as_millis()).ok())
+                    .ok_or_else(|| {
                         AppError::BadRequest(format!(
                             "parameter `{name}`: {v:?} is not a duration like 1h, 7d, 30d"
                         ))
@@ -95,7 +103,7 @@ impl Params {
                 ));
             }
             (Some(from), None) => from,
-            (None, range) => to - range.unwrap_or(86_400_000),
+            (None, range) => to.saturating_sub(range.unwrap_or(86_400_000)),
         };
         if from >= to {
             return Err(AppError::BadRequest(
@@ -163,6 +171,17 @@ fn check_access(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/summary", tag = "queries",
+    params(super::openapi::QueryParams),
+    security(("query_token" = [])),
+    responses(
+        (status = 200, description = "The result", body = super::openapi::SummaryResponse),
+        (status = 400, description = "A parameter is unknown or invalid: which, and what would be valid", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn summary(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -181,6 +200,17 @@ pub async fn summary(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/series", tag = "queries",
+    params(super::openapi::SeriesParams),
+    security(("query_token" = [])),
+    responses(
+        (status = 200, description = "The result", body = super::openapi::SeriesResponse),
+        (status = 400, description = "A parameter is unknown or invalid: which, and what would be valid", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn series(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -210,6 +240,17 @@ pub async fn series(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/top-pages", tag = "queries",
+    params(super::openapi::TopPagesParams),
+    security(("query_token" = [])),
+    responses(
+        (status = 200, description = "The result", body = super::openapi::TopPagesResponse),
+        (status = 400, description = "A parameter is unknown or invalid: which, and what would be valid", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn top_pages(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -231,6 +272,17 @@ pub async fn top_pages(
 
 /// What caused a metric's values over a range, ranked from the hourly
 /// attribution counts: `kind` says which cause (`lcp_element`, `inp_target`, …).
+#[utoipa::path(
+    get, path = "/api/v1/attribution", tag = "queries",
+    params(super::openapi::AttributionParams),
+    security(("query_token" = [])),
+    responses(
+        (status = 200, description = "The result", body = super::openapi::AttributionResponse),
+        (status = 400, description = "A parameter is unknown or invalid: which, and what would be valid", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn attribution(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -289,6 +341,17 @@ pub async fn attribution(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/runs", tag = "queries",
+    params(super::openapi::RunsParams),
+    security(("query_token" = [])),
+    responses(
+        (status = 200, description = "The result", body = super::openapi::RunsResponse),
+        (status = 400, description = "A parameter is unknown or invalid: which, and what would be valid", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or unknown query token", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn runs(
     State(state): State<AppState>,
     headers: HeaderMap,

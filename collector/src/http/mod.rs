@@ -5,10 +5,12 @@
 //! - [`api`]: the token-protected query API under `/api/v1/`.
 //! - [`ops`]: health, readiness, metrics, the snippet, the demo site.
 //! - [`alerts`]: alert states, transitions, acknowledgements, silences, dead letters.
+//! - [`openapi`]: the OpenAPI 3.1 description served at `/api/v1/openapi.json`.
 
 pub mod alerts;
 pub mod api;
 pub mod ingest;
+pub mod openapi;
 pub mod ops;
 
 use std::sync::Arc;
@@ -61,6 +63,7 @@ pub fn router(state: AppState) -> Router {
             get(alerts::list_silences).post(alerts::create_silence),
         )
         .route("/api/v1/silences/{id}", delete(alerts::delete_silence))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));

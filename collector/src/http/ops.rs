@@ -108,6 +108,14 @@ impl Default for SnippetAsset {
     }
 }
 
+/// The web snippet (`<script src=".../v1/snippet.js" data-site="KEY">`).
+#[utoipa::path(
+    get, path = "/v1/snippet.js", tag = "ingest",
+    responses(
+        (status = 200, description = "The minified snippet (gzip or br when accepted)", body = String, content_type = "text/javascript"),
+        (status = 304, description = "Unchanged (`If-None-Match`)"),
+    ),
+)]
 pub async fn snippet(State(state): State<AppState>, headers: HeaderMap) -> Response {
     // The URL is not versioned: a day fresh, then a week of stale-while-revalidate
     // so a new snippet reaches every page within a day without slowing any.
@@ -141,11 +149,23 @@ pub async fn flow_schema() -> Response {
         .into_response()
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")),
+)]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// Ready when the writer runs and a read connection answers.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "The writer stopped or the database does not answer", body = String, content_type = "text/plain"),
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if !state.store.writer.is_alive() {
         return (StatusCode::SERVICE_UNAVAILABLE, "writer stopped\n").into_response();
@@ -160,6 +180,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus text format: requests, ingest, rejections, storage, alerts.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -16,6 +16,7 @@ use crate::metric::{Metric, Rating};
 pub const MAX_REPORTS: usize = 5;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Beacon {
     pub schema_version: u32,
@@ -36,6 +37,7 @@ pub struct Beacon {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Report {
     pub metric: Metric,
@@ -47,6 +49,7 @@ pub struct Report {
 
 /// What caused the value; every part optional and bounded.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Attribution {
     /// Short CSS selector: the LCP element, the INP target, or the largest shift source.
@@ -74,6 +77,7 @@ impl Attribution {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum NavigationType {
     Navigate,
@@ -88,6 +92,7 @@ pub enum NavigationType {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceClass {
     Mobile,
@@ -106,6 +111,7 @@ impl DeviceClass {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EffectiveType {
     #[serde(rename = "slow-2g")]
     Slow2g,
@@ -118,6 +124,7 @@ pub enum EffectiveType {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum InteractionType {
     Pointer,

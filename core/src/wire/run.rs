@@ -27,6 +27,7 @@ pub const MAX_RUN_DURATION_MS: u64 = 86_400_000;
 pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60_000;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProbeRun {
     pub schema_version: u32,
@@ -67,6 +68,7 @@ fn one() -> u32 {
 /// `fail` is the site's fault (an assertion, a missing element, a 500);
 /// `error` is ours (the browser crashed, the agent could not launch it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Pass,
@@ -88,6 +90,7 @@ impl Outcome {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Failure {
     /// Index into `steps` of the step that failed; absent when the run failed before any step.
@@ -97,6 +100,7 @@ pub struct Failure {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     pub name: String,
@@ -136,6 +140,7 @@ pub struct Step {
 /// Lab vitals of one step; absent where the step has none (an LCP only exists
 /// for a step that loaded a document).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Vitals {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +207,7 @@ impl Vitals {
 
 /// A file the agent kept as evidence (a screenshot), uploaded separately.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Artifact {
     /// Unique within the run, safe as a file name: `step-2-failure.png`.
