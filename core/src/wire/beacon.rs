@@ -19,12 +19,19 @@ pub const MAX_REPORTS: usize = 5;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Beacon {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1))]
     pub schema_version: u32,
     /// The site key from the embedding tag's `data-site`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._:-]{1,64}$"))]
     pub site: String,
     /// Random id of the page view; a bfcache restore or SPA route change starts a new one.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._:-]{1,64}$"))]
     pub page_view_id: String,
     /// Page URL, without the query string unless the site opted in.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^https?://[^/]", max_length = 2048)
+    )]
     pub url: String,
     pub navigation_type: NavigationType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,7 +39,9 @@ pub struct Beacon {
     /// `navigator.connection.effectiveType` where the browser has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_type: Option<EffectiveType>,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 32))]
     pub snippet_version: String,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 5))]
     pub reports: Vec<Report>,
 }
 
