@@ -248,12 +248,6 @@ impl ProbeRun {
                 "is before the year 2000; send Unix time in milliseconds",
             ));
         }
-        if self.finished_at_ms < self.started_at_ms {
-            return Err(ValidationError::new(
-                "finished_at_ms",
-                "is earlier than started_at_ms",
-            ));
-        }
         if self.started_at_ms >= LATEST_MS {
             return Err(ValidationError::new(
                 "started_at_ms",
@@ -263,11 +257,11 @@ impl ProbeRun {
                 ),
             ));
         }
-        if !(1..=100).contains(&self.iterations) {
-            return Err(ValidationError::new("iterations", "must be 1 to 100"));
-        }
-        if !(1..=10).contains(&self.attempt) {
-            return Err(ValidationError::new("attempt", "must be 1 to 10"));
+        if self.finished_at_ms < self.started_at_ms {
+            return Err(ValidationError::new(
+                "finished_at_ms",
+                "is earlier than started_at_ms",
+            ));
         }
         if self.finished_at_ms - self.started_at_ms > MAX_RUN_DURATION_MS {
             return Err(ValidationError::new(
@@ -277,6 +271,12 @@ impl ProbeRun {
                     self.finished_at_ms - self.started_at_ms
                 ),
             ));
+        }
+        if !(1..=100).contains(&self.iterations) {
+            return Err(ValidationError::new("iterations", "must be 1 to 100"));
+        }
+        if !(1..=10).contains(&self.attempt) {
+            return Err(ValidationError::new("attempt", "must be 1 to 10"));
         }
         if self.steps.len() > MAX_STEPS {
             return Err(ValidationError::new(
@@ -303,12 +303,6 @@ impl ProbeRun {
         self.validate_outcome()
     }
 
-    /// The run's outcome must agree with its steps, or a dashboard would show a
-    /// green run with a red step.
-    fn validate_outcome(&self) -> Validated<()> {
-        match (self.outcome, &self.failure) {
-            (Outcome::Pass, Some(_)) => Err(ValidationError::new(
-                "failure",
     /// Checks that need the receiver's clock (`now_ms`, Unix milliseconds): a
     /// run may not start or finish more than [`MAX_CLOCK_SKEW_MS`] in the
     /// future, or the dashboard would show it ahead of everything else and the
@@ -332,6 +326,12 @@ impl ProbeRun {
         Ok(())
     }
 
+    /// The run's outcome must agree with its steps, or a dashboard would show a
+    /// green run with a red step.
+    fn validate_outcome(&self) -> Validated<()> {
+        match (self.outcome, &self.failure) {
+            (Outcome::Pass, Some(_)) => Err(ValidationError::new(
+                "failure",
                 "must be absent when the outcome is pass",
             )),
             (Outcome::Pass, None) => {
