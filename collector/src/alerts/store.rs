@@ -270,7 +270,8 @@ pub(crate) fn outbox_rows(
         .collect()
 }
 
-pub(crate) const OUTBOX_COLUMNS: &str = "seq, status, attempts, next_attempt_ms, last_error, done_ms, message";
+pub(crate) const OUTBOX_COLUMNS: &str =
+    "seq, status, attempts, next_attempt_ms, last_error, done_ms, message";
 
 /// Pending messages in queue order, up to the first that is not due yet:
 /// strict order keeps a resolved email from overtaking its firing one while
