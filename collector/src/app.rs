@@ -96,14 +96,15 @@ impl Application {
             background.push(tokio::spawn(outbox::run(worker, stopping.clone())));
         }
         let app = http::router(self.state.clone());
-        let served = axum::serve(
+        let served = crate::server::serve(
             self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            app,
+            self.state.config.connections.clone(),
+            async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            },
         )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        })
         .await
         .context("serving HTTP");
         let drain = Duration::from_secs(self.state.config.smtp.timeout_secs + 5);

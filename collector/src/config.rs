@@ -43,6 +43,8 @@ pub struct CollectorConfig {
     /// saying so (it believed the leftmost entry, which the client writes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_forwarded_for: Option<bool>,
+    /// Timeouts and caps of client connections (`[connections]`).
+    pub connections: ConnectionConfig,
     /// Largest accepted beacon body in bytes.
     pub max_beacon_bytes: usize,
     /// Largest accepted probe run document in bytes.
@@ -89,6 +91,7 @@ impl Default for CollectorConfig {
             rate_limit_burst: 50.0,
             trusted_proxies: Vec::new(),
             trust_forwarded_for: None,
+            connections: ConnectionConfig::default(),
             max_beacon_bytes: 64 * 1024,
             max_run_bytes: 1024 * 1024,
             max_artifact_bytes: 5 * 1024 * 1024,
@@ -166,6 +169,9 @@ impl CollectorConfig {
                 "needs a positive rate and rate_limit_burst of at least 1",
             ));
         }
+        self.connections
+            .validate()
+            .map_err(|(key, reason)| ConfigError::invalid(source, &key, reason))?;
         if self.trust_forwarded_for == Some(true) {
             return Err(ConfigError::invalid(
                 source,
@@ -205,6 +211,71 @@ impl CollectorConfig {
         self.smtp
             .validate(!self.alerts.routes.is_empty())
             .map_err(|(key, reason)| ConfigError::invalid(source, &key, reason))?;
+        Ok(())
+    }
+}
+
+/// `[connections]`: how long a client may take and how many connections it
+/// may hold, so slow or many connections cannot starve everyone else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// Seconds a client has to send a request's headers, counted from when
+    /// the server starts waiting for them (also between keep-alive requests).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a request's body once its headers arrived;
+    /// slower: 408 and the connection is closed.
+    pub body_read_timeout_secs: u64,
+    /// A connection with no bytes sent or received for this many seconds is
+    /// closed (after the request in flight, if any, is answered).
+    pub idle_timeout_secs: u64,
+    /// Open client connections at most, in total; lowered at start to fit the
+    /// descriptor limit (RLIMIT_NOFILE, `LimitNOFILE` in systemd) less 64.
+    /// Connections over the cap are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Open connections at most from one peer address (the proxy's, behind a
+    /// proxy: raise it there, or let the proxy cap clients).
+    pub max_connections_per_client: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 8192,
+            max_connections_per_client: 256,
+        }
+    }
+}
+
+impl ConnectionConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        for (key, value) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("body_read_timeout_secs", self.body_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err((
+                    format!("connections.{key}"),
+                    format!("is {value}; expected 1 to 3600 seconds"),
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err((
+                "connections.max_connections".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.max_connections_per_client == 0 {
+            return Err((
+                "connections.max_connections_per_client".into(),
+                "must be at least 1".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -843,5 +914,48 @@ mod tests {
                 "{toml}: {err}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+
+    /// Issue 18: connection limits and the client-address setting are
+    /// validated with their key, and the old `trust_forwarded_for` says what
+    /// replaced it.
+    #[test]
+    fn connection_and_proxy_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (toml, key, says) in [
+            (
+                "[connections]\nheader_read_timeout_secs = 0\n",
+                "connections.header_read_timeout_secs",
+                "1 to 3600",
+            ),
+            (
+                "[connections]\nmax_connections_per_client = 0\n",
+                "connections.max_connections_per_client",
+                "at least 1",
+            ),
+            (
+                "trust_forwarded_for = true\n",
+                "trust_forwarded_for",
+                "trusted_proxies = [",
+            ),
+            (
+                "trusted_proxies = [\"10.0.0.0/33\"]\n",
+                "trusted_proxies",
+                "prefix length",
+            ),
+        ] {
+            std::fs::write(&path, toml).unwrap();
+            let err = CollectorConfig::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(says), "{toml}: {err}");
+        }
+        std::fs::write(&path, "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n").unwrap();
+        let config = CollectorConfig::load(Some(&path)).unwrap();
+        assert_eq!(config.trusted_proxies.len(), 2);
     }
 }

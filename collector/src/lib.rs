@@ -6,6 +6,7 @@
 //! - [`config`]: the configuration file and `VITALSIGN_` overrides, validated with key names.
 //! - [`dashboard`]: the server-rendered web pages (overview, pages, series, flows, alerts) and sign-in.
 //! - [`http`]: routes, handlers (ingest, query API, operations) and the error type.
+//! - [`server`]: the listener: header/body/idle timeouts and connection caps.
 //! - [`store`]: SQLite storage: migrations, the batching writer, queries.
 //! - [`histogram`]: mergeable log-bucketed histograms for hourly rollups.
 //! - [`grouping`]: URL → page group at ingest.
@@ -24,6 +25,7 @@ pub mod histogram;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
+pub mod server;
 pub mod store;
 
 pub use app::Application;

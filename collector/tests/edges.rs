@@ -334,7 +334,13 @@ async fn keep_alive_survives_a_rejected_request() {
             app.addr
         };
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-        conn.write_all(request.as_bytes()).await.unwrap();
+        // Headers first and the body a moment later, as a body larger than a
+        // segment arrives: a server that answers without reading the body
+        // must still leave the connection at the start of the next request.
+        let (head, body) = request.split_at(request.find("\r\n\r\n").unwrap() + 4);
+        conn.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        conn.write_all(body.as_bytes()).await.unwrap();
         let (status, head) = read_response(&mut conn).await;
         assert_eq!(status, expected, "{head}");
         if head.to_ascii_lowercase().contains("connection: close") {
@@ -350,5 +356,53 @@ async fn keep_alive_survives_a_rejected_request() {
             .unwrap();
         let (status, head) = read_response(&mut conn).await;
         assert_eq!(status, 200, "after {expected}: {head}");
+    }
+}
+
+#[tokio::test]
+async fn a_large_rejected_body_is_answered_with_connection_close() {
+    let app = spawn_app(|c| c.max_run_bytes = 70_000).await;
+    let mut conn = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // Larger than what is read ahead (max_beacon_bytes) and refused unread.
+    conn.write_all(
+        b"POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\nContent-Length: 69000\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let (status, head) = read_response(&mut conn).await;
+    assert_eq!(status, 401, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        conn.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the server kept the connection open");
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_408() {
+    let app = spawn_app(|c| c.connections.body_read_timeout_secs = 1).await;
+    for length in [500, 200_000] {
+        let mut conn = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {AGENT}\r\nContent-Length: {length}\r\n\r\n{{\"schema"
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let (status, head) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), read_response(&mut conn))
+                .await
+                .expect("no answer within 5 s to a body that stopped");
+        assert_eq!(status, 408, "{length}: {head}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+        assert!(
+            head.to_ascii_lowercase().contains("connection: close"),
+            "{head}"
+        );
     }
 }

@@ -76,7 +76,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             count_requests,
         ))
-        // Bodies are read by the handlers with their own limits and messages.
+        // Bodies are read by the handlers with their own limits and messages,
+        // within the body timeout; rejections keep the connection usable.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::server::body_hygiene,
+        ))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -102,6 +107,8 @@ pub enum AppError {
     PayloadTooLarge(usize),
     UnsupportedMediaType(String),
     TooManyRequests(Duration),
+    /// The body did not arrive within `connections.body_read_timeout_secs`.
+    RequestTimeout,
     Unavailable(String),
 }
 
@@ -124,6 +131,10 @@ impl IntoResponse for AppError {
             AppError::TooManyRequests(wait) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 format!("rate limit exceeded; retry in {} s", wait.as_secs().max(1)),
+            ),
+            AppError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time".to_string(),
             ),
             // Internals are logged, not shown: the client learns it may retry.
             AppError::Unavailable(m) => {
@@ -187,7 +198,11 @@ pub async fn read_body(
     {
         return Err(AppError::PayloadTooLarge(limit));
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| AppError::PayloadTooLarge(limit))
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if crate::server::is_body_timeout(&e) {
+            AppError::RequestTimeout
+        } else {
+            AppError::PayloadTooLarge(limit)
+        }
+    })
 }
