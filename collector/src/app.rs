@@ -80,6 +80,7 @@ impl Application {
         let addr = self.local_addr();
         info!("listening on http://{addr}");
         let pruner = tokio::spawn(prune_forever(self.state.clone()));
+        let checkpointer = tokio::spawn(checkpoint_forever(self.state.store.clone()));
         // Background alert tasks stop at the same signal as the server; each
         // finishes what it is writing or sending, then returns.
         let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -115,6 +116,7 @@ impl Application {
         }
         served?;
         pruner.abort();
+        checkpointer.abort();
         info!("stopped; every acknowledged write is committed");
         Ok(())
     }
@@ -131,5 +133,23 @@ async fn prune_forever(state: AppState) {
             Err(e) => warn!(error = %e, "retention pruning failed"),
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Keep the WAL bounded: a truncating checkpoint every minute (see
+/// `Store::checkpoint`); a failure is logged and retried at the next tick.
+async fn checkpoint_forever(store: crate::store::Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.checkpoint()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                crate::store::health::error_limited("WAL checkpoint failed", &e.to_string())
+            }
+            Err(_) => warn!("the WAL checkpoint task panicked"),
+        }
     }
 }

@@ -51,6 +51,9 @@ pub struct CollectorConfig {
     pub max_run_bytes: usize,
     /// Largest accepted artifact (screenshot) in bytes.
     pub max_artifact_bytes: usize,
+    /// `/readyz` answers 503 when less than this many MiB are free on the
+    /// file system of the database (writes would soon fail).
+    pub min_free_disk_mb: u64,
     /// Raw samples and runs older than this are deleted; hourly rollups stay.
     pub retention_days: u32,
     /// How often the retention pruner runs, in seconds.
@@ -95,6 +98,7 @@ impl Default for CollectorConfig {
             max_beacon_bytes: 64 * 1024,
             max_run_bytes: 1024 * 1024,
             max_artifact_bytes: 5 * 1024 * 1024,
+            min_free_disk_mb: 100,
             retention_days: 30,
             prune_interval_secs: 3600,
             page_groups: Vec::new(),

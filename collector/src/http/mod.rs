@@ -138,7 +138,7 @@ impl IntoResponse for AppError {
             ),
             // Internals are logged, not shown: the client learns it may retry.
             AppError::Unavailable(m) => {
-                tracing::error!(error = %m, "request failed");
+                crate::store::health::error_limited("request failed", m);
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage unavailable; retry later".to_string(),

@@ -163,12 +163,13 @@ pub async fn healthz() -> &'static str {
     get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
-        (status = 503, description = "The writer stopped or the database does not answer", body = String, content_type = "text/plain"),
+        (status = 503, description = "Not ready, with the reason: the writer stopped, writes are failing (a full disk), free disk is below min_free_disk_mb, or the database does not answer", body = String, content_type = "text/plain"),
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if !state.store.writer.is_alive() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "writer stopped\n").into_response();
+    let min_free = state.config.min_free_disk_mb.saturating_mul(1024 * 1024);
+    if let Err(reason) = state.store.readiness(min_free) {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response();
     }
     match state
         .store

@@ -10,6 +10,7 @@
 //! - [`views`]: what the dashboard reads besides those: filter choices, runs by
 //!   page and id, distributions.
 //! - [`backup`]: a consistent copy of the live database (online backup API).
+//! - [`health`]: readiness (failing writes, low disk), limited error logs, WAL checkpoints.
 //! - [`flows`]: each flow × location's last result, pass rate, usual interval
 //!   and whether it is stale (the dashboard and the `flow_stale` alert rule).
 //!
@@ -19,6 +20,7 @@
 pub mod attribution;
 pub mod backup;
 pub mod flows;
+pub mod health;
 pub mod migrations;
 pub mod query;
 pub mod views;
@@ -64,6 +66,8 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         // on power loss; FULL syncs each commit, which is what "acknowledged means
         // on disk" requires. Group commit keeps the cost per request small.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // A checkpoint that resets the WAL also shrinks it to this size.
+        conn.pragma_update(None, "journal_size_limit", health::JOURNAL_SIZE_LIMIT)?;
     }
     Ok(conn)
 }

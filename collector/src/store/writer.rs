@@ -76,6 +76,8 @@ pub struct WriterStats {
     pub last_batch_size: AtomicU64,
     pub max_batch_size: AtomicU64,
     pub alive: std::sync::atomic::AtomicBool,
+    /// Recent storage failures, for `/readyz`.
+    pub health: super::health::WriteHealth,
 }
 
 #[derive(Clone)]
@@ -107,7 +109,9 @@ impl Writer {
             .send(Job { op, reply })
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        let result = answer.await.map_err(|_| StoreError::WriterGone)?;
+        self.stats.health.record(&result);
+        result
     }
 
     pub fn queue_depth(&self) -> usize {
@@ -190,7 +194,10 @@ fn apply_batch(
         Ok(results) => results,
         Err(e) => {
             dictionary.batch_failed();
-            tracing::error!(error = %e, "batch commit failed; no write of this batch was acknowledged");
+            super::health::error_limited(
+                "batch commit failed; no write of this batch was acknowledged",
+                &e.to_string(),
+            );
             batch
                 .iter()
                 .map(|_| {
