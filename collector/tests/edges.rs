@@ -406,3 +406,32 @@ async fn a_body_that_does_not_arrive_in_time_is_408() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let app = spawn_app(|c| {
+        c.connections.idle_timeout_secs = 1;
+        c.connections.header_read_timeout_secs = 30;
+    })
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, _) = read_response(&mut conn).await;
+    assert_eq!(status, 200);
+    let answered = std::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        conn.read_to_end(&mut rest),
+    )
+    .await
+    .expect("an idle connection was kept open past its idle timeout")
+    .unwrap();
+    let idle = answered.elapsed();
+    assert!(
+        idle >= std::time::Duration::from_millis(900) && idle < std::time::Duration::from_secs(3),
+        "closed after {idle:?}"
+    );
+}
