@@ -156,7 +156,18 @@ pub async fn serve(
     );
     let _ = stop_tx.send(true);
     // Every connection task holds a receiver; all dropped means all closed.
-    stop_tx.closed().await;
+    // Each in-flight request ends within the header and body timeouts; a
+    // connection still open after both (a peer that never lets go) must not
+    // keep the process from stopping.
+    let drain =
+        Duration::from_secs(limits.header_read_timeout_secs + limits.body_read_timeout_secs + 5);
+    if tokio::time::timeout(drain, stop_tx.closed()).await.is_err() {
+        warn!(
+            open = counts.total.load(Ordering::Relaxed),
+            ?drain,
+            "connections still open after the drain; stopping without them"
+        );
+    }
     Ok(())
 }
 
