@@ -698,17 +698,10 @@ pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, v: Vi
             }))
         })
         .await;
-    let data = match read {
-        Ok(Some(d)) => d,
-        Ok(None) => {
-            return error_page(
-                StatusCode::NOT_FOUND,
-                v.session.is_some(),
-                v.now_ms,
-                &format!("There is no alert with id {id:?}. The list of alerts is at /alerts."),
-            );
-        }
-        Err(e) => return store_failed(e, v.now_ms),
+    let missing = format!("There is no alert with id {id:?}. The list of alerts is at /alerts.");
+    let data = match super::found(&v, read, &missing) {
+        Ok(d) => d,
+        Err(page) => return *page,
     };
     match v.params.format {
         super::params::Format::Json => export::json(json!(data)),
@@ -880,7 +873,7 @@ fn render_detail(state: &AppState, v: &Viewer, data: &DetailData) -> Response {
             div { dt { "Since" } dd { time datetime=(r.since_ms) { (when(r.since_ms)) } " (" (ago(r.since_ms, v.now_ms)) ")" } }
             div { dt { "Rule" } dd { (r.rule) " (" (r.kind.as_str().replace('_', " ")) ")" } }
         }
-        dl {
+        dl.meta {
             @if let Some(t) = r.started_ms { div { dt { "Started about" } dd { (when(t)) } } }
             @if let Some(t) = r.fired_ms { div { dt { "Fired" } dd { (when(t)) } } }
             @if let Some(t) = r.resolved_ms { div { dt { "Resolved" } dd { (when(t)) } } }
@@ -992,7 +985,7 @@ fn render_detail(state: &AppState, v: &Viewer, data: &DetailData) -> Response {
             @for e in &data.emails {
                 article.email aria-labelledby={"email-" (e.seq)} {
                     h3 id={"email-" (e.seq)} { (e.message.subject) }
-                    dl {
+                    dl.meta {
                         div { dt { "Kind" } dd { (e.message.kind.tag().to_lowercase()) } }
                         div { dt { "To" } dd { (e.message.recipients.join(", ")) } }
                         div { dt { "Written" } dd { (when(e.message.created_ms)) } }

@@ -598,19 +598,12 @@ pub async fn run(State(state): State<AppState>, Path(run_id): Path<String>, v: V
             }))
         })
         .await;
-    let data = match read {
-        Ok(Some(d)) => d,
-        Ok(None) => {
-            return error_page(
-                StatusCode::NOT_FOUND,
-                v.session.is_some(),
-                v.now_ms,
-                &format!(
-                    "There is no run with id {run_id:?}. It may have passed the retention window, or the link is mistyped."
-                ),
-            );
-        }
-        Err(e) => return store_failed(e, v.now_ms),
+    let missing = format!(
+        "There is no run with id {run_id:?}. It may have passed the retention window, or the link is mistyped."
+    );
+    let data = match super::found(&v, read, &missing) {
+        Ok(d) => d,
+        Err(page) => return *page,
     };
     match v.params.format {
         Format::Json => export::json(json!(data)),

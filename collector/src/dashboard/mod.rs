@@ -161,6 +161,26 @@ pub fn error_page(status: StatusCode, signed_in: bool, now_ms: i64, message: &st
     (status, html_response(layout::message(&chrome, message))).into_response()
 }
 
+/// What a view read by id (an alert, a run): the data, or the page to answer
+/// with instead — 404 with `missing` when there was none, the store failure
+/// page on an error.
+pub fn found<T>(
+    v: &Viewer,
+    read: Result<Option<T>, crate::store::StoreError>,
+    missing: &str,
+) -> Result<T, Box<Response>> {
+    match read {
+        Ok(Some(data)) => Ok(data),
+        Ok(None) => Err(Box::new(error_page(
+            StatusCode::NOT_FOUND,
+            v.session.is_some(),
+            v.now_ms,
+            missing,
+        ))),
+        Err(e) => Err(Box::new(store_failed(e, v.now_ms))),
+    }
+}
+
 /// A store failure as a page: the operator finds the cause in the log.
 pub fn store_failed(e: crate::store::StoreError, now_ms: i64) -> Response {
     tracing::error!(error = %e, "dashboard read failed");

@@ -167,12 +167,26 @@ pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
     match p.format {
         Format::Json => return export::json(json!(data)),
         Format::Csv => {
-            let mut header = vec!["site", "page_group", "samples", "p75", "good", "poor"];
+            // `metric` says whose p75, samples and shares the row has; the
+            // other vitals' columns are their p75 (`INP_p75`).
+            let mut header = vec![
+                "site",
+                "page_group",
+                "metric",
+                "samples",
+                "p75",
+                "good",
+                "poor",
+            ];
             header.extend(
                 COLUMNS
                     .iter()
                     .filter(|m| **m != data.metric)
-                    .map(|m| m.as_str()),
+                    .map(|m| match m {
+                        Metric::Lcp => "LCP_p75",
+                        Metric::Inp => "INP_p75",
+                        _ => "CLS_p75",
+                    }),
             );
             let rows = data
                 .rows
@@ -181,6 +195,7 @@ pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
                     let mut row = vec![
                         r.rank.site.clone(),
                         r.rank.page_group.clone(),
+                        data.metric.as_str().to_string(),
                         r.rank.count.to_string(),
                         num(r.rank.p75),
                         num(Some(r.rank.good)),
