@@ -110,14 +110,18 @@ impl Accumulator {
                 self.zero += count;
                 continue;
             }
+            // Buckets span almost all of i16 (ZERO_BUCKET aside), so distances
+            // between two of them are taken in i32: a blob holding both a
+            // tiny and a huge bucket overflowed i16 here (found by the
+            // histogram fuzz target).
             if self.counts.is_empty() {
                 self.low = bucket;
             } else if bucket < self.low {
-                let grow = (self.low - bucket) as usize;
+                let grow = (i32::from(self.low) - i32::from(bucket)) as usize;
                 self.counts.splice(0..0, std::iter::repeat_n(0, grow));
                 self.low = bucket;
             }
-            let index = (bucket - self.low) as usize;
+            let index = (i32::from(bucket) - i32::from(self.low)) as usize;
             if index >= self.counts.len() {
                 self.counts.resize(index + 1, 0);
             }
@@ -129,6 +133,12 @@ impl Accumulator {
         self.zero + self.counts.iter().sum::<u64>()
     }
 
+    /// The bucket of `counts[offset]`; never past the highest bucket added,
+    /// so it fits an i16.
+    fn bucket_at(&self, offset: usize) -> i16 {
+        (i32::from(self.low) + offset as i32) as i16
+    }
+
     /// Non-empty buckets as (lower, upper, count), zero first, for drawing.
     pub fn buckets(&self) -> Vec<(f64, f64, u64)> {
         let mut out = Vec::new();
@@ -137,7 +147,7 @@ impl Accumulator {
         }
         for (offset, count) in self.counts.iter().enumerate() {
             if *count > 0 {
-                let b = f64::from(self.low + offset as i16);
+                let b = f64::from(self.bucket_at(offset));
                 out.push((GAMMA.powf(b), GAMMA.powf(b + 1.0), *count));
             }
         }
@@ -158,7 +168,7 @@ impl Accumulator {
         for (offset, count) in self.counts.iter().enumerate() {
             seen += count;
             if seen >= rank {
-                return Some(representative(self.low + offset as i16));
+                return Some(representative(self.bucket_at(offset)));
             }
         }
         None
@@ -226,6 +236,25 @@ mod tests {
         for q in [0.0, 0.01, 0.1, 0.5, 0.75, 0.9, 0.99, 1.0] {
             assert_eq!(acc.quantile(q), merged.quantile(q), "q{q}");
         }
+    }
+
+    #[test]
+    fn accumulator_spans_the_whole_bucket_range() {
+        // A blob from the histogram fuzz target: buckets far enough apart that
+        // their distance overflows an i16.
+        let mut blob = Vec::new();
+        for (bucket, count) in [(32_000i16, 2u32), (-32_000, 1), (10, 1)] {
+            blob.extend_from_slice(&bucket.to_le_bytes());
+            blob.extend_from_slice(&count.to_le_bytes());
+        }
+        let tree = Histogram::decode(&blob);
+        let mut dense = Accumulator::default();
+        dense.add_encoded(&blob);
+        assert_eq!(dense.count(), 4);
+        for q in [0.0, 0.25, 0.5, 1.0] {
+            assert_eq!(dense.quantile(q), tree.quantile(q), "q{q}");
+        }
+        assert_eq!(dense.buckets().len(), 3);
     }
 
     #[test]

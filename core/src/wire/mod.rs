@@ -39,7 +39,10 @@ impl ValidationError {
 /// The longest excerpt of the input an error quotes, in characters.
 pub const MAX_EXCERPT_CHARS: usize = 64;
 /// The longest message an error carries, in characters (quoted excerpts included).
-const MAX_MESSAGE_CHARS: usize = 400;
+pub const MAX_MESSAGE_CHARS: usize = 400;
+/// The longest field path an error names, in characters as written (escapes
+/// included); client-chosen keys are cut with `…`.
+pub const MAX_PATH_CHARS: usize = 128;
 
 /// A short, printable excerpt of client input for an error message: control
 /// characters escaped, at most [`MAX_EXCERPT_CHARS`] characters of the input
@@ -70,18 +73,23 @@ fn escape_control(c: char) -> Vec<char> {
 
 /// A field path is ours except for map keys and unknown keys, which the client
 /// chose: cap it like an excerpt, and name the document when there is no path.
+/// The cap counts the path as written in the error, escapes included: a key of
+/// 128 DEL characters once became 768 characters of `\u{7f}` (found by the
+/// `run` fuzz target).
 fn bounded_path(path: &str) -> String {
-    const MAX_PATH_CHARS: usize = 128;
     if path.is_empty() {
         return ".".to_string();
     }
-    let mut out: String = path
-        .chars()
-        .take(MAX_PATH_CHARS)
-        .flat_map(escape_control)
-        .collect();
-    if path.chars().count() > MAX_PATH_CHARS {
-        out.push('…');
+    let mut out = String::new();
+    let mut written = 0;
+    for c in path.chars() {
+        let piece = escape_control(c);
+        if written + piece.len() > MAX_PATH_CHARS {
+            out.push('…');
+            break;
+        }
+        written += piece.len();
+        out.extend(piece);
     }
     out
 }
@@ -288,3 +296,25 @@ pub(crate) fn check_range(field: &str, value: f64, min: f64, max: f64) -> Valida
 pub const MAX_URL_LEN: usize = 2048;
 /// Selectors are truncated by the snippet well below this; longer ones are not ours.
 pub const MAX_SELECTOR_LEN: usize = 200;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_chosen_key_is_capped_as_written() {
+        // An unknown key of 300 DEL characters: each is written `\u{7f}` (six
+        // characters), and the cap counts what is written, not what was sent.
+        let key = "\u{7f}".repeat(300);
+        let body = format!(r#"{{"{key}": 1}}"#);
+        let error = parse_run(body.as_bytes()).unwrap_err();
+        assert!(error.field.starts_with("\\u{7f}"), "{:?}", error.field);
+        assert!(error.field.ends_with('…'));
+        assert!(
+            error.field.chars().count() <= MAX_PATH_CHARS + 1,
+            "{} characters",
+            error.field.chars().count()
+        );
+        assert!(error.to_string().chars().count() <= MAX_PATH_CHARS + MAX_MESSAGE_CHARS + 4);
+    }
+}
