@@ -1,5 +1,9 @@
 //! URL → page group, done once at ingest so queries group by a short, bounded
 //! set of routes (`/product/123` and `/product/456` are both `/product/:id`).
+//! A hash router's route (`/app/#/product/123`) is grouped by the fragment's
+//! path after the document's: `/app/#/product/:id`.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,10 +60,31 @@ pub fn path_of(url: &str) -> &str {
     &path[..end]
 }
 
+/// The path a URL is grouped by: its path, and when the fragment is a hash
+/// router's route (`#/cart`, `#!/cart`, as the snippet keeps them) the
+/// fragment's path after it, marked by a `#` or `#!` segment so that
+/// `/#/cart` is neither `/cart` nor `/` (`/app/#/cart?x=1` → `/app/#/cart`).
+/// Other fragments (`#top`) are no route and are dropped.
+pub fn route_path(url: &str) -> Cow<'_, str> {
+    let path = path_of(url);
+    let fragment = url.split_once('#').map_or("", |(_, fragment)| fragment);
+    let (marker, route) = if let Some(route) = fragment.strip_prefix('!') {
+        ("#!", route)
+    } else {
+        ("#", fragment)
+    };
+    if !route.starts_with('/') {
+        return Cow::Borrowed(path);
+    }
+    let route = &route[..route.find('?').unwrap_or(route.len())];
+    Cow::Owned(format!("{}/{marker}{route}", path.trim_end_matches('/')))
+}
+
 /// Reduce a URL to its page group: configured rules first, then the built-in
 /// placeholders for ids and hashes.
 pub fn page_group(url: &str, rules: &[GroupRule]) -> String {
-    let path = path_of(url);
+    let path = route_path(url);
+    let path = path.as_ref();
     let segments = split(path);
     if let Some(rule) = rules.iter().find(|r| r.matches(&segments)) {
         return rule.group.clone();
@@ -134,6 +159,40 @@ mod tests {
             "/cafe",
             "short hex words stay"
         );
+    }
+
+    #[test]
+    fn hash_routes_group_by_the_fragment_path() {
+        let none: &[GroupRule] = &[];
+        assert_eq!(page_group("https://x.example/#/cart", none), "/#/cart");
+        assert_eq!(
+            page_group("https://x.example/app/#/product/123?ref=nav", none),
+            "/app/#/product/:id",
+            "placeholders and no query in the fragment either"
+        );
+        assert_eq!(
+            page_group("https://x.example/app/?tab=2#!/orders/42", none),
+            "/app/#!/orders/:id"
+        );
+        assert_eq!(page_group("https://x.example/#/", none), "/#");
+        // Not routes: anchors, and fragments that do not start with a path.
+        assert_eq!(page_group("https://x.example/docs/#install", none), "/docs");
+        assert_eq!(page_group("https://x.example/docs#!install", none), "/docs");
+        assert_eq!(page_group("https://x.example/#", none), "/");
+        // The document path stays apart from the route: `/#/cart` is not `/cart`.
+        assert_ne!(
+            page_group("https://x.example/#/cart", none),
+            page_group("https://x.example/cart", none)
+        );
+        let rules = vec![GroupRule {
+            pattern: "/#/product/*".into(),
+            group: "/#/product/:sku".into(),
+        }];
+        assert_eq!(
+            page_group("https://x.example/#/product/ab-12?x=1", &rules),
+            "/#/product/:sku"
+        );
+        assert_eq!(route_path("https://x.example/a/b?q=1"), "/a/b");
     }
 
     #[test]

@@ -32,6 +32,7 @@
     let HIDDEN = 'hidden';
     let ROUTE = 'route';
     let BFCACHE = 'back-forward-cache';
+    let SOFT_NAV = 'soft-navigation';
 
     let script = d.currentScript;
     let attr = (name) => script && script.getAttribute('data-' + name);
@@ -49,17 +50,18 @@
         return fn(a);
       } catch (e) {}
     };
-    let on = (target, type, fn, once) => target.addEventListener(type, safe(fn), { capture: true, once });
+    let on = (target, type, fn) => target.addEventListener(type, safe(fn), true);
     let max0 = (value) => Math.max(value, 0);
-    let round10 = (value) => Math.round(value * 10) / 10;
+    let round = (value, scale = 10) => Math.round(value * scale) / scale;
     // One observer for one or more space-separated entry types; none when the
     // browser supports none of them (Safari has no layout-shift: no CLS, not CLS 0).
     // durationThreshold only matters to 'event': entries shorter than 40 ms never
     // reach the observer (web-vitals uses 40 ms too); first-input has no threshold.
+    let supports = safe((type) => PerformanceObserver.supportedEntryTypes.includes(type));
     let observe = (types, fn) => {
       try {
         let po = new PerformanceObserver(safe((list) => fn(list.getEntries())));
-        let supported = types.split(' ').filter((type) => PerformanceObserver.supportedEntryTypes.includes(type));
+        let supported = types.split(' ').filter(supports);
         supported.forEach((type) => po.observe({ type, buffered: true, durationThreshold: 40 }));
         return supported[0] && po;
       } catch (e) {}
@@ -76,14 +78,17 @@
     // --- page views ---------------------------------------------------------
     // view: { _id, _url, _type, _sampled, _metrics: {NAME: {_value, _attribution, _dirty}} }
     let view;
-    let pageUrl = () => {
-      let loc = location;
-      return keepQuery ? loc.href.split('#')[0] : loc.origin + loc.pathname;
-    };
-    let newView = (type) => {
+    // A route's URL: origin and path (the query only with data-query), then the
+    // path of a fragment that looks like one (`#/cart`, `#!/cart`: a hash router's
+    // route, never its query). The collector groups such URLs by the fragment's
+    // path; other fragments (`#top`) are not routes. (A match array joins as its text.)
+    let pageUrl = (loc = location) =>
+      loc.origin + loc.pathname + (keepQuery ? loc.search : '') + (/^#!?\/[^?]*/.exec(loc.hash) || '');
+    let newView = (type, loc) => {
       view = {
-        _id: 'v1-' + Date.now() + '-' + Math.random().toString(36).slice(2),
-        _url: pageUrl(),
+        // The time, then a random fraction: unique enough, and only letters, digits, '.' and '-'.
+        _id: 'v1-' + Date.now() + Math.random(),
+        _url: pageUrl(loc),
         _type: type,
         _sampled: Math.random() < sampleRate,
         _metrics: {},
@@ -95,16 +100,19 @@
         ? 'prerender'
         : d.wasDiscarded
           ? 'restore'
-          : first && first.type
+          : first
             ? first.type.replace(/_/g, '-')
             : 'navigate',
     );
+    // TTFB belongs to the page load, even when it is known only after a route
+    // change or a bfcache restore (as web-vitals files it under its first metric).
+    let firstView = view;
 
     // Attribution parts that do not exist stay undefined, which JSON leaves out
     // (no empty strings: the wire contract wants selectors and URLs of at least one character).
     let set = (name, value, attribution) => {
       if (value >= 0) {
-        value = name == 'CLS' ? Math.round(value * 1e5) / 1e5 : round10(value);
+        value = round(value, name == 'CLS' ? 1e5 : 10);
         let metrics = view._metrics;
         if (!metrics[name] || metrics[name]._value !== value) {
           metrics[name] = { _value: value, _attribution: attribution, _dirty: 1 };
@@ -120,9 +128,6 @@
       {}
     ).startTime;
     if (firstHidden == null) firstHidden = d.visibilityState == HIDDEN && !d.prerendering ? 0 : INFINITY;
-    // Work that is not urgent runs when the page is idle, or at once if it is being hidden.
-    let whenIdle = (fn) =>
-      d.visibilityState == HIDDEN || !w.requestIdleCallback ? fn() : requestIdleCallback(safe(fn));
 
     // --- selectors for attribution ------------------------------------------
     // `#id` when the element has one, else tag.classes, joined by '>', at most 80 characters.
@@ -148,18 +153,18 @@
       if (!lcpDone && entry && entry.startTime < firstHidden) {
         set('LCP', sinceActivation(entry.startTime), {
           target: selector(entry.element),
-          url: entry.url ? entry.url.slice(0, 500) : undefined,
+          url: entry.url.slice(0, 500) || undefined,
         });
       }
     };
     // LCP can only change until the user first interacts or the page is hidden.
-    let stopLcp = () => {
+    let stopLcp = safe(() => {
       if (!lcpDone && lcpPo) {
         lcpEntries(lcpPo.takeRecords());
         lcpPo.disconnect();
       }
       lcpDone = 1;
-    };
+    });
     let activated = () => {
       observe('paint', (entries) =>
         entries.forEach((entry) => {
@@ -174,15 +179,23 @@
         }),
       );
       lcpPo = observe('largest-contentful-paint', lcpEntries);
-      ['keydown', 'click'].forEach((type) => on(w, type, (e) => e.isTrusted && whenIdle(stopLcp)));
+      // In a task of its own, off the input's critical path (web-vitals waits for
+      // idle time; the value is the same: the browser adds no candidate after input).
+      ['keydown', 'click'].forEach((type) => on(w, type, (e) => e.isTrusted && setTimeout(stopLcp)));
       let ttfb = () => {
         let entry = navEntry();
-        if (entry) set('TTFB', sinceActivation(entry.responseStart));
+        let current = view;
+        view = firstView;
+        if (entry) {
+          set('TTFB', sinceActivation(entry.responseStart));
+          if (current != view) send();
+        }
+        view = current;
       };
       if (d.readyState == 'complete') ttfb();
       else on(w, 'load', () => setTimeout(safe(ttfb)));
     };
-    if (d.prerendering) on(d, 'prerenderingchange', activated, true);
+    if (d.prerendering) on(d, 'prerenderingchange', activated);
     else activated();
 
     // --- CLS ----------------------------------------------------------------
@@ -222,10 +235,14 @@
     };
 
     // --- INP ----------------------------------------------------------------
-    let hasIds = w.PerformanceEventTiming && 'interactionId' in PerformanceEventTiming.prototype;
+    // Soft navigations as Chromium reports them (on by default in 156; the flags
+    // --enable-features=SoftNavigationHeuristics / --disable-features=... change
+    // nothing there). web-vitals also wants PerformanceSoftNavigation's
+    // getLargestInteractionContentfulPaint, which only the experimental
+    // implementations before the launch lacked: not worth its bytes here.
+    let softNavs = supports(SOFT_NAV);
     // The worst ten interactions, worst first: {_id, _latency, _entries, _attribution}.
     let worst = [];
-    let byId = {};
     let minId = INFINITY;
     let maxId = 0;
     let countBase = 0;
@@ -234,19 +251,29 @@
     let interactionCount = () =>
       'interactionCount' in perf ? perf.interactionCount : maxId && (maxId - minId) / 7 + 1;
     // Processed at once rather than when idle: a probe reads the value right after the input.
+    // A soft-navigation entry starts a new route where it stands among the event
+    // entries (after the old route's INP is reported: inpEntries([])): Chromium
+    // queues it after those of the interaction that caused it (which so stays
+    // with the old route), the order web-vitals sorts them into by end time.
     let inpEntries = (entries) => {
       entries.forEach((entry) => {
+        if (entry.entryType == SOFT_NAV) {
+          inpEntries([]);
+          return newRoute(new URL(entry.name));
+        }
         let id = entry.interactionId;
-        // Without interaction ids only the first input is known: it stands in for INP.
-        if (hasIds ? !id : entry.entryType != 'first-input') return;
+        // Entries without an interaction id are no interaction (hover, scroll), but
+        // for the first input of a browser without ids, which then stands in for INP
+        // (in Chromium the first-input entry has its interaction's id).
+        if (!id && entry.entryType != 'first-input') return;
         if (id) {
           minId = Math.min(minId, id);
           maxId = Math.max(maxId, id);
         }
-        let it = byId[id];
+        let it = worst.find((x) => x._id == id);
         if (!it) {
           if (worst[9] && entry.duration <= worst[9]._latency) return;
-          worst.push((it = byId[id] = { _id: id, _latency: 0, _entries: [] }));
+          worst.push((it = { _id: id, _latency: 0, _entries: [] }));
         }
         it._entries.push(entry);
         if (entry.duration > it._latency) it._latency = entry.duration;
@@ -268,30 +295,31 @@
         end = Math.min(end, paint);
         it._attribution = {
           target: selector(target),
-          input_delay: round10(start - longest.startTime),
-          processing: round10(max0(end - start)),
-          presentation: round10(max0(paint - end)),
+          input_delay: round(start - longest.startTime),
+          processing: round(max0(end - start)),
+          presentation: round(max0(paint - end)),
           interaction: /^key/.test(longest.name) ? 'keyboard' : 'pointer',
         };
         worst.sort((a, b) => b._latency - a._latency);
-        worst.splice(10).forEach((x) => delete byId[x._id]);
+        worst.splice(10);
       });
       // Worst interaction, skipping one per 50 interactions (a p98 estimate).
       let count = interactionCount() - countBase;
       let candidate = worst[Math.min(worst.length - 1, Math.floor(count / 50))];
       if (candidate) set('INP', candidate._latency, candidate._attribution);
-      // As web-vitals: after a restore (or route change) with interactions all
-      // too fast to be observed, INP is 8 ms (one frame), not missing.
-      else if (count > 0 && (view._type == ROUTE || view._type == BFCACHE)) set('INP', 8);
+      // As web-vitals: after a restore or a route change (any view but the first)
+      // with interactions all too fast to be observed, INP is 8 ms (one frame), not missing.
+      else if (count > 0 && view != firstView) set('INP', 8);
     };
-    let eventPo = observe(hasIds ? 'event first-input' : 'first-input', inpEntries);
+    let eventPo = observe('event first-input ' + SOFT_NAV, inpEntries);
 
     // A new window for INP and CLS: a route change, a bfcache restore, or a probe step.
     let restartWindows = () => {
+      // A session of 0 makes the next shift open a new window (sessionEntries are then replaced).
       cls = session = 0;
-      sessionEntries = [];
+      // CLS 0 names no source (not the last window's).
+      clsTarget = undefined;
       worst = [];
-      byId = {};
       countBase = interactionCount();
       reportCls();
     };
@@ -322,7 +350,7 @@
     let takePending = () => {
       if (!lcpDone && lcpPo) lcpEntries(lcpPo.takeRecords());
       if (clsPo) clsEntries(clsPo.takeRecords());
-      inpEntries(eventPo ? eventPo.takeRecords() : []);
+      if (eventPo) inpEntries(eventPo.takeRecords());
     };
     let send = () => {
       let snap = snapshot(1);
@@ -362,7 +390,9 @@
         restartWindows();
         firstHidden = d.visibilityState == HIDDEN ? 0 : INFINITY;
         lcpDone = 1;
-        set('TTFB', 0);
+        // As web-vitals: TTFB 0 only once the page load's TTFB was reported (never
+        // after an invalid navigation entry, nor for a restore before load).
+        if (firstView._metrics.TTFB) set('TTFB', 0);
         requestAnimationFrame(() =>
           requestAnimationFrame(
             safe(() => {
@@ -376,24 +406,27 @@
       }
     });
 
-    // SPA route changes: each route gets its own INP and CLS.
-    let routeChange = () => {
-      if (pageUrl() != view._url) {
-        takePending();
-        send();
-        newView(ROUTE);
-        restartWindows();
-      }
+    // SPA route changes: each route gets its own INP and CLS. Where the browser
+    // reports soft navigations, they alone start routes (see inpEntries), as
+    // web-vitals with reportSoftNavs; elsewhere a History-API URL change does.
+    let newRoute = (loc) => {
+      send();
+      newView(ROUTE, loc);
+      restartWindows();
     };
+    let routeChange = safe(() => {
+      if (!softNavs && pageUrl() != view._url) {
+        takePending();
+        newRoute();
+      }
+    });
     ['pushState', 'replaceState'].forEach((name) => {
       let original = history[name];
-      if (original) {
-        history[name] = function () {
-          let result = original.apply(this, arguments);
-          safe(routeChange)();
-          return result;
-        };
-      }
+      history[name] = function () {
+        let result = original.apply(this, arguments);
+        routeChange();
+        return result;
+      };
     });
     on(w, 'popstate', routeChange);
 

@@ -139,3 +139,39 @@ test('beacons from a real page are stored, re-reports replace, and read back equ
   }
   await context.close();
 });
+
+test('a hash router\'s routes are page views of their own, grouped by the fragment\'s path', async () => {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  const bodies = [];
+  page.on('request', (r) => r.url() === `${collectorBase}/v1/rum` && bodies.push(JSON.parse(r.postData())));
+  await page.goto(`${server.base}/hash-router/`, { waitUntil: 'load' });
+  for (const [button, link] of [['#slowHome', '#toCart'], ['#slowCart', '#toItem'], ['#slowItem']]) {
+    await page.waitForSelector(button);
+    await page.click(button);
+    await page.waitForTimeout(250);
+    if (link) await page.click(link);
+  }
+  // The last route goes out when the page is hidden (as the test above hides it).
+  await page.evaluate(() => {
+    Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await until(() => bodies.length === 3);
+  const urls = [...new Set(bodies.map((b) => b.url))];
+  const base = `${server.base}/hash-router/`;
+  assert.deepEqual(urls, [base, base + '#/cart', base + '#/product/7']);
+  assert.deepEqual(errors, []);
+  // Stored under one page group per route: INP is only measured after a click on each.
+  const groups = await until(async () => {
+    const url = `${collectorBase}/api/v1/top-pages?metric=INP&site=test&source=rum&range=1h`;
+    const res = await rawGet(url, { authorization: `Bearer ${TOKEN}` });
+    assert.equal(res.status, 200, res.body.toString());
+    const pages = JSON.parse(res.body).pages.map((p) => p.page_group).filter((g) => g.startsWith('/hash-router'));
+    return pages.length === 3 && pages.sort();
+  }, 10000);
+  assert.deepEqual(groups, ['/hash-router', '/hash-router/#/cart', '/hash-router/#/product/:id']);
+  await context.close();
+});

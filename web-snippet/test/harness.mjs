@@ -111,6 +111,10 @@ export async function launch() {
     executablePath: '/usr/bin/chromium',
     // Playwright turns the back/forward cache off by default; the bfcache scenario needs it.
     ignoreDefaultArgs: ['--disable-back-forward-cache'],
+    // Soft navigations need no flag: Debian's Chromium 156 reports them by
+    // default (--enable-features=SoftNavigationHeuristics is a no-op there, and no
+    // --disable-features / --disable-blink-features switch turns them off), so
+    // the scenario without them hides the API in the page (hash-push/hide-soft-nav.js).
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run',

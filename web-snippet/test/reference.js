@@ -17,11 +17,16 @@
   ['onINP', 'onCLS'].forEach(function (fn) {
     webVitals[fn](keep(ref.soft), { reportAllChanges: true, reportSoftNavs: true });
   });
-  /** The last value web-vitals reported for `name` (optionally for one navigation type). */
-  ref.last = function (name, navigationType, list) {
+  /**
+   * The last value web-vitals reported for `name` (optionally for one navigation
+   * type, and for one navigation URL: a soft navigation's URL tells its route).
+   */
+  ref.last = function (name, navigationType, list, url) {
     var found;
     (list || ref.reports).forEach(function (r) {
-      if (r.name === name && (!navigationType || r.navigationType === navigationType)) found = r.value;
+      if (r.name === name && (!navigationType || r.navigationType === navigationType) && (!url || r.url === url)) {
+        found = r.value;
+      }
     });
     return found;
   };

@@ -36,21 +36,21 @@ async function ours(page) {
   return { snap, by: Object.fromEntries(snap.reports.map((r) => [r.metric, r])) };
 }
 
-/** web-vitals' last reported value per metric (for one navigation type, from one list). */
-async function reference(page, names, { navigationType, list = 'reports' } = {}) {
+/** web-vitals' last reported value per metric (for one navigation type and URL, from one list). */
+async function reference(page, names, { navigationType, list = 'reports', url } = {}) {
   return until(
     () =>
       page.evaluate(
-        ([names, navigationType, list]) => {
+        ([names, navigationType, list, url]) => {
           const out = {};
           for (const n of names) {
-            const v = window.__ref.last(n, navigationType, window.__ref[list]);
+            const v = window.__ref.last(n, navigationType, window.__ref[list], url);
             if (v === undefined) return null;
             out[n] = v;
           }
           return out;
         },
-        [names, navigationType, list],
+        [names, navigationType, list, url],
       ),
     5000,
   );
@@ -369,6 +369,234 @@ test('lab mode, as the probes inject it: read() and flush() per step, never a be
   await page.goto(`${server.base}/bfcache/away.html?bare`);
   await page.waitForTimeout(300);
   assert.equal(server.beacons.length, before, 'lab mode sent a beacon');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+/** The browser's own event timing: the longest entry of the interaction on `#id`. */
+const interactionOn = (page, id) =>
+  page.evaluate(
+    (id) =>
+      new Promise((resolve) => {
+        new PerformanceObserver((list, po) => {
+          po.disconnect();
+          const mine = list.getEntries().filter((e) => e.interactionId && e.target && e.target.id === id);
+          resolve(Math.max(...mine.map((e) => e.duration)));
+        }).observe({ type: 'event', buffered: true, durationThreshold: 16 });
+      }),
+    id,
+  );
+
+/** Our page views so far: every beacon's view (by id, latest values) and the current one. */
+async function views(page) {
+  const current = (await ours(page)).snap;
+  const byId = new Map();
+  for (const { body } of server.beacons) {
+    const view = byId.get(body.page_view_id) || { ...body, by: {} };
+    for (const r of body.reports) view.by[r.metric] = r;
+    byId.set(body.page_view_id, view);
+  }
+  return { byId, current };
+}
+
+/** Home: a shift, the slow click; then #go (pushes #/cart and paints); then the cart's shift and slow click. */
+async function homeThenCart(page) {
+  await page.waitForSelector('#shiftA');
+  await page.waitForTimeout(300);
+  await page.click('#slowA');
+  await page.waitForTimeout(300);
+}
+async function inTheCart(page) {
+  await page.waitForSelector('#shiftB');
+  await page.waitForTimeout(200);
+  await page.click('#slowB');
+  await page.waitForTimeout(300);
+}
+
+test('a click that pushes #/cart and paints: a new route at Chromium\'s soft navigation, as web-vitals reportSoftNavs', async () => {
+  const { context, page, errors } = await open('/hash-push/');
+  await homeThenCart(page);
+  const homeId = (await ours(page)).snap.page_view_id;
+  await page.click('#go');
+  await page.waitForSelector('#slowB');
+  await inTheCart(page);
+  // The scenario happened: Chromium (156: on by default) reported one soft navigation, to the hash.
+  const cartUrl = `${server.base}/hash-push/#/cart`;
+  const soft = await page.evaluate(() => performance.getEntriesByType('soft-navigation').map((e) => e.name));
+  assert.deepEqual(soft, [cartUrl]);
+  // Home went out in a beacon when the soft navigation came, with web-vitals' values for it.
+  const home = (await views(page)).byId.get(homeId);
+  assert.ok(home, 'home was sent at the soft navigation');
+  assert.equal(home.url, `${server.base}/hash-push/`);
+  const refHome = await reference(page, ['INP', 'CLS'], { navigationType: 'navigate', list: 'soft' });
+  console.log(`hash-push (home): INP ours ${home.by.INP.value} | web-vitals ${refHome.INP}; CLS ours ${home.by.CLS.value} | web-vitals ${refHome.CLS}`);
+  assert.ok(Math.abs(home.by.INP.value - refHome.INP) <= TOLERANCE.INP, `home INP ours ${home.by.INP.value} vs ${refHome.INP}`);
+  assert.ok(Math.abs(home.by.CLS.value - refHome.CLS) <= TOLERANCE.CLS, `home CLS ours ${home.by.CLS.value} vs ${refHome.CLS}`);
+  assert.equal(home.by.INP.attribution.target, '#slowA');
+  assert.ok(home.by.CLS.value > 0, 'home shifted');
+  // The cart: a page view of its own, its INP and CLS equal web-vitals' for the soft navigation.
+  const by = await agree('hash-push (cart)', page, ['INP', 'CLS'], { navigationType: 'soft-navigation', list: 'soft', url: cartUrl });
+  const { snap } = await ours(page);
+  assert.notEqual(snap.page_view_id, homeId);
+  assert.equal(snap.navigation_type, 'route');
+  assert.equal(snap.url, cartUrl);
+  assert.equal(by.INP.attribution.target, '#slowB', "the cart's INP is its own click, not home's");
+  assert.ok(by.CLS.value > 0 && Math.abs(by.CLS.value - home.by.CLS.value) > 1e-3, 'the cart has its own shift');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the same click in a browser without soft navigations: the History-API rule splits at the pushed #/cart', async () => {
+  const { context, page, errors } = await open('/hash-push/no-soft-nav.html');
+  assert.equal(await page.evaluate(() => PerformanceObserver.supportedEntryTypes.includes('soft-navigation')), false);
+  await homeThenCart(page);
+  // web-vitals, which cannot split here, has home's values until the push.
+  const beforePush = await agree('hash-push without soft navigations (home)', page, ['INP', 'CLS'], { list: 'soft' });
+  const homeId = (await ours(page)).snap.page_view_id;
+  await page.click('#go');
+  await page.waitForSelector('#slowB');
+  await inTheCart(page);
+  const home = (await views(page)).byId.get(homeId);
+  assert.ok(home, 'home was sent at the push');
+  assert.equal(home.by.INP.value, beforePush.INP.value);
+  assert.equal(home.by.CLS.value, beforePush.CLS.value);
+  const { snap, by } = await ours(page);
+  assert.equal(snap.navigation_type, 'route');
+  assert.equal(snap.url, `${server.base}/hash-push/no-soft-nav.html#/cart`);
+  // The cart's INP is its own click by the browser's event timing; its CLS the shift after the push.
+  const slowB = await interactionOn(page, 'slowB');
+  assert.equal(by.INP.value, slowB);
+  assert.equal(by.INP.attribution.target, '#slowB');
+  const all = await shifts(page);
+  const cartShift = all[all.length - 1];
+  assert.ok(!cartShift.hadRecentInput);
+  assert.ok(Math.abs(by.CLS.value - cartShift.value) <= TOLERANCE.CLS, `cart CLS ours ${by.CLS.value} vs its shift ${cartShift.value}`);
+  // web-vitals, one view for the whole page: its INP and CLS are the worse of our two routes'.
+  const whole = await reference(page, ['INP', 'CLS'], { list: 'soft' });
+  assert.ok(!(await page.evaluate(() => window.__ref.soft.some((r) => r.navigationType === 'soft-navigation'))));
+  assert.ok(Math.abs(whole.INP - Math.max(home.by.INP.value, by.INP.value)) <= TOLERANCE.INP, `web-vitals INP ${whole.INP}`);
+  assert.ok(Math.abs(whole.CLS - Math.max(home.by.CLS.value, by.CLS.value)) <= TOLERANCE.CLS, `web-vitals CLS ${whole.CLS}`);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('a hash router (#/cart, #/product/7): each route is a page view, as web-vitals reportSoftNavs splits them', async () => {
+  const { context, page, errors } = await open('/hash-router/');
+  const base = `${server.base}/hash-router/`;
+  const steps = [
+    { button: 'slowHome', link: '#toCart', url: base, navigationType: 'navigate' },
+    { button: 'slowCart', link: '#toItem', url: base + '#/cart', navigationType: 'soft-navigation' },
+    { button: 'slowItem', url: base + '#/product/7', refUrl: base + '#/product/7?ref=nav', navigationType: 'soft-navigation' },
+  ];
+  const ids = [];
+  for (const step of steps) {
+    await page.waitForSelector('#' + step.button);
+    await page.waitForTimeout(100);
+    await page.click('#' + step.button);
+    await page.waitForTimeout(250);
+    ids.push((await ours(page)).snap.page_view_id);
+    if (step.link) await page.click(step.link);
+  }
+  await page.waitForTimeout(200);
+  const soft = await page.evaluate(() => performance.getEntriesByType('soft-navigation').map((e) => e.name));
+  assert.deepEqual(soft, [steps[1].url, steps[2].refUrl], 'Chromium reported both fragment navigations');
+  assert.equal(new Set(ids).size, 3, 'three page views');
+  const { byId, current } = await views(page);
+  for (const [i, step] of steps.entries()) {
+    const view = i < 2 ? byId.get(ids[i]) : { ...current, by: (await ours(page)).by };
+    assert.ok(view, `route ${step.url} was sent`);
+    assert.equal(view.url, step.url, 'the route URL keeps the fragment path, not its query');
+    const ref = await reference(page, ['INP'], {
+      navigationType: step.navigationType,
+      list: 'soft',
+      url: step.navigationType === 'navigate' ? undefined : step.refUrl || step.url,
+    });
+    console.log(`hash-router (${step.url}): INP ours ${view.by.INP.value} | web-vitals ${ref.INP}`);
+    assert.ok(Math.abs(view.by.INP.value - ref.INP) <= TOLERANCE.INP, `${step.url}: INP ours ${view.by.INP.value} vs ${ref.INP}`);
+    assert.equal(view.by.INP.attribution.target, '#' + step.button);
+  }
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('an invalid responseStart (-1, 0, 1e12): no TTFB, not even after a bfcache restore (as web-vitals)', async () => {
+  for (const responseStart of [-1, 0, 1e12]) {
+    const { context, page, errors } = await open(`/ttfb-invalid/?responseStart=${responseStart}`);
+    assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation')[0].responseStart), responseStart);
+    await agree(`ttfb-invalid ${responseStart}`, page, ['FCP']);
+    const firstId = (await ours(page)).snap.page_view_id;
+    await page.click('#away');
+    await page.waitForURL('**/away.html');
+    await page.goBack({ waitUntil: 'commit' });
+    await until(() => page.evaluate(() => window.__ref.reports.some((r) => r.navigationType === 'back-forward-cache')));
+    // The restore really happened: a new view, with web-vitals' restore FCP.
+    await agree(`ttfb-invalid ${responseStart} (restored)`, page, ['FCP'], { navigationType: 'back-forward-cache' });
+    const { snap, by } = await ours(page);
+    assert.equal(snap.navigation_type, 'back-forward-cache');
+    assert.ok(!by.TTFB, `the restore reported TTFB ${by.TTFB && by.TTFB.value}`);
+    const ref = await page.evaluate(() => window.__ref.reports.filter((r) => r.name === 'TTFB'));
+    assert.deepEqual(ref, [], 'web-vitals reported TTFB');
+    const sent = server.beacons.filter((b) => b.body.page_view_id === firstId || b.body.page_view_id === snap.page_view_id);
+    assert.ok(sent.length >= 1, 'the first view was sent when it was left');
+    for (const b of sent) assert.ok(!b.body.reports.some((r) => r.metric === 'TTFB'), JSON.stringify(b.body));
+    assert.deepEqual(errors, []);
+    await context.close();
+  }
+});
+
+test('a page put in the bfcache before its load event: no TTFB for the restore (as web-vitals)', async () => {
+  const { context, page, errors } = await open();
+  await page.goto(server.base + '/bfcache-before-load/', { waitUntil: 'commit' });
+  await page.waitForSelector('#away');
+  await agree('bfcache-before-load', page, ['FCP']);
+  const firstId = (await ours(page)).snap.page_view_id;
+  await page.click('#away');
+  await page.waitForURL('**/away.html');
+  await page.goBack({ waitUntil: 'commit' });
+  await until(() => page.evaluate(() => window.__ref.reports.some((r) => r.navigationType === 'back-forward-cache')));
+  await agree('bfcache-before-load (restored)', page, ['FCP', 'LCP'], { navigationType: 'back-forward-cache' });
+  await page.waitForTimeout(300);
+  // The scenario happened: hidden into the bfcache with no load event before, then restored.
+  const life = await page.evaluate(() => window.__life);
+  assert.deepEqual(life.slice(0, 2), ['pagehide persisted=true', 'pageshow persisted=true'], JSON.stringify(life));
+  const { snap, by } = await ours(page);
+  assert.notEqual(snap.page_view_id, firstId);
+  assert.equal(snap.navigation_type, 'back-forward-cache');
+  assert.ok(!by.TTFB, `the restore reported TTFB ${by.TTFB && by.TTFB.value}`);
+  // web-vitals waits for load, which Chromium never fires for this document: no TTFB at all. Nor ours.
+  const ref = await page.evaluate(() => window.__ref.reports.filter((r) => r.name === 'TTFB'));
+  assert.deepEqual(ref, []);
+  const first = (await views(page)).byId.get(firstId);
+  assert.ok(first, 'the first view was sent when it was left');
+  assert.ok(!first.by.TTFB, JSON.stringify(first));
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('TTFB known only after a route change: filed under the page load\'s view (as web-vitals), not the route\'s', async () => {
+  const { context, page, errors } = await open();
+  await page.goto(server.base + '/route-before-load/', { waitUntil: 'commit' });
+  await page.waitForSelector('#go');
+  await page.waitForTimeout(300);
+  const firstId = (await ours(page)).snap.page_view_id;
+  await page.click('#go');
+  const routed = await until(async () => {
+    const { snap } = await ours(page);
+    return snap.page_view_id !== firstId && snap;
+  });
+  assert.equal(await page.evaluate(() => document.readyState === 'complete'), false, 'the route changed before load');
+  const ref = await reference(page, ['TTFB'], { navigationType: 'navigate' });
+  // The first view went out at the route change, and again with its TTFB once it was known.
+  const first = await until(() => {
+    const view = server.beacons.filter((b) => b.body.page_view_id === firstId).flatMap((b) => b.body.reports);
+    return view.find((r) => r.metric === 'TTFB');
+  });
+  console.log(`route-before-load: TTFB ours ${first.value} | web-vitals ${ref.TTFB}`);
+  assert.ok(Math.abs(first.value - ref.TTFB) <= TOLERANCE.TTFB);
+  const { snap, by } = await ours(page);
+  assert.equal(snap.page_view_id, routed.page_view_id);
+  assert.equal(snap.url, `${server.base}/route-before-load/#/next`);
+  assert.ok(!by.TTFB, "the route's view has no TTFB of its own");
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -2,7 +2,8 @@
 // load of the same Chromium, and both must report the same numbers.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, until, fixtureKeys } from './harness.mjs';
+import { readFile } from 'node:fs/promises';
+import { startServer, launch, until, fixtureKeys, FIXTURE_PAGES } from './harness.mjs';
 
 // A page with a late large image-like block (LCP), shifts (CLS) and a slow
 // click handler (INP). Both libraries load synchronously in <head>.
@@ -47,10 +48,14 @@ before(async () => {
     '/page.html': { html: PAGE() },
     '/csp.html': { html: PAGE(), headers: { 'content-security-policy': "script-src 'self'; object-src 'none'" } },
     '/other.html': { html: '<!doctype html><p>elsewhere</p>' },
+    // A browser without soft navigations (Safari, Firefox): the same page with
+    // the API hidden before anything runs, as tests/fixtures/pages/hash-push/no-soft-nav.html does.
+    '/no-soft-nav.html': { html: PAGE('<script src="/hide-soft-nav.js"></script>') },
   };
   server = await startServer(pages);
   // Served as files so the strict-CSP page can load them too.
-  const extra = { '/reference.js': REFERENCE, '/page.js': PAGE_JS };
+  const hideSoftNav = await readFile(new URL('hash-push/hide-soft-nav.js', FIXTURE_PAGES), 'utf8');
+  const extra = { '/reference.js': REFERENCE, '/page.js': PAGE_JS, '/hide-soft-nav.js': hideSoftNav };
   for (const [path, body] of Object.entries(extra)) pages[path] = { html: body, headers: { 'content-type': 'text/javascript' } };
   browser = await launch();
 });
@@ -127,15 +132,16 @@ test('a hidden page sends exactly one text/plain beacon that matches the shared 
   await page.close();
 });
 
-test('a route change flushes the old route and starts a new page view', async () => {
+test('without soft navigations, a History-API route change flushes the old route and starts a new page view', async () => {
   const before = server.beacons.length;
   const page = await browser.newPage();
-  await loadAndInteract(page, '/page.html');
+  await loadAndInteract(page, '/no-soft-nav.html');
+  assert.equal(await page.evaluate(() => PerformanceObserver.supportedEntryTypes.includes('soft-navigation')), false);
   const first = await page.evaluate(() => window.__vitalsign.read().page_view_id);
   await page.evaluate(() => history.pushState({}, '', '/route-b'));
   const [flushed] = await until(() => server.beacons.length > before && server.beacons.slice(before));
   assert.equal(flushed.body.page_view_id, first);
-  assert.equal(flushed.body.url, server.base + '/page.html');
+  assert.equal(flushed.body.url, server.base + '/no-soft-nav.html');
   const second = await page.evaluate(() => window.__vitalsign.read());
   assert.notEqual(second.page_view_id, first);
   assert.equal(second.url, server.base + '/route-b');
@@ -146,6 +152,42 @@ test('a route change flushes the old route and starts a new page view', async ()
   const inp = (await page.evaluate(() => window.__vitalsign.read().reports)).find((r) => r.metric === 'INP');
   // (By target, not by value: on a loaded machine the key press alone can take 150 ms.)
   assert.ok(!inp || inp.attribution.target !== '#slow', `route B inherited route A's INP: ${JSON.stringify(inp)}`);
+
+  // A fragment that is an anchor is no route; one that looks like a path is,
+  // pushed or followed (popstate), without the fragment's query.
+  const views = () => page.evaluate(() => window.__vitalsign.read());
+  await page.evaluate(() => history.pushState({}, '', '#details'));
+  assert.equal((await views()).page_view_id, second.page_view_id, '#details is an anchor, not a route');
+  await page.evaluate(() => history.pushState({}, '', '#/cart?coupon=SECRET'));
+  const cart = await views();
+  assert.notEqual(cart.page_view_id, second.page_view_id);
+  assert.equal(cart.url, server.base + '/route-b#/cart');
+  await page.evaluate(() => (location.hash = '#!/orders/42'));
+  const orders = await until(async () => {
+    const v = await views();
+    return v.page_view_id !== cart.page_view_id && v;
+  });
+  assert.equal(orders.url, server.base + '/route-b#!/orders/42');
+  assert.equal(orders.navigation_type, 'route');
+  await page.close();
+});
+
+test('with soft navigations, a URL change the browser does not call a navigation starts no route (as web-vitals)', async () => {
+  const page = await browser.newPage();
+  await loadAndInteract(page, '/page.html');
+  assert.ok(await page.evaluate(() => PerformanceObserver.supportedEntryTypes.includes('soft-navigation')));
+  const first = await page.evaluate(() => window.__vitalsign.read().page_view_id);
+  // No user interaction caused it: Chromium reports no soft navigation.
+  await page.evaluate(() => history.pushState({}, '', '/route-b#/cart'));
+  await page.waitForTimeout(300);
+  const now = await page.evaluate(() => ({
+    view: window.__vitalsign.read(),
+    soft: performance.getEntriesByType('soft-navigation').length,
+    ref: window.__ref,
+  }));
+  assert.equal(now.soft, 0, 'Chromium saw no soft navigation');
+  assert.equal(now.view.page_view_id, first);
+  assert.equal(now.view.url, server.base + '/page.html');
   await page.close();
 });
 
