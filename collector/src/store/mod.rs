@@ -1,6 +1,10 @@
 //! Storage: SQLite in WAL mode behind one writer thread and a pool of readers.
 //!
+//! - [`alerts`]: the alert tables: the engine's snapshot and evaluation
+//!   writes, the email outbox, silences and acknowledgements.
 //! - [`migrations`]: numbered schema migrations.
+//! - [`measurements`]: the raw rows, one per page view or probe step with a
+//!   column per metric, their series dictionary, and the raw-row reads.
 //! - [`writer`]: the single writer that commits queued writes in batches and
 //!   answers each request only after its batch is on disk.
 //! - [`query`]: percentiles, series, top pages and runs, from rollups or raw rows.
@@ -17,10 +21,12 @@
 //! Everything SQLite-specific stays in this module, so a PostgreSQL backend for
 //! scaled-out collectors is a second implementation of the same functions.
 
+pub mod alerts;
 pub mod attribution;
 pub mod backup;
 pub mod flows;
 pub mod health;
+pub(crate) mod measurements;
 pub mod migrations;
 pub mod query;
 pub mod views;
@@ -43,10 +49,21 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("the database writer has stopped")]
     WriterGone,
+    /// What was sent cannot be stored as it is (the client's mistake): 400.
+    #[error("{0}")]
+    Invalid(String),
+    /// What was asked contradicts what is stored (acknowledging an alert
+    /// that is not firing): 409.
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// A stored row could not be read back: the operator's problem, 500.
+    #[error("{0}")]
+    Corrupt(String),
+    /// A broken invariant of the store itself: 500.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Open a connection with the settings every connection needs.

@@ -16,7 +16,11 @@ use vitalsign_core::metric::{Metric, Rating};
 use vitalsign_core::wire::{Beacon, ProbeRun};
 
 use super::StoreError;
+use super::alerts::{self, Delivery};
 use super::attribution::{AttributionDeltas, Counted, Dictionary, StoredAttribution};
+use super::measurements::{self, PAGE_VIEW_STEP, Row, SeriesIds, SeriesRef};
+use crate::alerts::engine::Evaluation;
+use crate::alerts::silences::Silence;
 use crate::histogram::Histogram;
 
 /// Most writes in one transaction: bounds the latency a big burst adds.
@@ -43,22 +47,45 @@ pub enum WriteOp {
     Prune {
         before_ms: i64,
     },
-    /// A write of another module (the alert engine's states, transitions and
-    /// outbox rows) applied in its own savepoint of the batch, so everything
-    /// the closure writes commits together or not at all.
-    Exec(ExecFn),
+    /// The alert engine's states, transitions and outbox rows of one
+    /// evaluation, all or nothing.
+    AlertEvaluation {
+        evaluation: Evaluation,
+        now_ms: i64,
+    },
+    /// Sent outbox rows and ended silences past retention.
+    AlertPrune {
+        before_ms: i64,
+    },
+    /// What an outbox message's delivery attempt came to.
+    Delivery {
+        seq: i64,
+        outcome: Delivery,
+        now_ms: i64,
+    },
+    /// Acknowledge a firing alert (unknown: not found; not firing: conflict).
+    Acknowledge {
+        id: String,
+        by: String,
+        now_ms: i64,
+    },
+    Silence(Silence),
+    EndSilence {
+        id: String,
+    },
 }
-
-pub type ExecFn = Box<dyn FnOnce(&Connection) -> Result<WriteOutcome, StoreError> + Send>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOutcome {
     Stored,
     /// Idempotent retry: the document was already stored; nothing changed.
     AlreadyStored,
+    /// Raw rows (page views, probe steps) and runs deleted; `more`: a slice
+    /// was full, so older rows may remain (prune again).
     Pruned {
-        samples: usize,
+        rows: usize,
         runs: usize,
+        more: bool,
     },
 }
 
@@ -127,10 +154,11 @@ impl Writer {
 /// queued job has been committed and answered.
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    // Lives as long as the thread: a selector seen before costs no SQL.
-    let mut dictionary = Dictionary::default();
+    // Live as long as the thread: a selector or series seen before costs no SQL.
+    let mut caches = Caches::default();
     while let Some(first) = rx.blocking_recv() {
-        dictionary.trim();
+        caches.dictionary.trim();
+        caches.series.trim();
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -139,7 +167,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
             }
         }
         let started = Instant::now();
-        let results = apply_batch(&mut conn, &mut batch, &mut dictionary);
+        let results = apply_batch(&mut conn, &mut batch, &mut caches);
         let micros = started.elapsed().as_micros() as u64;
         stats.batches.fetch_add(1, Relaxed);
         stats.writes.fetch_add(batch.len() as u64, Relaxed);
@@ -152,48 +180,64 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
     }
 }
 
-/// Apply every job inside one transaction, each in its own savepoint so one
-/// bad write does not undo the others. If the commit itself fails, every job
-/// gets the error: nothing is acknowledged that is not on disk.
+/// What the writer remembers between batches.
+#[derive(Default)]
+struct Caches {
+    dictionary: Dictionary,
+    series: SeriesIds,
+}
+
+impl Caches {
+    fn batch_failed(&mut self) {
+        self.dictionary.batch_failed();
+        self.series.batch_failed();
+    }
+}
+
+/// Apply every job inside one transaction. Beacons, runs, artifacts and
+/// prunes check everything they can refuse before they write, so they need no
+/// savepoint: a refused job wrote nothing, and a failing statement (I/O, a
+/// full disk) fails the whole batch. Only the alert writes, which may refuse
+/// after writing, run in a savepoint each (rare: a few per minute). If the commit itself
+/// fails, every job gets the error: nothing is acknowledged that is not on disk.
 fn apply_batch(
     conn: &mut Connection,
     batch: &mut [Job],
-    dictionary: &mut Dictionary,
+    caches: &mut Caches,
 ) -> Vec<Result<WriteOutcome, StoreError>> {
     let commit = (|| -> Result<Vec<Result<WriteOutcome, StoreError>>, rusqlite::Error> {
         let mut tx = conn.transaction()?;
         let mut deltas = Deltas::default();
         let mut results = Vec::with_capacity(batch.len());
         for job in batch.iter_mut() {
-            let mut sp = tx.savepoint()?;
-            let mut local = Deltas::default();
-            let result = match &mut job.op {
-                WriteOp::Exec(f) => {
-                    let f = std::mem::replace(
-                        f,
-                        Box::new(|_| Err(StoreError::Conflict("write already applied".into()))),
-                    );
-                    f(&sp)
+            let result = match &job.op {
+                op if op.may_refuse_after_writing() => {
+                    let mut sp = tx.savepoint()?;
+                    let result = apply_alert(&sp, op);
+                    if result.is_ok() {
+                        sp.commit()?;
+                    } else {
+                        sp.rollback()?;
+                    }
+                    result
                 }
-                op => apply(&sp, op, &mut local, dictionary),
+                op => match apply(&tx, op, &mut deltas, caches) {
+                    // A statement failed: the transaction may be half applied.
+                    Err(StoreError::Sqlite(e)) => return Err(e),
+                    other => other,
+                },
             };
-            if result.is_ok() {
-                sp.commit()?;
-                deltas.absorb(local);
-            } else {
-                sp.rollback()?;
-            }
-            dictionary.job_done(result.is_ok());
+            caches.dictionary.job_done(true);
             results.push(result);
         }
-        deltas.flush(&mut tx)?;
+        deltas.flush(&mut tx, &mut caches.series)?;
         tx.commit()?;
         Ok(results)
     })();
     match commit {
         Ok(results) => results,
         Err(e) => {
-            dictionary.batch_failed();
+            caches.batch_failed();
             super::health::error_limited(
                 "batch commit failed; no write of this batch was acknowledged",
                 &e.to_string(),
@@ -211,24 +255,6 @@ fn apply_batch(
     }
 }
 
-/// A sample as stored: every dimension a query can filter on.
-struct Sample<'a> {
-    ts_ms: i64,
-    site: &'a str,
-    page_group: &'a str,
-    metric: Metric,
-    value: f64,
-    device: &'a str,
-    source: &'static str,
-    flow: &'a str,
-    step: &'a str,
-    location: &'a str,
-    origin_id: &'a str,
-    step_index: i64,
-    /// RUM only: what the report said about its cause, as dictionary ids.
-    attribution: Option<StoredAttribution>,
-}
-
 /// Everything a batch changes besides the rows it writes.
 #[derive(Default)]
 struct Deltas {
@@ -237,22 +263,21 @@ struct Deltas {
 }
 
 impl Deltas {
-    fn absorb(&mut self, other: Deltas) {
-        self.rollups.absorb(other.rollups);
-        self.attribution.absorb(other.attribution);
-    }
-
-    fn flush(self, tx: &mut Transaction) -> rusqlite::Result<()> {
-        self.rollups.flush(tx)?;
-        self.attribution.flush(tx)
+    fn flush(self, tx: &mut Transaction, series: &mut SeriesIds) -> rusqlite::Result<()> {
+        self.rollups.flush(tx, series)?;
+        self.attribution.flush(tx, series)
     }
 }
+
+/// Most raw rows one prune deletes: a day of raw rows goes in slices between
+/// ingest batches instead of one long transaction that stalls the writer.
+pub const PRUNE_SLICE: usize = 5_000;
 
 fn apply(
     tx: &Connection,
     op: &WriteOp,
     deltas: &mut Deltas,
-    dictionary: &mut Dictionary,
+    caches: &mut Caches,
 ) -> Result<WriteOutcome, StoreError> {
     match op {
         WriteOp::Beacon {
@@ -260,31 +285,49 @@ fn apply(
             page_group,
             received_ms,
         } => {
-            let device = beacon.device.map_or("unknown", |d| d.as_str());
+            let series = caches.series.id(
+                tx,
+                &SeriesRef {
+                    site: &beacon.site,
+                    page_group,
+                    device: beacon.device.map_or("unknown", |d| d.as_str()),
+                    source: "rum",
+                    flow: "",
+                    step: "",
+                    location: "",
+                },
+            )?;
+            let mut row = Row::default();
             for report in &beacon.reports {
-                upsert_sample(
-                    tx,
-                    &Sample {
-                        ts_ms: *received_ms,
-                        site: &beacon.site,
-                        page_group,
-                        metric: report.metric,
-                        value: report.value,
-                        device,
-                        source: "rum",
-                        flow: "",
-                        step: "",
-                        location: "",
-                        origin_id: &beacon.page_view_id,
-                        step_index: 0,
-                        attribution: Some(dictionary.resolve(tx, beacon, report)?),
-                    },
-                    deltas,
-                )?;
+                let a = caches.dictionary.resolve(tx, beacon, report)?;
+                row.navigation = Some(a.navigation);
+                row.connection = Some(a.connection);
+                row.set(report.metric, report.value, Some(&a));
             }
+            write_row(
+                tx,
+                *received_ms,
+                series,
+                &beacon.page_view_id,
+                PAGE_VIEW_STEP,
+                row,
+                deltas,
+            )?;
             Ok(WriteOutcome::Stored)
         }
         WriteOp::Run { run, received_ms } => {
+            // Validation bounds these, but a wrapped sum would store samples at a
+            // time nobody sent; refuse (before writing anything) instead of wrapping.
+            let overflow =
+                || StoreError::Invalid("started_at_ms: step start times overflow".into());
+            let mut step_starts = Vec::with_capacity(run.steps.len());
+            let mut step_start = i64::try_from(run.started_at_ms).map_err(|_| overflow())?;
+            for step in &run.steps {
+                step_starts.push(step_start);
+                step_start = step_start
+                    .checked_add(step.duration_ms as i64)
+                    .ok_or_else(overflow)?;
+            }
             let document = serde_json::to_string(run).expect("a ProbeRun always serialises");
             let inserted = tx.execute(
                 "INSERT OR IGNORE INTO runs (run_id, flow, location, outcome, started_at_ms, received_ms, document)
@@ -303,36 +346,27 @@ fn apply(
                 return Ok(WriteOutcome::AlreadyStored);
             }
             let device = run.profile.as_deref().unwrap_or("desktop");
-            // Validation bounds these, but a wrapped sum would store samples at a
-            // time nobody sent; refuse instead of wrapping.
-            let overflow =
-                || StoreError::Conflict("started_at_ms: step start times overflow".into());
-            let mut step_start = i64::try_from(run.started_at_ms).map_err(|_| overflow())?;
-            for (index, step) in run.steps.iter().enumerate() {
+            for (index, (step, start)) in run.steps.iter().zip(step_starts).enumerate() {
+                let mut row = Row::default();
                 for (metric, value) in step.vitals.present() {
-                    upsert_sample(
-                        tx,
-                        &Sample {
-                            ts_ms: step_start,
-                            site: "",
-                            page_group: "",
-                            metric,
-                            value,
-                            device,
-                            source: "synthetic",
-                            flow: &run.flow,
-                            step: &step.name,
-                            location: &run.location,
-                            origin_id: &run.run_id,
-                            step_index: index as i64,
-                            attribution: None,
-                        },
-                        deltas,
-                    )?;
+                    row.set(metric, value, None);
                 }
-                step_start = step_start
-                    .checked_add(step.duration_ms as i64)
-                    .ok_or_else(overflow)?;
+                if row.present().next().is_none() {
+                    continue;
+                }
+                let series = caches.series.id(
+                    tx,
+                    &SeriesRef {
+                        site: "",
+                        page_group: "",
+                        device,
+                        source: "synthetic",
+                        flow: &run.flow,
+                        step: &step.name,
+                        location: &run.location,
+                    },
+                )?;
+                write_row(tx, start, series, &run.run_id, index as i64, row, deltas)?;
             }
             Ok(WriteOutcome::Stored)
         }
@@ -355,15 +389,16 @@ fn apply(
                     "run {run_id} is not stored; upload the run first"
                 )));
             };
-            let run: ProbeRun =
-                serde_json::from_str(&document).map_err(|e| StoreError::Conflict(e.to_string()))?;
+            let run: ProbeRun = serde_json::from_str(&document).map_err(|e| {
+                StoreError::Corrupt(format!("stored run {run_id} is unreadable: {e}"))
+            })?;
             let Some(listed) = run.artifacts.iter().find(|a| &a.name == name) else {
                 return Err(StoreError::NotFound(format!(
                     "run {run_id} lists no artifact named {name:?}"
                 )));
             };
             if !listed.sha256.eq_ignore_ascii_case(sha256) {
-                return Err(StoreError::Conflict(format!(
+                return Err(StoreError::Invalid(format!(
                     "content sha256 {sha256} does not match the run's artifacts entry {}",
                     listed.sha256
                 )));
@@ -379,164 +414,216 @@ fn apply(
             })
         }
         WriteOp::Prune { before_ms } => {
-            // Rollups keep the history; only raw rows and run documents go.
-            let samples = tx.execute("DELETE FROM samples WHERE ts_ms < ?1", [before_ms])?;
-            let runs = tx.execute(
-                "DELETE FROM artifacts WHERE run_id IN (SELECT run_id FROM runs WHERE started_at_ms < ?1)",
-                [before_ms],
-            )
-            .and_then(|_| tx.execute("DELETE FROM runs WHERE started_at_ms < ?1", [before_ms]))?;
-            Ok(WriteOutcome::Pruned { samples, runs })
+            // Rollups keep the history; only raw rows and run documents go,
+            // oldest first, at most a slice of each per write.
+            let slice = PRUNE_SLICE as i64;
+            let rows = tx
+                .prepare_cached(
+                    "DELETE FROM measurements WHERE id IN
+                         (SELECT id FROM measurements WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
+                )?
+                .execute(params![before_ms, slice])?;
+            tx.prepare_cached(
+                "DELETE FROM artifacts WHERE run_id IN
+                     (SELECT run_id FROM runs WHERE started_at_ms < ?1 ORDER BY started_at_ms LIMIT ?2)",
+            )?
+            .execute(params![before_ms, slice])?;
+            let runs = tx
+                .prepare_cached(
+                    "DELETE FROM runs WHERE run_id IN
+                         (SELECT run_id FROM runs WHERE started_at_ms < ?1 ORDER BY started_at_ms LIMIT ?2)",
+                )?
+                .execute(params![before_ms, slice])?;
+            Ok(WriteOutcome::Pruned {
+                rows,
+                runs,
+                more: rows == PRUNE_SLICE || runs == PRUNE_SLICE,
+            })
         }
-        // Taken out and run by `apply_batch`, which owns the closure.
-        WriteOp::Exec(_) => Err(StoreError::Conflict("write already applied".into())),
+        alert => apply_alert(tx, alert),
     }
 }
 
-/// Insert a sample, or replace the value of the same (source, origin, step,
-/// metric): CLS and INP are re-reported as they grow, and only the latest
-/// counts. A re-report's attribution replaces the old one too: the count moves
-/// to the new item instead of adding a second one.
-fn upsert_sample(tx: &Connection, s: &Sample, deltas: &mut Deltas) -> Result<(), StoreError> {
-    let a = s.attribution.as_ref();
-    let split = |i: usize| a.and_then(|a| a.split).map(|split| split[i]);
-    // Most samples are new: try the insert first and look for the stored one
-    // only when the identity index says it exists (a re-report).
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO samples (ts_ms, site, page_group, metric, value, device, source, flow, step, location, origin_id, step_index,
-                                  attr_navigation, attr_connection, attr_target, attr_resource,
-                                  attr_input_delay, attr_processing, attr_presentation)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
-             ON CONFLICT (source, origin_id, step_index, metric) DO NOTHING",
-        )?
-        .execute(params![
-            s.ts_ms,
-            s.site,
-            s.page_group,
-            s.metric.as_str(),
-            s.value,
-            s.device,
-            s.source,
-            s.flow,
-            s.step,
-            s.location,
-            s.origin_id,
-            s.step_index,
-            a.map(|a| a.navigation),
-            a.map(|a| a.connection),
-            a.and_then(|a| a.target),
-            a.and_then(|a| a.resource),
-            split(0),
-            split(1),
-            split(2)
-        ])?;
-    let previous: Option<(i64, f64, i64, Option<StoredAttribution>)> =
-        if inserted == 1 {
-            None
-        } else {
-            tx.prepare_cached(
-            "SELECT id, value, ts_ms, attr_navigation, attr_connection, attr_target, attr_resource,
-                    attr_input_delay, attr_processing, attr_presentation
-             FROM samples WHERE source = ?1 AND origin_id = ?2 AND step_index = ?3 AND metric = ?4",
-        )?
-        .query_row(params![s.source, s.origin_id, s.step_index, s.metric.as_str()], |r| {
-            // NULL ids: a synthetic sample, or one stored before attribution
-            // was kept; either way it added nothing to take back.
-            let navigation: Option<i64> = r.get(3)?;
-            let connection: Option<i64> = r.get(4)?;
-            let split: [Option<f64>; 3] = [r.get(7)?, r.get(8)?, r.get(9)?];
-            let old = match (navigation, connection) {
-                (Some(navigation), Some(connection)) => Some(StoredAttribution {
-                    navigation,
-                    connection,
-                    target: r.get(5)?,
-                    resource: r.get(6)?,
-                    split: match split {
-                        [Some(d), Some(p), Some(s)] => Some([d, p, s]),
-                        _ => None,
-                    },
-                }),
-                _ => None,
-            };
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, old))
-        })
-        .optional()?
-        };
-    let key = |ts_ms: i64| RollupKey {
-        hour: ts_ms.div_euclid(3_600_000),
-        site: s.site.to_string(),
-        page_group: s.page_group.to_string(),
-        metric: s.metric,
-        device: s.device.to_string(),
-        source: s.source,
-        flow: s.flow.to_string(),
-        step: s.step.to_string(),
-        location: s.location.to_string(),
-    };
-    let counted = |ts_ms: i64| Counted {
-        metric: s.metric,
-        ts_ms,
-        site: s.site,
-        page_group: s.page_group,
-        device: s.device,
-    };
-    match previous {
-        Some((id, old_value, old_ts, old_attribution)) => {
-            tx.prepare_cached(
-                "UPDATE samples SET value = ?1, attr_navigation = ?2, attr_connection = ?3, attr_target = ?4,
-                                    attr_resource = ?5, attr_input_delay = ?6, attr_processing = ?7,
-                                    attr_presentation = ?8
-                 WHERE id = ?9",
-            )?
-            .execute(params![
-                s.value,
-                a.map(|a| a.navigation),
-                a.map(|a| a.connection),
-                a.and_then(|a| a.target),
-                a.and_then(|a| a.resource),
-                split(0),
-                split(1),
-                split(2),
-                id
-            ])?;
-            // The sample keeps its first timestamp (the page view's hour).
-            deltas.rollups.add(key(old_ts), old_value, -1);
-            deltas.rollups.add(key(old_ts), s.value, 1);
-            if let Some(old) = &old_attribution {
-                deltas.attribution.add(&counted(old_ts), old, old_value, -1);
-            }
-            if let Some(new) = a {
-                deltas.attribution.add(&counted(old_ts), new, s.value, 1);
-            }
+impl WriteOp {
+    /// The alert writes check what they change as they go (an acknowledgement
+    /// of an alert that stopped firing), so each runs in a savepoint.
+    fn may_refuse_after_writing(&self) -> bool {
+        !matches!(
+            self,
+            WriteOp::Beacon { .. }
+                | WriteOp::Run { .. }
+                | WriteOp::Artifact { .. }
+                | WriteOp::Prune { .. }
+        )
+    }
+}
+
+fn apply_alert(tx: &Connection, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
+    match op {
+        WriteOp::AlertEvaluation { evaluation, now_ms } => alerts::apply(tx, evaluation, *now_ms),
+        WriteOp::AlertPrune { before_ms } => alerts::prune(tx, *before_ms),
+        WriteOp::Delivery {
+            seq,
+            outcome,
+            now_ms,
+        } => alerts::record_delivery(tx, *seq, outcome, *now_ms),
+        WriteOp::Acknowledge { id, by, now_ms } => alerts::acknowledge(tx, id, by, *now_ms),
+        WriteOp::Silence(silence) => alerts::insert_silence(tx, silence),
+        WriteOp::EndSilence { id } => alerts::delete_silence(tx, id),
+        WriteOp::Beacon { .. }
+        | WriteOp::Run { .. }
+        | WriteOp::Artifact { .. }
+        | WriteOp::Prune { .. } => Err(StoreError::Internal(
+            "an ingest write was routed to the alert writes".into(),
+        )),
+    }
+}
+
+/// Insert a raw row, or merge it into the stored row with the same key: the
+/// values it carries replace the stored ones of the same metrics (CLS and INP
+/// are re-reported as they grow, and only the latest counts), the others stay.
+/// A replaced value's rollup and attribution contributions are taken back in
+/// the stored row's hour and series, so a re-report moves counts instead of
+/// adding them.
+fn write_row(
+    tx: &Connection,
+    ts_ms: i64,
+    series: i64,
+    origin_id: &str,
+    step_index: i64,
+    row: Row,
+    deltas: &mut Deltas,
+) -> Result<(), StoreError> {
+    // Most rows are new: try the insert first and look for the stored one only
+    // when the identity index says it exists (a re-report).
+    if measurements::insert(tx, ts_ms, series, origin_id, step_index, &row)? {
+        for (metric, value) in row.present() {
+            deltas.add(
+                series,
+                ts_ms,
+                metric,
+                value,
+                row.attribution(metric).as_ref(),
+                1,
+            );
         }
-        None if inserted == 1 => {
-            deltas.rollups.add(key(s.ts_ms), s.value, 1);
-            if let Some(new) = a {
-                deltas.attribution.add(&counted(s.ts_ms), new, s.value, 1);
-            }
+        return Ok(());
+    }
+    let Some(stored) = measurements::find(tx, origin_id, step_index)? else {
+        return Err(StoreError::Internal(format!(
+            "raw row {origin_id} step {step_index} was neither inserted nor found"
+        )));
+    };
+    let old = &stored.row;
+    let mut merged = old.clone();
+    // A page view's navigation and connection type are its latest report's
+    // (the connection can change while the page lives), for all its metrics:
+    // the ones this report does not carry move their counts over.
+    merged.navigation = row.navigation.or(old.navigation);
+    merged.connection = row.connection.or(old.connection);
+    for (metric, value) in old.present() {
+        if row.value(metric).is_some() {
+            continue;
         }
-        None => {
-            return Err(StoreError::Conflict(format!(
-                "sample {} {} {} {} neither inserted nor found",
-                s.source, s.origin_id, s.step_index, s.metric
-            )));
+        let (before, after) = (old.attribution(metric), merged.attribution(metric));
+        if before != after {
+            deltas.attribute(
+                stored.series,
+                stored.ts_ms,
+                metric,
+                value,
+                before.as_ref(),
+                -1,
+            );
+            deltas.attribute(
+                stored.series,
+                stored.ts_ms,
+                metric,
+                value,
+                after.as_ref(),
+                1,
+            );
         }
     }
+    for (metric, value) in row.present() {
+        if let Some(old_value) = old.value(metric) {
+            deltas.add(
+                stored.series,
+                stored.ts_ms,
+                metric,
+                old_value,
+                old.attribution(metric).as_ref(),
+                -1,
+            );
+        }
+        merged.set(metric, value, row.attribution(metric).as_ref());
+        deltas.add(
+            stored.series,
+            stored.ts_ms,
+            metric,
+            value,
+            merged.attribution(metric).as_ref(),
+            1,
+        );
+    }
+    measurements::update(tx, stored.id, &merged)?;
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+impl Deltas {
+    /// Add (`sign` 1) or take back (`sign` -1) one sample's contributions.
+    fn add(
+        &mut self,
+        series: i64,
+        ts_ms: i64,
+        metric: Metric,
+        value: f64,
+        attribution: Option<&StoredAttribution>,
+        sign: i64,
+    ) {
+        self.rollups.add(
+            RollupKey {
+                series,
+                metric,
+                hour: ts_ms.div_euclid(3_600_000),
+            },
+            value,
+            sign,
+        );
+        self.attribute(series, ts_ms, metric, value, attribution, sign);
+    }
+
+    /// The attribution part of [`Deltas::add`] alone.
+    fn attribute(
+        &mut self,
+        series: i64,
+        ts_ms: i64,
+        metric: Metric,
+        value: f64,
+        attribution: Option<&StoredAttribution>,
+        sign: i64,
+    ) {
+        if let Some(a) = attribution {
+            self.attribution.add(
+                &Counted {
+                    metric,
+                    ts_ms,
+                    series,
+                },
+                a,
+                value,
+                sign,
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct RollupKey {
-    hour: i64,
-    site: String,
-    page_group: String,
+    series: i64,
     metric: Metric,
-    device: String,
-    source: &'static str,
-    flow: String,
-    step: String,
-    location: String,
+    /// An hour (or, for the daily rows, a day) since the epoch.
+    hour: i64,
 }
 
 /// Changes to hourly rollups collected over a batch and written once at its end.
@@ -550,26 +637,20 @@ impl RollupDeltas {
         self.deltas.entry(key).or_default().push((value, count));
     }
 
-    fn absorb(&mut self, other: RollupDeltas) {
-        for (key, mut changes) in other.deltas {
-            self.deltas.entry(key).or_default().append(&mut changes);
-        }
-    }
-
     /// Write the hourly rollups, then the same changes into the daily ones
     /// (`rollups_daily`, what long ranges read: a 30-day view merges 30 rows
     /// per series instead of 720).
-    fn flush(self, tx: &mut Transaction) -> rusqlite::Result<()> {
+    fn flush(self, tx: &mut Transaction, series: &mut SeriesIds) -> rusqlite::Result<()> {
         let mut daily: HashMap<RollupKey, Vec<(f64, i64)>> = HashMap::new();
         for (k, changes) in &self.deltas {
             let day = RollupKey {
                 hour: k.hour.div_euclid(24),
-                ..k.clone()
+                ..*k
             };
             daily.entry(day).or_default().extend_from_slice(changes);
         }
-        write_rollups(tx, "rollups", "hour", self.deltas)?;
-        write_rollups(tx, "rollups_daily", "day", daily)
+        write_rollups(tx, series, "rollups", "hour", self.deltas)?;
+        write_rollups(tx, series, "rollups_daily", "day", daily)
     }
 }
 
@@ -577,6 +658,7 @@ impl RollupDeltas {
 /// key's `hour` field holds an hour or a day number accordingly).
 fn write_rollups(
     tx: &Transaction,
+    series: &mut SeriesIds,
     table: &str,
     unit: &str,
     deltas: HashMap<RollupKey, Vec<(f64, i64)>>,
@@ -600,15 +682,16 @@ fn write_rollups(
          WHERE {key_match}"
     ))?;
     for (k, changes) in deltas {
+        let d = series.dims(tx, k.series)?;
         let key = params![
             k.metric.as_str(),
-            k.site,
-            k.page_group,
-            k.device,
-            k.source,
-            k.flow,
-            k.step,
-            k.location,
+            d.site,
+            d.page_group,
+            d.device,
+            d.source,
+            d.flow,
+            d.step,
+            d.location,
             k.hour
         ];
         let existing: Option<(i64, i64, i64, i64, Vec<u8>)> = select
@@ -631,13 +714,13 @@ fn write_rollups(
         let write = if exists { &mut update } else { &mut insert };
         write.execute(params![
             k.metric.as_str(),
-            k.site,
-            k.page_group,
-            k.device,
-            k.source,
-            k.flow,
-            k.step,
-            k.location,
+            d.site,
+            d.page_group,
+            d.device,
+            d.source,
+            d.flow,
+            d.step,
+            d.location,
             k.hour,
             count,
             good,
