@@ -205,6 +205,12 @@ impl Metrics {
                 batches as f64,
             ),
             (
+                "rollup_writes_total",
+                "counter",
+                "Transactions that wrote the rollups (each merging the changes of one or more batches).",
+                stats.rollup_writes.load(Relaxed) as f64,
+            ),
+            (
                 "write_queue_depth",
                 "gauge",
                 "Writes waiting for the writer.",

@@ -356,6 +356,36 @@ pub(super) fn insert(
     Ok(inserted == 1)
 }
 
+/// A row as `SELECT id, ts_ms, series, {COLUMNS}` reads it.
+fn stored_from(r: &rusqlite::Row) -> rusqlite::Result<Stored> {
+    let split: [Option<f64>; 3] = [r.get(15)?, r.get(16)?, r.get(17)?];
+    Ok(Stored {
+        id: r.get(0)?,
+        ts_ms: r.get(1)?,
+        series: r.get(2)?,
+        row: Row {
+            values: [
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ],
+            navigation: r.get(9)?,
+            connection: r.get(10)?,
+            lcp_element: r.get(11)?,
+            lcp_resource: r.get(12)?,
+            inp_target: r.get(13)?,
+            cls_source: r.get(14)?,
+            inp_split: match split {
+                [Some(d), Some(p), Some(s)] => Some([d, p, s]),
+                _ => None,
+            },
+        },
+    })
+}
+
 /// The stored row with this key.
 pub(super) fn find(
     conn: &Connection,
@@ -365,35 +395,71 @@ pub(super) fn find(
     conn.prepare_cached(&format!(
         "SELECT id, ts_ms, series, {COLUMNS} FROM measurements WHERE origin_id = ?1 AND step_index = ?2"
     ))?
-    .query_row(params![origin_id, step_index], |r| {
-        let split: [Option<f64>; 3] = [r.get(15)?, r.get(16)?, r.get(17)?];
-        Ok(Stored {
-            id: r.get(0)?,
-            ts_ms: r.get(1)?,
-            series: r.get(2)?,
-            row: Row {
-                values: [
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                ],
-                navigation: r.get(9)?,
-                connection: r.get(10)?,
-                lcp_element: r.get(11)?,
-                lcp_resource: r.get(12)?,
-                inp_target: r.get(13)?,
-                cls_source: r.get(14)?,
-                inp_split: match split {
-                    [Some(d), Some(p), Some(s)] => Some([d, p, s]),
-                    _ => None,
-                },
-            },
-        })
-    })
+    .query_row(params![origin_id, step_index], stored_from)
     .optional()
+}
+
+/// Rows inserted after `id` (whose rollup contributions a crash may have lost).
+pub(super) fn rows_after(conn: &Connection, id: i64) -> rusqlite::Result<Vec<Stored>> {
+    conn.prepare(&format!(
+        "SELECT id, ts_ms, series, {COLUMNS} FROM measurements WHERE id > ?1 ORDER BY id"
+    ))?
+    .query_map([id], stored_from)?
+    .collect()
+}
+
+/// Remember a row as the rollups count it, before a re-report changes it
+/// while its rollup changes are not yet written (the first snapshot stays).
+pub(super) fn journal(conn: &Connection, stored: &Stored) -> rusqlite::Result<()> {
+    let v = &stored.row.values;
+    let row = &stored.row;
+    let split = |i: usize| row.inp_split.map(|s| s[i]);
+    conn.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO rollup_journal (id, ts_ms, series, {COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+    ))?
+    .execute(params![
+        stored.id,
+        stored.ts_ms,
+        stored.series,
+        v[0],
+        v[1],
+        v[2],
+        v[3],
+        v[4],
+        v[5],
+        row.navigation,
+        row.connection,
+        row.lcp_element,
+        row.lcp_resource,
+        row.inp_target,
+        row.cls_source,
+        split(0),
+        split(1),
+        split(2)
+    ])?;
+    Ok(())
+}
+
+/// Journaled rows: each as the rollups count it and as it is now (`None`:
+/// pruned since).
+pub(super) fn journaled(conn: &Connection) -> rusqlite::Result<Vec<(Stored, Option<Stored>)>> {
+    let snapshots: Vec<Stored> = conn
+        .prepare(&format!(
+            "SELECT id, ts_ms, series, {COLUMNS} FROM rollup_journal ORDER BY id"
+        ))?
+        .query_map([], stored_from)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut current = conn.prepare(&format!(
+        "SELECT id, ts_ms, series, {COLUMNS} FROM measurements WHERE id = ?1"
+    ))?;
+    snapshots
+        .into_iter()
+        .map(|s| {
+            let now = current.query_row([s.id], stored_from).optional()?;
+            Ok((s, now))
+        })
+        .collect()
 }
 
 /// Overwrite a stored row's measured columns.

@@ -266,6 +266,26 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX measurements_identity ON measurements(origin_id, step_index);
     CREATE INDEX measurements_series ON measurements(series, ts_ms);
     CREATE INDEX measurements_time ON measurements(ts_ms);
+
+    -- The writer merges rollup changes over batches while ingest is busy and
+    -- writes them within a fraction of a second; after a crash, `Store::open`
+    -- adds what rows past `rolled_up_through` contributed and corrects the
+    -- journaled rows (as the rollups counted them before a re-report).
+    CREATE TABLE rollup_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        rolled_up_through INTEGER NOT NULL   -- measurements.id
+    );
+    INSERT INTO rollup_state (id, rolled_up_through)
+        VALUES (1, coalesce((SELECT max(id) FROM measurements), 0));
+    CREATE TABLE rollup_journal (
+        id INTEGER PRIMARY KEY,          -- measurements.id
+        ts_ms INTEGER NOT NULL,
+        series INTEGER NOT NULL,
+        lcp REAL, cls REAL, inp REAL, fcp REAL, ttfb REAL, tbt REAL,
+        navigation INTEGER, connection INTEGER, lcp_element INTEGER, lcp_resource INTEGER,
+        inp_target INTEGER, cls_source INTEGER,
+        inp_input_delay REAL, inp_processing REAL, inp_presentation REAL
+    );
     ",
 ];
 

@@ -85,6 +85,11 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         conn.pragma_update(None, "synchronous", "FULL")?;
         // A checkpoint that resets the WAL also shrinks it to this size.
         conn.pragma_update(None, "journal_size_limit", health::JOURNAL_SIZE_LIMIT)?;
+        // The writer's working set (index pages of the current hour, rollup
+        // rows): with SQLite's default 2 MB cache it re-read them from the
+        // file every batch (a profile showed a fifth of its time in the
+        // kernel's read copies). 32 MB bounds what it adds to the RSS.
+        conn.pragma_update(None, "cache_size", -32_768)?;
     }
     Ok(conn)
 }
@@ -102,6 +107,14 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let mut conn = open_connection(path, false)?;
         migrations::migrate(&mut conn)?;
+        // Rollup changes a crash kept from being written: from the raw rows.
+        let recovered = writer::recover_rollups(&mut conn)?;
+        if recovered > 0 {
+            tracing::info!(
+                rows = recovered,
+                "rollups recomputed for raw rows stored since their last write"
+            );
+        }
         let writer = Writer::start(conn);
         Ok(Store {
             path: path.to_path_buf(),
@@ -115,11 +128,22 @@ impl Store {
     }
 
     /// Run a read on a pooled read-only connection, off the async runtime.
+    /// Rollup changes the writer still holds are written first, so a read
+    /// sees every acknowledged write in the rollups too.
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        if self
+            .writer
+            .stats
+            .rollups_pending
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            // A failed write shows in `/readyz`; the read still answers.
+            let _ = self.writer.write(writer::WriteOp::WriteRollups).await;
+        }
         let readers = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {

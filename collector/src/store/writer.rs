@@ -2,15 +2,23 @@
 //! writes are queued, applies them in one transaction, commits, and only then
 //! answers each request. Many concurrent beacons cost one fsync.
 //!
-//! Rollups (value histograms, attribution counts) change in memory over a
-//! batch and are written once at its end, one row per touched series.
+//! Rollups (value histograms, attribution counts) change in memory and are
+//! written one row per touched series and hour, at most [`MAX_ROLLUP_LAG`]
+//! after the first unwritten change, or before any read ([`Store::read`] asks
+//! for them with [`WriteOp::WriteRollups`] while some are pending): a reader
+//! always sees rollups that count every acknowledged write. Under load many
+//! batches merge into one write of each rollup row instead of one per batch. What a crash loses of them is
+//! recomputed from the raw rows when the store opens ([`recover_rollups`]):
+//! `rollup_state` says up to which raw row the rollups count, and
+//! `rollup_journal` keeps re-reported rows as the rollups counted them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::time::Instant;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 use vitalsign_core::metric::{Metric, Rating};
 use vitalsign_core::wire::{Beacon, ProbeRun};
@@ -25,6 +33,11 @@ use crate::histogram::Histogram;
 
 /// Most writes in one transaction: bounds the latency a big burst adds.
 const MAX_BATCH: usize = 1024;
+/// Longest a rollup change waits while ingest is busy: what a query over
+/// rollups (ranges longer than 6 h) may lag the raw rows.
+const MAX_ROLLUP_LAG: std::time::Duration = std::time::Duration::from_millis(250);
+/// Most distinct rollup rows merged in memory before they are written.
+const MAX_PENDING_ROLLUPS: usize = 20_000;
 const QUEUE_CAPACITY: usize = 16 * 1024;
 
 pub enum WriteOp {
@@ -73,6 +86,8 @@ pub enum WriteOp {
     EndSilence {
         id: String,
     },
+    /// Write the pending rollup changes now (a reader is about to read them).
+    WriteRollups,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +120,10 @@ pub struct WriterStats {
     pub alive: std::sync::atomic::AtomicBool,
     /// Recent storage failures, for `/readyz`.
     pub health: super::health::WriteHealth,
+    /// Committed rollup changes wait in the writer's memory.
+    pub rollups_pending: std::sync::atomic::AtomicBool,
+    /// Transactions that wrote rollups (each merging one or more batches).
+    pub rollup_writes: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -151,11 +170,12 @@ impl Writer {
 }
 
 /// The writer loop ends when every sender is gone (shutdown): by then every
-/// queued job has been committed and answered.
+/// queued job has been committed and answered, and the rollups are written.
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Live as long as the thread: a selector or series seen before costs no SQL.
     let mut caches = Caches::default();
+    let mut pending = Pending::default();
     while let Some(first) = rx.blocking_recv() {
         caches.dictionary.trim();
         caches.series.trim();
@@ -167,7 +187,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
             }
         }
         let started = Instant::now();
-        let results = apply_batch(&mut conn, &mut batch, &mut caches);
+        let results = apply_batch(&mut conn, &mut batch, &mut caches, &mut pending, stats);
         let micros = started.elapsed().as_micros() as u64;
         stats.batches.fetch_add(1, Relaxed);
         stats.writes.fetch_add(batch.len() as u64, Relaxed);
@@ -177,6 +197,10 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
         for (job, result) in batch.drain(..).zip(results) {
             let _ = job.reply.send(result);
         }
+    }
+    if let Err(e) = pending.write_out(&mut conn, &mut caches.series) {
+        // The next start recomputes them from the raw rows.
+        super::health::error_limited("writing rollups at shutdown failed", &e.to_string());
     }
 }
 
@@ -194,18 +218,130 @@ impl Caches {
     }
 }
 
+/// Rollup changes of committed batches not yet written.
+#[derive(Default)]
+struct Pending {
+    deltas: Deltas,
+    /// When the oldest of them was committed.
+    since: Option<Instant>,
+    /// `rollup_state.rolled_up_through` (read when first needed).
+    rolled_up_through: Option<i64>,
+    /// A failed commit took changes with it: recompute from the raw rows.
+    lost: bool,
+}
+
+impl Pending {
+    fn due(&self) -> bool {
+        self.since.is_some_and(|t| t.elapsed() >= MAX_ROLLUP_LAG)
+            || self.deltas.rollups.deltas.len() >= MAX_PENDING_ROLLUPS
+    }
+
+    fn watermark(&mut self, conn: &Connection) -> rusqlite::Result<i64> {
+        if let Some(w) = self.rolled_up_through {
+            return Ok(w);
+        }
+        let w = conn.query_row("SELECT rolled_up_through FROM rollup_state", [], |r| {
+            r.get(0)
+        })?;
+        self.rolled_up_through = Some(w);
+        Ok(w)
+    }
+
+    /// Write what is pending in its own transaction (at shutdown).
+    fn write_out(&mut self, conn: &mut Connection, series: &mut SeriesIds) -> rusqlite::Result<()> {
+        if self.since.is_none() && !self.lost {
+            return Ok(());
+        }
+        if self.lost {
+            recover_rollups(conn)?;
+            *self = Pending::default();
+            return Ok(());
+        }
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another store opened on this file meanwhile (a restart in the same
+        // process) recomputed these changes from the raw rows: do not add
+        // them twice.
+        let through: i64 = tx.query_row("SELECT rolled_up_through FROM rollup_state", [], |r| {
+            r.get(0)
+        })?;
+        if Some(through) == self.rolled_up_through {
+            std::mem::take(&mut self.deltas).flush(&mut tx, series)?;
+            mark_rolled_up(&tx)?;
+        }
+        tx.commit()?;
+        *self = Pending::default();
+        Ok(())
+    }
+}
+
+/// The rollups count every raw row stored so far: move the watermark and
+/// forget the journal. In the transaction that writes the rollups.
+fn mark_rolled_up(tx: &Connection) -> rusqlite::Result<i64> {
+    let through: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM measurements", [], |r| {
+        r.get(0)
+    })?;
+    tx.prepare_cached("UPDATE rollup_state SET rolled_up_through = max(rolled_up_through, ?1)")?
+        .execute([through])?;
+    tx.prepare_cached("DELETE FROM rollup_journal")?
+        .execute([])?;
+    Ok(through)
+}
+
+/// After a crash (or a failed commit): add what rows stored after the
+/// watermark contributed and correct the journaled ones, so the rollups count
+/// exactly the raw rows again. Returns how many rows it looked at.
+pub(super) fn recover_rollups(conn: &mut Connection) -> rusqlite::Result<usize> {
+    // Immediate: it reads, then writes; a writer still finishing (a restart
+    // in the same process) is waited for instead of failing the upgrade.
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let through: i64 = tx.query_row("SELECT rolled_up_through FROM rollup_state", [], |r| {
+        r.get(0)
+    })?;
+    let rows = measurements::rows_after(&tx, through)?;
+    let journaled = measurements::journaled(&tx)?;
+    if rows.is_empty() && journaled.is_empty() {
+        return Ok(0);
+    }
+    let mut deltas = Deltas::default();
+    for (before, now) in &journaled {
+        deltas.contributions(before, -1);
+        if let Some(now) = now.as_ref().filter(|n| n.id <= through) {
+            deltas.contributions(now, 1);
+        }
+    }
+    for row in &rows {
+        deltas.contributions(row, 1);
+    }
+    deltas.flush(&mut tx, &mut SeriesIds::default())?;
+    mark_rolled_up(&tx)?;
+    tx.commit()?;
+    Ok(rows.len() + journaled.len())
+}
+
 /// Apply every job inside one transaction. Beacons, runs, artifacts and
 /// prunes check everything they can refuse before they write, so they need no
 /// savepoint: a refused job wrote nothing, and a failing statement (I/O, a
 /// full disk) fails the whole batch. Only the alert writes, which may refuse
-/// after writing, run in a savepoint each (rare: a few per minute). If the commit itself
-/// fails, every job gets the error: nothing is acknowledged that is not on disk.
+/// after writing, run in a savepoint each (rare: a few per minute). If the
+/// commit itself fails, every job gets the error: nothing is acknowledged
+/// that is not on disk. The pending rollup changes are written in the same
+/// transaction when they are due or a reader asked for them.
 fn apply_batch(
     conn: &mut Connection,
     batch: &mut [Job],
     caches: &mut Caches,
+    pending: &mut Pending,
+    stats: &WriterStats,
 ) -> Vec<Result<WriteOutcome, StoreError>> {
+    if pending.lost {
+        match recover_rollups(conn) {
+            Ok(_) => *pending = Pending::default(),
+            Err(e) => super::health::error_limited("recomputing rollups failed", &e.to_string()),
+        }
+    }
+    let mut flushed = false;
     let commit = (|| -> Result<Vec<Result<WriteOutcome, StoreError>>, rusqlite::Error> {
+        let watermark = pending.watermark(conn)?;
         let mut tx = conn.transaction()?;
         let mut deltas = Deltas::default();
         let mut results = Vec::with_capacity(batch.len());
@@ -221,7 +357,8 @@ fn apply_batch(
                     }
                     result
                 }
-                op => match apply(&tx, op, &mut deltas, caches) {
+                WriteOp::WriteRollups => Ok(WriteOutcome::Stored),
+                op => match apply(&tx, op, &mut deltas, caches, watermark) {
                     // A statement failed: the transaction may be half applied.
                     Err(StoreError::Sqlite(e)) => return Err(e),
                     other => other,
@@ -230,14 +367,40 @@ fn apply_batch(
             caches.dictionary.job_done(true);
             results.push(result);
         }
-        deltas.flush(&mut tx, &mut caches.series)?;
-        tx.commit()?;
+        if pending.since.is_none() && deltas.is_empty() {
+            tx.commit()?;
+            return Ok(results);
+        }
+        let asked = batch.iter().any(|j| matches!(j.op, WriteOp::WriteRollups));
+        if asked || pending.due() {
+            pending.deltas.absorb(deltas);
+            flushed = true;
+            std::mem::take(&mut pending.deltas).flush(&mut tx, &mut caches.series)?;
+            let through = mark_rolled_up(&tx)?;
+            tx.commit()?;
+            *pending = Pending {
+                rolled_up_through: Some(through),
+                ..Pending::default()
+            };
+            stats.rollups_pending.store(false, Release);
+            stats.rollup_writes.fetch_add(1, Relaxed);
+        } else {
+            tx.commit()?;
+            pending.deltas.absorb(deltas);
+            pending.since.get_or_insert_with(Instant::now);
+            // Before the replies go out: a reader who saw one asks for them.
+            stats.rollups_pending.store(true, Release);
+        }
         Ok(results)
     })();
     match commit {
         Ok(results) => results,
         Err(e) => {
             caches.batch_failed();
+            if flushed {
+                // The pending changes went into the failed transaction.
+                pending.lost = true;
+            }
             super::health::error_limited(
                 "batch commit failed; no write of this batch was acknowledged",
                 &e.to_string(),
@@ -267,6 +430,35 @@ impl Deltas {
         self.rollups.flush(tx, series)?;
         self.attribution.flush(tx, series)
     }
+
+    fn is_empty(&self) -> bool {
+        self.rollups.deltas.is_empty() && self.attribution.is_empty()
+    }
+
+    fn absorb(&mut self, other: Deltas) {
+        for (key, mut changes) in other.rollups.deltas {
+            self.rollups
+                .deltas
+                .entry(key)
+                .or_default()
+                .append(&mut changes);
+        }
+        self.attribution.absorb(other.attribution);
+    }
+
+    /// Add (`sign` 1) or take back (`sign` -1) everything a stored row counts for.
+    fn contributions(&mut self, stored: &measurements::Stored, sign: i64) {
+        for (metric, value) in stored.row.present() {
+            self.add(
+                stored.series,
+                stored.ts_ms,
+                metric,
+                value,
+                stored.row.attribution(metric).as_ref(),
+                sign,
+            );
+        }
+    }
 }
 
 /// Most raw rows one prune deletes: a day of raw rows goes in slices between
@@ -278,6 +470,7 @@ fn apply(
     op: &WriteOp,
     deltas: &mut Deltas,
     caches: &mut Caches,
+    watermark: i64,
 ) -> Result<WriteOutcome, StoreError> {
     match op {
         WriteOp::Beacon {
@@ -312,6 +505,7 @@ fn apply(
                 PAGE_VIEW_STEP,
                 row,
                 deltas,
+                watermark,
             )?;
             Ok(WriteOutcome::Stored)
         }
@@ -366,7 +560,16 @@ fn apply(
                         location: &run.location,
                     },
                 )?;
-                write_row(tx, start, series, &run.run_id, index as i64, row, deltas)?;
+                write_row(
+                    tx,
+                    start,
+                    series,
+                    &run.run_id,
+                    index as i64,
+                    row,
+                    deltas,
+                    watermark,
+                )?;
             }
             Ok(WriteOutcome::Stored)
         }
@@ -454,6 +657,7 @@ impl WriteOp {
                 | WriteOp::Run { .. }
                 | WriteOp::Artifact { .. }
                 | WriteOp::Prune { .. }
+                | WriteOp::WriteRollups
         )
     }
 }
@@ -473,7 +677,8 @@ fn apply_alert(tx: &Connection, op: &WriteOp) -> Result<WriteOutcome, StoreError
         WriteOp::Beacon { .. }
         | WriteOp::Run { .. }
         | WriteOp::Artifact { .. }
-        | WriteOp::Prune { .. } => Err(StoreError::Internal(
+        | WriteOp::Prune { .. }
+        | WriteOp::WriteRollups => Err(StoreError::Internal(
             "an ingest write was routed to the alert writes".into(),
         )),
     }
@@ -484,7 +689,9 @@ fn apply_alert(tx: &Connection, op: &WriteOp) -> Result<WriteOutcome, StoreError
 /// are re-reported as they grow, and only the latest counts), the others stay.
 /// A replaced value's rollup and attribution contributions are taken back in
 /// the stored row's hour and series, so a re-report moves counts instead of
-/// adding them.
+/// adding them. A row the written rollups already count is journaled first
+/// (as they count it), so a crash before its changes are written loses nothing.
+#[allow(clippy::too_many_arguments)]
 fn write_row(
     tx: &Connection,
     ts_ms: i64,
@@ -493,6 +700,7 @@ fn write_row(
     step_index: i64,
     row: Row,
     deltas: &mut Deltas,
+    watermark: i64,
 ) -> Result<(), StoreError> {
     // Most rows are new: try the insert first and look for the stored one only
     // when the identity index says it exists (a re-report).
@@ -514,6 +722,9 @@ fn write_row(
             "raw row {origin_id} step {step_index} was neither inserted nor found"
         )));
     };
+    if stored.id <= watermark {
+        measurements::journal(tx, &stored)?;
+    }
     let old = &stored.row;
     let mut merged = old.clone();
     // A page view's navigation and connection type are its latest report's
@@ -730,4 +941,105 @@ fn write_rollups(
         ])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::query::{self, Filter};
+
+    fn beacon(id: &str, cls: f64) -> Beacon {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "site": "shop", "page_view_id": id,
+            "url": "https://shop.example/", "navigation_type": "navigate",
+            "device": "mobile", "snippet_version": "0.1.0",
+            "reports": [{"metric": "CLS", "value": cls, "rating": Metric::Cls.rate(cls).as_str()}]
+        }))
+        .unwrap()
+    }
+
+    /// What a crash between a commit and the rollups' write leaves behind
+    /// (a row past the watermark, a re-reported row in the journal) is
+    /// counted again, exactly once, when the store opens.
+    #[tokio::test]
+    async fn rollups_lost_in_a_crash_are_recomputed_from_raw_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("r.db");
+        let now = 1_763_870_000_000i64;
+        {
+            let store = Store::open(&db).unwrap();
+            for (id, cls) in [("pv-a", 0.05), ("pv-b", 0.3)] {
+                store
+                    .writer
+                    .write(WriteOp::Beacon {
+                        beacon: beacon(id, cls),
+                        page_group: "/".into(),
+                        received_ms: now,
+                    })
+                    .await
+                    .unwrap();
+            }
+            // A read has the writer write the pending rollups first.
+            store.read(|_| Ok(())).await.unwrap();
+            assert!(!store.writer.stats.rollups_pending.load(Relaxed));
+        }
+        {
+            // As if the writer had committed these and crashed before writing
+            // their rollups: a new page view, and pv-a's CLS re-reported.
+            let mut conn = Connection::open(&db).unwrap();
+            let tx = conn.transaction().unwrap();
+            let watermark: i64 = tx
+                .query_row("SELECT rolled_up_through FROM rollup_state", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            let a = measurements::find(&tx, "pv-a", PAGE_VIEW_STEP)
+                .unwrap()
+                .unwrap();
+            assert!(a.id <= watermark, "pv-a's rollups were written");
+            measurements::journal(&tx, &a).unwrap();
+            let mut row = a.row.clone();
+            row.set(Metric::Cls, 0.12, a.row.attribution(Metric::Cls).as_ref());
+            measurements::update(&tx, a.id, &row).unwrap();
+            let mut c = Row::default();
+            c.set(Metric::Cls, 0.01, None);
+            measurements::insert(&tx, now, a.series, "pv-c", PAGE_VIEW_STEP, &c).unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&db).unwrap();
+        // Over 7 hours the summary reads the rollups, not the raw rows.
+        let (from, to) = (now - 3 * 3_600_000, now + 4 * 3_600_000);
+        let rolled = store
+            .read(move |c| query::summary(c, Metric::Cls, from, to, &Filter::default()))
+            .await
+            .unwrap();
+        assert_eq!(rolled.resolution, "rollup");
+        assert_eq!(rolled.count, 3, "pv-a once (re-reported), pv-b, pv-c");
+        let exact = store
+            .read(move |c| {
+                query::summary(
+                    c,
+                    Metric::Cls,
+                    now - 60_000,
+                    now + 60_000,
+                    &Filter::default(),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(exact.count, 3);
+        // Rating shares: pv-a now 0.12 (needs improvement), pv-b poor, pv-c good.
+        assert!((rolled.good - 1.0 / 3.0).abs() < 1e-9, "{rolled:?}");
+        assert!(
+            (rolled.needs_improvement - 1.0 / 3.0).abs() < 1e-9,
+            "{rolled:?}"
+        );
+        assert!((rolled.poor - 1.0 / 3.0).abs() < 1e-9, "{rolled:?}");
+        let journal: i64 = Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM rollup_journal", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(journal, 0);
+    }
 }
