@@ -463,7 +463,7 @@ impl Deltas {
 
 /// Most raw rows one prune deletes: a day of raw rows goes in slices between
 /// ingest batches instead of one long transaction that stalls the writer.
-pub const PRUNE_SLICE: usize = 5_000;
+pub const PRUNE_SLICE: usize = 1_000;
 
 fn apply(
     tx: &Connection,
