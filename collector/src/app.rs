@@ -15,8 +15,8 @@ use crate::config::CollectorConfig;
 use crate::http::{self, AppState, ops::SnippetAsset};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::store::Store;
 use crate::store::writer::WriteOp;
+use crate::store::{Store, WriteOutcome};
 
 pub struct Application {
     listener: TcpListener,
@@ -122,15 +122,39 @@ impl Application {
     }
 }
 
-/// Delete raw samples and runs past the retention window, on an interval.
+/// Delete raw rows and runs past the retention window, on an interval. Each
+/// write deletes one slice (`writer::PRUNE_SLICE` rows), and the next is
+/// queued only when it is answered, so ingest batches run between slices and
+/// pruning a day of rows never holds the writer for long.
 async fn prune_forever(state: AppState) {
     let every = Duration::from_secs(state.config.prune_interval_secs);
     let retention_ms = i64::from(state.config.retention_days) * 86_400_000;
     loop {
         let before_ms = http::ingest::now_ms() - retention_ms;
-        match state.store.writer.write(WriteOp::Prune { before_ms }).await {
-            Ok(outcome) => info!(?outcome, "retention pruning done"),
-            Err(e) => warn!(error = %e, "retention pruning failed"),
+        let (mut rows, mut runs) = (0, 0);
+        loop {
+            match state.store.writer.write(WriteOp::Prune { before_ms }).await {
+                Ok(WriteOutcome::Pruned {
+                    rows: r,
+                    runs: n,
+                    more,
+                }) => {
+                    rows += r;
+                    runs += n;
+                    if !more {
+                        info!(rows, runs, "retention pruning done");
+                        break;
+                    }
+                }
+                Ok(other) => {
+                    warn!(?other, "retention pruning: unexpected answer");
+                    break;
+                }
+                Err(e) => {
+                    warn!(error = %e, rows, runs, "retention pruning failed");
+                    break;
+                }
+            }
         }
         tokio::time::sleep(every).await;
     }

@@ -1,17 +1,22 @@
 //! The collector's own numbers for `/metrics` (Prometheus text format).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::{Mutex, RwLock};
 
 use crate::store::Store;
 
+/// HTTP status codes are three digits: a counter for each, per route.
+const STATUSES: usize = 900;
+
 #[derive(Default)]
 pub struct Metrics {
-    /// (route, status) → count
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// route → count per status (index `status - 100`). Every request
+    /// passes here: after a route's first request it costs a shared read
+    /// lock and one atomic add, no allocation and no exclusive lock.
+    requests: RwLock<HashMap<Box<str>, Box<[AtomicU64]>>>,
     /// rejection reason → count
     rejections: Mutex<BTreeMap<&'static str, u64>>,
     pub alerts: AlertMetrics,
@@ -120,12 +125,17 @@ impl AlertMetrics {
 
 impl Metrics {
     pub fn request(&self, route: &str, status: u16) {
-        *self
-            .requests
-            .lock()
+        let slot = usize::from(status).clamp(100, 100 + STATUSES - 1) - 100;
+        if let Some(counts) = self.requests.read().unwrap().get(route) {
+            counts[slot].fetch_add(1, Relaxed);
+            return;
+        }
+        self.requests
+            .write()
             .unwrap()
-            .entry((route.to_string(), status))
-            .or_insert(0) += 1;
+            .entry(route.into())
+            .or_insert_with(|| (0..STATUSES).map(|_| AtomicU64::new(0)).collect())[slot]
+            .fetch_add(1, Relaxed);
     }
 
     pub fn rejection(&self, reason: &'static str) {
@@ -135,12 +145,22 @@ impl Metrics {
     pub fn render(&self, store: &Store) -> String {
         let mut out = String::new();
         out.push_str("# HELP vitalsign_http_requests_total Requests by route and status.\n# TYPE vitalsign_http_requests_total counter\n");
-        for ((route, status), n) in self.requests.lock().unwrap().iter() {
-            let _ = writeln!(
-                out,
-                "vitalsign_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+        let requests = self.requests.read().unwrap();
+        let mut routes: Vec<_> = requests.iter().collect();
+        routes.sort_by(|a, b| a.0.cmp(b.0));
+        for (route, counts) in routes {
+            for (slot, n) in counts.iter().enumerate() {
+                let n = n.load(Relaxed);
+                if n > 0 {
+                    let status = slot + 100;
+                    let _ = writeln!(
+                        out,
+                        "vitalsign_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
         }
+        drop(requests);
         out.push_str("# HELP vitalsign_rejections_total Rejected ingest requests by reason.\n# TYPE vitalsign_rejections_total counter\n");
         for (reason, n) in self.rejections.lock().unwrap().iter() {
             let _ = writeln!(out, "vitalsign_rejections_total{{reason=\"{reason}\"}} {n}");
@@ -183,6 +203,12 @@ impl Metrics {
                 "counter",
                 "Committed batches.",
                 batches as f64,
+            ),
+            (
+                "rollup_writes_total",
+                "counter",
+                "Transactions that wrote the rollups (each merging the changes of one or more batches).",
+                stats.rollup_writes.load(Relaxed) as f64,
             ),
             (
                 "write_queue_depth",

@@ -19,10 +19,10 @@ use vitalsign_collector::alerts::engine::Evaluation;
 use vitalsign_collector::alerts::outbox::OutboxWorker;
 use vitalsign_collector::alerts::rules::{RuleKind, SeriesKey};
 use vitalsign_collector::alerts::state::{AlertRecord, State};
-use vitalsign_collector::alerts::store as alert_store;
 use vitalsign_collector::config::{AlertRoute, SmtpConfig};
 use vitalsign_collector::metrics::Metrics;
 use vitalsign_collector::store::Store;
+use vitalsign_collector::store::alerts as alert_store;
 use vitalsign_collector::store::writer::WriteOp;
 use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::metric::Metric;
@@ -262,9 +262,10 @@ async fn the_email_has_the_exact_subject_and_both_parts_and_the_resolution_threa
     };
     store
         .writer
-        .write(WriteOp::Exec(Box::new(move |c| {
-            alert_store::apply(c, &queued, now)
-        })))
+        .write(WriteOp::AlertEvaluation {
+            evaluation: queued,
+            now_ms: now,
+        })
         .await
         .unwrap();
     let worker =

@@ -12,9 +12,9 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use vitalsign_collector::alerts::store::{self as alert_store, Delivery};
 use vitalsign_collector::config::{AlertRoute, SmtpConfig};
 use vitalsign_collector::store::Store;
+use vitalsign_collector::store::alerts::{self as alert_store, Delivery};
 use vitalsign_collector::store::writer::WriteOp;
 use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::secret::Secret;
@@ -920,16 +920,13 @@ async fn alert_pages_and_forms_that_need_a_session_and_its_csrf_token() {
     let seq = email.seq;
     app.store
         .writer
-        .write(WriteOp::Exec(Box::new(move |c| {
-            alert_store::record_delivery(
-                c,
-                seq,
-                &Delivery::Dead {
-                    error: "550 mailbox unavailable".into(),
-                },
-                now_ms(),
-            )
-        })))
+        .write(WriteOp::Delivery {
+            seq,
+            outcome: Delivery::Dead {
+                error: "550 mailbox unavailable".into(),
+            },
+            now_ms: now_ms(),
+        })
         .await
         .unwrap();
     for page in ["/alerts", path.as_str()] {
@@ -1049,9 +1046,10 @@ async fn a_regression_alert_shows_the_detectors_numbers_and_links_its_series_vie
     };
     app.store
         .writer
-        .write(WriteOp::Exec(Box::new(move |c| {
-            alert_store::apply(c, &eval, t)
-        })))
+        .write(WriteOp::AlertEvaluation {
+            evaluation: eval,
+            now_ms: t,
+        })
         .await
         .unwrap();
     let id = alert_id(key);

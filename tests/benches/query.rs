@@ -3,8 +3,9 @@
 //!
 //! The dataset (`VITALSIGN_BENCH_SAMPLES`, default 10,000,000) is built once
 //! and cached under `target/bench-data/`: the schema comes from the
-//! collector's own migrations, raw samples are inserted with the writer's
-//! `INSERT` in time order (as a live collector appends them), and the hourly
+//! collector's own migrations, raw rows (one per page view, a column per
+//! metric, dimensions in `series`) are inserted in time order (as a live
+//! collector appends them), and the hourly
 //! rollups are computed with the collector's own `Histogram` and rating code,
 //! so the file holds what a collector that had ingested those beacons holds.
 //! The spread: 3 sites (60/25/15 % of page views) with 111 page groups (Zipf
@@ -35,7 +36,7 @@ use vitalsign_core::metric::{Metric, Rating};
 const DAYS: i64 = 30;
 const HOUR_MS: i64 = 3_600_000;
 /// Bump when the generator changes, so a stale cached dataset is rebuilt.
-const GENERATOR_VERSION: u32 = 3;
+const GENERATOR_VERSION: u32 = 4;
 
 fn main() {
     let samples = env_u64("VITALSIGN_BENCH_SAMPLES", 10_000_000);
@@ -358,12 +359,15 @@ fn dataset(samples: u64) -> Dataset {
     let conn =
         Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64;
-    let stored = count("SELECT count(*) FROM samples");
+    let stored = count(
+        "SELECT sum((lcp IS NOT NULL) + (cls IS NOT NULL) + (inp IS NOT NULL) + (fcp IS NOT NULL)
+                    + (ttfb IS NOT NULL) + (tbt IS NOT NULL)) FROM measurements",
+    );
     assert_eq!(stored, samples, "{} holds {stored} samples", path.display());
     let by_object = object_sizes(&conn);
     Dataset {
         samples,
-        page_views: count("SELECT count(DISTINCT origin_id) FROM samples"),
+        page_views: count("SELECT count(*) FROM measurements"),
         rollup_rows: count("SELECT count(*) FROM rollups"),
         from_ms: meta["from_ms"].as_i64().unwrap(),
         to_ms: meta["to_ms"].as_i64().unwrap(),
@@ -569,6 +573,7 @@ fn generate(dir: &Path, path: &Path, samples: u64) -> serde_json::Value {
 
     let mut done = 0u64;
     let mut rollup_rows = 0u64;
+    let mut series: HashMap<(usize, usize, usize), i64> = HashMap::new();
     let started = Instant::now();
     for (h, weight) in weights.iter().enumerate() {
         let hour_start = from_ms + h as i64 * HOUR_MS;
@@ -584,18 +589,35 @@ fn generate(dir: &Path, path: &Path, samples: u64) -> serde_json::Value {
         let tx = conn.transaction().unwrap();
         let mut rollups: HashMap<(usize, usize, usize, usize), Acc> = HashMap::new();
         {
+            // One raw row per page view, a column per metric, as the writer stores it.
+            let columns: Vec<String> = METRICS
+                .iter()
+                .map(|(m, _, _)| m.as_str().to_ascii_lowercase())
+                .collect();
             let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO samples (ts_ms, site, page_group, metric, value, device, source, flow, step, location, origin_id, step_index)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
+                .prepare_cached(&format!(
+                    "INSERT INTO measurements (ts_ms, series, origin_id, step_index, {})
+                     VALUES (?1, ?2, ?3, -1, ?4, ?5, ?6, ?7, ?8)",
+                    columns.join(", ")
+                ))
                 .unwrap();
+            let mut series_id = |s: usize, g: usize, d: usize| -> i64 {
+                *series.entry((s, g, d)).or_insert_with(|| {
+                    tx.query_row(
+                        "INSERT INTO series (site, page_group, device, source, flow, step, location)
+                         VALUES (?1, ?2, ?3, 'rum', '', '', '') RETURNING id",
+                        params![sites[s].key, sites[s].groups[g], DEVICES[d].0],
+                        |r| r.get(0),
+                    )
+                    .unwrap()
+                })
+            };
             for ts in stamps {
                 let s = pick(&mut rng, &site_cum);
                 let g = pick(&mut rng, &group_cum[s]);
                 let d = pick(&mut rng, &device_cum);
                 let origin_id = format!("v1-{ts}-{:010}", rng.random_range(0..10_000_000_000u64));
-                let site = &sites[s];
+                let mut values = [0.0f64; 5];
                 for (m, (metric, median, sigma)) in METRICS.iter().enumerate() {
                     let mut factor = group_speed[s][g] * DEVICES[d].2;
                     if *metric == Metric::Lcp && s == 0 && g == 1 && ts >= regression_from {
@@ -612,22 +634,7 @@ fn generate(dir: &Path, path: &Path, samples: u64) -> serde_json::Value {
                         ((median * factor * (sigma * normal(&mut rng)).exp()) * 10.0).round() / 10.0
                     }
                     .min(metric.max_plausible());
-                    insert
-                        .execute(params![
-                            ts,
-                            site.key,
-                            site.groups[g],
-                            metric.as_str(),
-                            value,
-                            DEVICES[d].0,
-                            "rum",
-                            "",
-                            "",
-                            "",
-                            origin_id,
-                            0
-                        ])
-                        .unwrap();
+                    values[m] = value;
                     let acc = rollups.entry((s, g, d, m)).or_default();
                     acc.histogram.add(value, 1);
                     acc.count += 1;
@@ -637,6 +644,12 @@ fn generate(dir: &Path, path: &Path, samples: u64) -> serde_json::Value {
                         Rating::Poor => acc.poor += 1,
                     }
                 }
+                let id = series_id(s, g, d);
+                insert
+                    .execute(params![
+                        ts, id, origin_id, values[0], values[1], values[2], values[3], values[4]
+                    ])
+                    .unwrap();
             }
             let mut upsert = tx
                 .prepare_cached(

@@ -64,11 +64,11 @@ fn beacon(page_view_id: &str) -> String {
     .to_string()
 }
 
-/// Page-view ids of the RUM samples in a database file.
+/// Page-view ids of the RUM page views in a database file.
 fn stored_ids(db: &std::path::Path) -> HashSet<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
-        .prepare("SELECT origin_id FROM samples WHERE source = 'rum'")
+        .prepare("SELECT origin_id FROM measurements WHERE step_index = -1")
         .unwrap();
     stmt.query_map([], |r| r.get(0))
         .unwrap()

@@ -125,7 +125,7 @@ async fn sigkill_during_ingest_loses_nothing_acknowledged() {
     drop(restarted);
     let conn = rusqlite::Connection::open(&collector.db).unwrap();
     let stored_views: HashSet<String> = conn
-        .prepare("SELECT origin_id FROM samples WHERE source = 'rum' AND metric = 'LCP'")
+        .prepare("SELECT origin_id FROM measurements WHERE step_index = -1 AND lcp IS NOT NULL")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
@@ -156,7 +156,8 @@ async fn sigkill_during_ingest_loses_nothing_acknowledged() {
     // Each beacon has all five metrics: a batch commits whole or not at all.
     let partial: i64 = conn
         .query_row(
-            "SELECT count(*) FROM (SELECT origin_id FROM samples WHERE source = 'rum' GROUP BY origin_id HAVING count(*) <> 5)",
+            "SELECT count(*) FROM measurements WHERE step_index = -1
+                 AND (lcp IS NULL OR cls IS NULL OR inp IS NULL OR fcp IS NULL OR ttfb IS NULL)",
             [],
             |r| r.get(0),
         )

@@ -12,9 +12,9 @@ use tracing::{info, warn};
 use super::detector::HOUR_MS;
 use super::engine::{self, Context, Evaluation};
 use super::rules::{RuleKind, RuleSet};
-use super::store as alert_store;
 use crate::config::CollectorConfig;
 use crate::metrics::Metrics;
+use crate::store::alerts as alert_store;
 use crate::store::writer::WriteOp;
 use crate::store::{Store, StoreError};
 
@@ -99,9 +99,10 @@ impl Evaluator {
             };
             self.store
                 .writer
-                .write(WriteOp::Exec(Box::new(move |conn| {
-                    alert_store::apply(conn, &write, now_ms)
-                })))
+                .write(WriteOp::AlertEvaluation {
+                    evaluation: write,
+                    now_ms,
+                })
                 .await?;
         }
         if with_series {
@@ -109,9 +110,7 @@ impl Evaluator {
             let before_ms = now_ms - i64::from(self.config.retention_days) * 24 * HOUR_MS;
             self.store
                 .writer
-                .write(WriteOp::Exec(Box::new(move |conn| {
-                    alert_store::prune(conn, before_ms)
-                })))
+                .write(WriteOp::AlertPrune { before_ms })
                 .await?;
         }
         for t in &eval.transitions {

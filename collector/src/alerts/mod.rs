@@ -8,7 +8,7 @@
 //! - [`engine`]: the pure evaluation: (rules, data, states, silences, now) → changes and emails.
 //! - [`email`]: subject and bodies of alert emails; lettre transport and sending.
 //! - [`silences`]: API silences and recurring maintenance windows.
-//! - [`store`]: the alert tables: loading a snapshot, writing an evaluation in one transaction, the outbox.
+//! (Their tables are read and written by `crate::store::alerts`.)
 //! - [`evaluator`]: the interval task that loads, evaluates and writes.
 //! - [`outbox`]: the worker that delivers queued emails with backoff and dead-letters.
 
@@ -20,5 +20,4 @@ pub mod outbox;
 pub mod rules;
 pub mod silences;
 pub mod state;
-pub mod store;
 pub mod windows;

@@ -17,10 +17,10 @@ use tracing::{info, warn};
 
 use super::email::{self, SendError};
 use super::evaluator::refresh_outbox_metrics;
-use super::store::{self as alert_store, Delivery, OutboxRow};
 use crate::config::SmtpConfig;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::store::alerts::{self as alert_store, Delivery, OutboxRow};
 use crate::store::writer::WriteOp;
 
 /// Delay before attempt `attempts + 1`: `initial × 2^attempts`, at most `max`.
@@ -103,9 +103,11 @@ impl OutboxWorker {
         let write = self
             .store
             .writer
-            .write(WriteOp::Exec(Box::new(move |conn| {
-                alert_store::record_delivery(conn, seq, &outcome, now_ms)
-            })))
+            .write(WriteOp::Delivery {
+                seq,
+                outcome,
+                now_ms,
+            })
             .await;
         if let Err(e) = write {
             warn!(error = %e, seq, "recording an email delivery failed");

@@ -32,10 +32,10 @@ use crate::alerts::engine::{self, Context};
 use crate::alerts::rules::{Dims, RuleKind, RuleSet};
 use crate::alerts::silences::{Matchers, Silence};
 use crate::alerts::state::{AlertRecord, State as AlertState};
-use crate::alerts::store::{self as alert_store, OutboxRow, StoredState, TransitionView};
 use crate::http::alerts::{NewSilence, end_silence, write_ack, write_silence};
 use crate::http::ingest::now_ms;
 use crate::http::{AppError, AppState, read_body};
+use crate::store::alerts::{self as alert_store, OutboxRow, StoredState, TransitionView};
 use crate::store::views;
 
 /// The order of the list: what needs someone first.

@@ -19,7 +19,7 @@ use super::{AppError, AppState, authorize, read_body};
 use crate::alerts::engine::{self, Context};
 use crate::alerts::rules::RuleSet;
 use crate::alerts::silences::{Matchers, Silence};
-use crate::alerts::store as alert_store;
+use crate::store::alerts as alert_store;
 use crate::store::writer::WriteOp;
 
 const MAX_SILENCE_MS: i64 = 90 * 86_400_000;
@@ -221,18 +221,15 @@ pub async fn acknowledge(
 /// Acknowledge a firing alert (the API's and the dashboard's one path):
 /// unknown ids are 404, an alert that is not firing is 409.
 pub async fn write_ack(state: &AppState, id: &str, by: &str, now_ms: i64) -> Result<(), AppError> {
-    let (id, by) = (id.to_string(), by.to_string());
     state
         .store
         .writer
-        .write(WriteOp::Exec(Box::new(move |c| {
-            alert_store::acknowledge(c, &id, &by, now_ms)
-        })))
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Conflict(m) => AppError::Conflict(m),
-            other => other.into(),
-        })?;
+        .write(WriteOp::Acknowledge {
+            id: id.to_string(),
+            by: by.to_string(),
+            now_ms,
+        })
+        .await?;
     Ok(())
 }
 
@@ -318,26 +315,20 @@ impl NewSilence {
 
 /// Store a checked silence.
 pub async fn write_silence(state: &AppState, silence: &Silence) -> Result<(), AppError> {
-    let stored = silence.clone();
     state
         .store
         .writer
-        .write(WriteOp::Exec(Box::new(move |c| {
-            alert_store::insert_silence(c, &stored)
-        })))
+        .write(WriteOp::Silence(silence.clone()))
         .await?;
     Ok(())
 }
 
 /// End a silence now; an unknown id is 404.
 pub async fn end_silence(state: &AppState, id: &str) -> Result<(), AppError> {
-    let id = id.to_string();
     state
         .store
         .writer
-        .write(WriteOp::Exec(Box::new(move |c| {
-            alert_store::delete_silence(c, &id)
-        })))
+        .write(WriteOp::EndSilence { id: id.to_string() })
         .await?;
     Ok(())
 }

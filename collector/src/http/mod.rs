@@ -87,12 +87,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    // A clone of the matched path shares its string: no allocation.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    state.metrics.request(&route, response.status().as_u16());
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    state.metrics.request(route, response.status().as_u16());
     response
 }
 
@@ -109,7 +108,11 @@ pub enum AppError {
     TooManyRequests(Duration),
     /// The body did not arrive within `connections.body_read_timeout_secs`.
     RequestTimeout,
+    /// Storage cannot serve now (I/O, a full disk, the writer stopped): 503.
     Unavailable(String),
+    /// Stored data is unreadable or the store broke an invariant: 500. The
+    /// detail goes to the operator's log, not to the client.
+    Internal(String),
 }
 
 impl IntoResponse for AppError {
@@ -144,6 +147,13 @@ impl IntoResponse for AppError {
                     "storage unavailable; retry later".to_string(),
                 )
             }
+            AppError::Internal(m) => {
+                crate::store::health::error_limited("stored data is unreadable", m);
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "stored data could not be read; the collector's log says which".to_string(),
+                )
+            }
         };
         let mut response =
             (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
@@ -161,7 +171,9 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(m) => AppError::NotFound(m),
-            StoreError::Conflict(m) => AppError::BadRequest(m),
+            StoreError::Invalid(m) => AppError::BadRequest(m),
+            StoreError::Conflict(m) => AppError::Conflict(m),
+            StoreError::Corrupt(m) | StoreError::Internal(m) => AppError::Internal(m),
             other => AppError::Unavailable(other.to_string()),
         }
     }

@@ -42,6 +42,7 @@ use vitalsign_core::wire::beacon::{EffectiveType, NavigationType, Report};
 use vitalsign_core::wire::{Beacon, MAX_SELECTOR_LEN, MAX_URL_LEN};
 
 use super::StoreError;
+use super::measurements::SeriesIds;
 use super::query::Filter;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -477,13 +478,12 @@ impl Dictionary {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct SeriesKey {
     metric: Metric,
     hour: i64,
-    site: String,
-    page_group: String,
-    device: String,
+    /// `series.id`: for RUM rows, site, page group and device.
+    series: i64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -495,12 +495,10 @@ struct Sums {
 }
 
 /// The sample a contribution belongs to: where it is counted.
-pub(super) struct Counted<'a> {
+pub(super) struct Counted {
     pub metric: Metric,
     pub ts_ms: i64,
-    pub site: &'a str,
-    pub page_group: &'a str,
-    pub device: &'a str,
+    pub series: i64,
 }
 
 /// Changes to `attribution_rollups` collected over a batch and written once at
@@ -520,9 +518,7 @@ impl AttributionDeltas {
         let key = SeriesKey {
             metric: at.metric,
             hour: at.ts_ms.div_euclid(HOUR_MS),
-            site: at.site.to_string(),
-            page_group: at.page_group.to_string(),
-            device: at.device.to_string(),
+            series: at.series,
         };
         let items = self.deltas.entry(key).or_default();
         let s = sign as f64;
@@ -537,6 +533,10 @@ impl AttributionDeltas {
                 }
             }
         }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.deltas.is_empty()
     }
 
     pub(super) fn absorb(&mut self, other: AttributionDeltas) {
@@ -554,7 +554,7 @@ impl AttributionDeltas {
         }
     }
 
-    pub(super) fn flush(self, conn: &Connection) -> rusqlite::Result<()> {
+    pub(super) fn flush(self, conn: &Connection, series: &mut SeriesIds) -> rusqlite::Result<()> {
         let mut upsert = conn.prepare_cached(
             "INSERT INTO attribution_rollups (metric, kind, hour, site, page_group, device, item,
                  count, value_sum, split_count, input_delay_sum, processing_sum, presentation_sum)
@@ -568,6 +568,7 @@ impl AttributionDeltas {
                  presentation_sum = presentation_sum + excluded.presentation_sum",
         )?;
         for (k, items) in self.deltas {
+            let d = series.dims(conn, k.series)?;
             for ((kind, item), s) in items {
                 // A re-report within the batch that took back what it added.
                 if s == Sums::default() {
@@ -577,9 +578,9 @@ impl AttributionDeltas {
                     k.metric.as_str(),
                     kind.as_str(),
                     k.hour,
-                    k.site,
-                    k.page_group,
-                    k.device,
+                    d.site,
+                    d.page_group,
+                    d.device,
                     item,
                     s.count,
                     s.value,

@@ -39,7 +39,7 @@ impl WriteHealth {
         let mut state = self.state.lock().unwrap();
         match result {
             Ok(_) => *state = Failing::default(),
-            Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {}
+            Err(StoreError::Invalid(_) | StoreError::Conflict(_) | StoreError::NotFound(_)) => {}
             Err(e) => {
                 let now = Instant::now();
                 state.since.get_or_insert(now);
@@ -135,6 +135,13 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a read connection answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .map(|_| ())
+    }
+
     /// Copy the WAL into the database and truncate it to zero bytes. SQLite's
     /// automatic checkpoints are passive: while readers keep old snapshots
     /// they never finish, and the WAL grew until the disk was full.
@@ -157,7 +164,7 @@ mod tests {
         let low = store.readiness(u64::MAX).unwrap_err();
         assert!(low.starts_with("low disk: "), "{low}");
         let health = &store.writer.stats.health;
-        health.record(&Err(StoreError::Conflict("a bad run".into())));
+        health.record(&Err(StoreError::Invalid("a bad run".into())));
         assert_eq!(
             store.readiness(0),
             Ok(()),

@@ -195,6 +195,98 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX rollups_daily_day ON rollups_daily(metric, day);
     ",
+    // 6: raw rows per page load instead of per metric (see
+    // `store::measurements`): one row per page view (RUM) or probe step with a
+    // column per metric, its dimensions dictionary-encoded in `series`. The
+    // samples of a page view (or step) become one row at its first sample's
+    // time, with the navigation and connection ids its samples carried and
+    // each metric's own attribution columns. Rollups are unchanged.
+    "
+    CREATE TABLE series (
+        id INTEGER PRIMARY KEY,
+        site TEXT NOT NULL,
+        page_group TEXT NOT NULL,
+        device TEXT NOT NULL,
+        source TEXT NOT NULL,            -- rum, synthetic
+        flow TEXT NOT NULL,
+        step TEXT NOT NULL,
+        location TEXT NOT NULL,
+        UNIQUE (site, page_group, device, source, flow, step, location)
+    );
+
+    CREATE TABLE measurements (
+        id INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        series INTEGER NOT NULL,         -- series.id
+        -- page-view id (rum) or run id (synthetic): re-reports replace, never add
+        origin_id TEXT NOT NULL,
+        step_index INTEGER NOT NULL,     -- the probe step, or -1 for a page view
+        lcp REAL, cls REAL, inp REAL, fcp REAL, ttfb REAL, tbt REAL,
+        -- attribution_texts ids (NULL: a probe step, or stored before attribution was kept)
+        navigation INTEGER,
+        connection INTEGER,
+        lcp_element INTEGER,
+        lcp_resource INTEGER,
+        inp_target INTEGER,
+        cls_source INTEGER,
+        inp_input_delay REAL,
+        inp_processing REAL,
+        inp_presentation REAL
+    );
+
+    INSERT INTO series (site, page_group, device, source, flow, step, location)
+        SELECT DISTINCT site, page_group, device, source, flow, step, location FROM samples;
+
+    INSERT INTO measurements (ts_ms, series, origin_id, step_index, lcp, cls, inp, fcp, ttfb, tbt,
+                              navigation, connection, lcp_element, lcp_resource, inp_target, cls_source,
+                              inp_input_delay, inp_processing, inp_presentation)
+        SELECT min(x.ts_ms), min(se.id), x.origin_id,
+               CASE WHEN x.source = 'rum' THEN -1 ELSE x.step_index END,
+               max(CASE WHEN x.metric = 'LCP' THEN x.value END),
+               max(CASE WHEN x.metric = 'CLS' THEN x.value END),
+               max(CASE WHEN x.metric = 'INP' THEN x.value END),
+               max(CASE WHEN x.metric = 'FCP' THEN x.value END),
+               max(CASE WHEN x.metric = 'TTFB' THEN x.value END),
+               max(CASE WHEN x.metric = 'TBT' THEN x.value END),
+               max(x.attr_navigation), max(x.attr_connection),
+               max(CASE WHEN x.metric = 'LCP' THEN x.attr_target END),
+               max(CASE WHEN x.metric = 'LCP' THEN x.attr_resource END),
+               max(CASE WHEN x.metric = 'INP' THEN x.attr_target END),
+               max(CASE WHEN x.metric = 'CLS' THEN x.attr_target END),
+               max(CASE WHEN x.metric = 'INP' THEN x.attr_input_delay END),
+               max(CASE WHEN x.metric = 'INP' THEN x.attr_processing END),
+               max(CASE WHEN x.metric = 'INP' THEN x.attr_presentation END)
+        FROM samples AS x
+        JOIN series AS se ON se.site = x.site AND se.page_group = x.page_group AND se.device = x.device
+             AND se.source = x.source AND se.flow = x.flow AND se.step = x.step AND se.location = x.location
+        GROUP BY x.source, x.origin_id, x.step_index
+        ORDER BY min(x.ts_ms);
+
+    DROP TABLE samples;
+    CREATE UNIQUE INDEX measurements_identity ON measurements(origin_id, step_index);
+    CREATE INDEX measurements_series ON measurements(series, ts_ms);
+    CREATE INDEX measurements_time ON measurements(ts_ms);
+
+    -- The writer merges rollup changes over batches while ingest is busy and
+    -- writes them within a fraction of a second; after a crash, `Store::open`
+    -- adds what rows past `rolled_up_through` contributed and corrects the
+    -- journaled rows (as the rollups counted them before a re-report).
+    CREATE TABLE rollup_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        rolled_up_through INTEGER NOT NULL   -- measurements.id
+    );
+    INSERT INTO rollup_state (id, rolled_up_through)
+        VALUES (1, coalesce((SELECT max(id) FROM measurements), 0));
+    CREATE TABLE rollup_journal (
+        id INTEGER PRIMARY KEY,          -- measurements.id
+        ts_ms INTEGER NOT NULL,
+        series INTEGER NOT NULL,
+        lcp REAL, cls REAL, inp REAL, fcp REAL, ttfb REAL, tbt REAL,
+        navigation INTEGER, connection INTEGER, lcp_element INTEGER, lcp_resource INTEGER,
+        inp_target INTEGER, cls_source INTEGER,
+        inp_input_delay REAL, inp_processing REAL, inp_presentation REAL
+    );
+    ",
 ];
 
 pub fn current_version() -> i64 {

@@ -12,6 +12,7 @@ use vitalsign_core::metric::{Metric, Rating};
 use vitalsign_core::wire::ProbeRun;
 
 use super::StoreError;
+use super::measurements::raw_query;
 use crate::histogram::{Accumulator, exact_quantile};
 
 pub const RAW_RANGE_MS: i64 = 6 * 3_600_000;
@@ -33,7 +34,7 @@ pub struct Filter {
 
 impl Filter {
     /// ` AND col = ?` for every set dimension, with its parameters.
-    fn clause(&self) -> (String, Vec<Value>) {
+    pub(super) fn clause(&self) -> (String, Vec<Value>) {
         let mut sql = String::new();
         let mut params = Vec::new();
         let dims = [
@@ -79,11 +80,8 @@ pub fn raw_values(
     to_ms: i64,
     filter: &Filter,
 ) -> Result<Vec<f64>, StoreError> {
-    let (clause, params) = filter.clause();
-    let sql =
-        format!("SELECT value FROM samples WHERE metric = ? AND ts_ms >= ? AND ts_ms < ?{clause}");
+    let (sql, all) = raw_query(metric, &["value"], from_ms, to_ms, filter, "");
     let mut stmt = conn.prepare_cached(&sql)?;
-    let all = head(metric, from_ms, to_ms).into_iter().chain(params);
     let values = stmt
         .query_map(params_from_iter(all), |r| r.get::<_, f64>(0))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -386,11 +384,7 @@ pub fn series(
     use std::collections::BTreeMap;
     let bucket_of = |ts: i64| from_ms + (ts - from_ms).div_euclid(bucket_ms) * bucket_ms;
     if to_ms - from_ms <= RAW_RANGE_MS || bucket_ms < HOUR_MS || bucket_ms % HOUR_MS != 0 {
-        let (clause, params) = filter.clause();
-        let sql = format!(
-            "SELECT ts_ms, value FROM samples WHERE metric = ? AND ts_ms >= ? AND ts_ms < ?{clause}"
-        );
-        let all = head(metric, from_ms, to_ms).into_iter().chain(params);
+        let (sql, all) = raw_query(metric, &["ts_ms", "value"], from_ms, to_ms, filter, "");
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
         let rows = stmt.query_map(params_from_iter(all), |r| {
@@ -519,11 +513,14 @@ pub fn breakdowns(
             devices: BTreeMap<String, Vec<f64>>,
         }
         let bucket_of = |ts: i64| from_ms + (ts - from_ms).div_euclid(bucket_ms) * bucket_ms;
-        let (clause, params) = filter.clause();
-        let sql = format!(
-            "SELECT ts_ms, value, device, {site} FROM samples WHERE metric = ? AND ts_ms >= ? AND ts_ms < ?{clause}"
+        let (sql, all) = raw_query(
+            metric,
+            &["ts_ms", "value", "device", site],
+            start_ms,
+            to_ms,
+            filter,
+            "",
         );
-        let all = head(metric, start_ms, to_ms).into_iter().chain(params);
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(params_from_iter(all))?;
         let mut sites: BTreeMap<String, Raw> = BTreeMap::new();
@@ -695,11 +692,14 @@ pub fn top_pages(
 ) -> Result<Vec<PageRank>, StoreError> {
     use std::collections::HashMap;
     if to_ms - from_ms <= RAW_RANGE_MS {
-        let (clause, params) = filter.clause();
-        let sql = format!(
-            "SELECT site || char(31) || page_group, value FROM samples WHERE metric = ? AND ts_ms >= ? AND ts_ms < ? AND source = 'rum'{clause}"
+        let (sql, all) = raw_query(
+            metric,
+            &["site || char(31) || page_group", "value"],
+            from_ms,
+            to_ms,
+            filter,
+            " AND source = 'rum'",
         );
-        let all = head(metric, from_ms, to_ms).into_iter().chain(params);
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(all), |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
@@ -810,14 +810,20 @@ pub fn recent_runs(
     docs.iter()
         .map(|d| {
             serde_json::from_str(d)
-                .map_err(|e| StoreError::Conflict(format!("stored run is unreadable: {e}")))
+                .map_err(|e| StoreError::Corrupt(format!("stored run is unreadable: {e}")))
         })
         .collect()
 }
 
 /// Counts for tests and operators: raw samples and runs stored.
 pub fn counts(conn: &Connection) -> Result<(u64, u64), StoreError> {
-    let samples: i64 = conn.query_row("SELECT count(*) FROM samples", [], |r| r.get(0))?;
+    let samples: i64 = conn.query_row(
+        "SELECT coalesce(sum((lcp IS NOT NULL) + (cls IS NOT NULL) + (inp IS NOT NULL)
+                             + (fcp IS NOT NULL) + (ttfb IS NOT NULL) + (tbt IS NOT NULL)), 0)
+         FROM measurements",
+        [],
+        |r| r.get(0),
+    )?;
     let runs: i64 = conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
     Ok((samples as u64, runs as u64))
 }

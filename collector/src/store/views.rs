@@ -11,7 +11,7 @@ use vitalsign_core::wire::ProbeRun;
 use super::StoreError;
 
 use crate::alerts::state::AlertRecord;
-use crate::alerts::store::{OutboxRow, StoredState};
+use crate::store::alerts::{OutboxRow, StoredState};
 
 /// Distinct values of the filterable dimensions, for the filter form's choices.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -114,7 +114,7 @@ pub fn runs_page(
 
 fn parse_run(document: &str) -> Result<ProbeRun, StoreError> {
     serde_json::from_str(document)
-        .map_err(|e| StoreError::Conflict(format!("stored run is unreadable: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("stored run is unreadable: {e}")))
 }
 
 /// A run by id, with when the collector received it.
@@ -200,7 +200,7 @@ fn stored_state(
     json: &str,
 ) -> Result<StoredState, StoreError> {
     let mut record: AlertRecord = serde_json::from_str(json)
-        .map_err(|e| StoreError::Conflict(format!("stored alert state is unreadable: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("stored alert state is unreadable: {e}")))?;
     record.acked_ms = acked_ms;
     Ok(StoredState {
         id,
@@ -254,13 +254,13 @@ pub fn outbox_for_alert(
     alert_id: &str,
     limit: usize,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    crate::alerts::store::outbox_rows(
+    crate::store::alerts::outbox_rows(
         conn,
         &format!(
             "SELECT {} FROM outbox
              WHERE EXISTS (SELECT 1 FROM json_each(message, '$.alerts') WHERE value = ?1)
              ORDER BY seq LIMIT ?2",
-            crate::alerts::store::OUTBOX_COLUMNS
+            crate::store::alerts::OUTBOX_COLUMNS
         ),
         &[&alert_id, &(limit as i64)],
     )

@@ -143,6 +143,26 @@ pub fn cpu_ms(pid: u32) -> f64 {
     }
 }
 
+/// [`cpu_ms`] of a process and its children (nginx's master and workers).
+pub fn cpu_ms_tree(pid: u32) -> f64 {
+    let children: f64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // Field 4 (after the parenthesised name) is the parent's pid.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .map(cpu_ms)
+        .sum();
+    cpu_ms(pid) + children
+}
+
 pub fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()

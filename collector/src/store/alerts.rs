@@ -9,18 +9,18 @@ use serde::Serialize;
 use vitalsign_core::metric::Metric;
 use vitalsign_core::wire::run::Outcome;
 
-use super::detector::HOUR_MS;
-use super::email::OutboxMessage;
-use super::engine::{Evaluation, RunRecord, Snapshot, alert_id};
-use super::rules::SeriesKey;
-use super::silences::{Matchers, Silence};
-use super::state::AlertRecord;
-use super::windows::HourHist;
+use super::{StoreError, WriteOutcome};
+use crate::alerts::detector::HOUR_MS;
+use crate::alerts::email::OutboxMessage;
+use crate::alerts::engine::{Evaluation, RunRecord, Snapshot, alert_id};
+use crate::alerts::rules::SeriesKey;
+use crate::alerts::silences::{Matchers, Silence};
+use crate::alerts::state::AlertRecord;
+use crate::alerts::windows::HourHist;
 use crate::config::AlertsConfig;
-use crate::store::{StoreError, WriteOutcome};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Conflict(format!("stored {what} is unreadable: {e}"))
+    StoreError::Corrupt(format!("stored {what} is unreadable: {e}"))
 }
 
 pub fn load_states(conn: &Connection) -> Result<BTreeMap<String, AlertRecord>, StoreError> {

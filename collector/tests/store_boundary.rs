@@ -1,0 +1,107 @@
+//! The storage boundary (DESIGN.md, Storage): every SQL statement of the
+//! collector lives under `collector/src/store/`, so a second backend
+//! (PostgreSQL) replaces one directory. This reads the sources and names every
+//! line outside it that holds an SQL statement.
+
+use std::path::{Path, PathBuf};
+
+/// Words that start (or shape) an SQL statement; matched case-sensitively as
+/// the code base writes SQL in capitals, at a word boundary.
+const SQL: [&str; 9] = [
+    "SELECT ",
+    "INSERT INTO",
+    "INSERT OR ",
+    "DELETE FROM",
+    "UPDATE ",
+    "CREATE TABLE",
+    "CREATE INDEX",
+    "PRAGMA ",
+    "DROP TABLE",
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Lines of `source` that hold SQL inside a string literal (a `"` before the
+/// keyword on the same line, or a line continuing a multi-line literal).
+fn sql_lines(source: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let mut in_string = false;
+    for (number, line) in source.lines().enumerate() {
+        let code = line.trim_start();
+        let starts_inside = in_string;
+        // Track whether the line ends inside a string literal (quotes not escaped).
+        let mut escaped = false;
+        for c in line.chars() {
+            match c {
+                '\\' if in_string => escaped = !escaped,
+                '"' if !escaped => in_string = !in_string,
+                _ => escaped = false,
+            }
+        }
+        if code.starts_with("//") {
+            continue;
+        }
+        for keyword in SQL {
+            let Some(at) = line.find(keyword) else {
+                continue;
+            };
+            let quoted = starts_inside || line[..at].contains('"');
+            let word_start = at == 0 || !line.as_bytes()[at - 1].is_ascii_alphanumeric();
+            if quoted && word_start {
+                found.push((number + 1, line.trim().to_string()));
+                break;
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_sql_outside_the_store_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let store = src.join("store");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut offenders = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(&store)) {
+        let source = std::fs::read_to_string(file).unwrap();
+        for (line, text) in sql_lines(&source) {
+            offenders.push(format!("{}:{line}: {text}", file.display()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "SQL outside collector/src/store/ (move it behind the store's functions):\n{}",
+        offenders.join("\n")
+    );
+    // The check itself sees SQL where it is: the store has plenty.
+    let writer = std::fs::read_to_string(store.join("writer.rs")).unwrap();
+    assert!(!sql_lines(&writer).is_empty());
+}
+
+#[test]
+fn the_check_finds_sql_in_one_line_and_multi_line_literals_only() {
+    let source = r#"
+        // SELECT in a comment is prose
+        let a = "SELECT 1";
+        let b = format!(
+            "UPDATE outbox SET status = 'sent'
+             WHERE seq = ?1"
+        );
+        let c = "no sql here";
+        let d = "
+            DELETE FROM runs";
+        let e = CONNECTION_SELECT_LIMIT;
+    "#;
+    let lines: Vec<usize> = sql_lines(source).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(lines, vec![3, 5, 10]);
+}
