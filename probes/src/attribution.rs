@@ -123,7 +123,7 @@ impl Recorder {
                 let Some(metric) = Metric::parse(&report.metric) else {
                     continue;
                 };
-                if metric == Metric::Tbt || !(report.value >= 0.0) {
+                if metric == Metric::Tbt || report.value.is_nan() || report.value < 0.0 {
                     continue;
                 }
                 let newer = acc

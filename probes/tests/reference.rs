@@ -620,65 +620,96 @@ const REPEATS: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_views_and_steps_over_multi_step_flows() {
-    let (base, site) = serve().await;
+    let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let runner = Runner::new(RunnerConfig::default());
-    let mut problems = Vec::new();
-    for flow_case in MULTI_STEP {
-        let started = Instant::now();
-        let text = format!(
-            "name = \"{page}\"\nbase_url = \"{base}\"\n[[steps]]\nname = \"open\"\ngoto = \"/{page}/index.html\"\n{steps}",
-            page = flow_case.page,
-            steps = flow_case.steps
-        );
-        let flow = Flow::parse(&text, "reference.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let mut first_shape: Option<String> = None;
-        for repeat in 1..=REPEATS {
-            site.reports.lock().unwrap().clear();
-            let options = RunOptions {
-                run_id: format!("{}-{repeat}", flow_case.page),
-                artifacts_dir: dir.path().join(flow_case.page),
-                ..RunOptions::default()
-            };
-            let run = runner.run(&flow, &options).await;
-            assert_eq!(
-                run.outcome,
-                Outcome::Pass,
-                "{}: {:#?}",
-                flow_case.page,
-                run.failure
-            );
-            run.validate().unwrap();
-            let label = format!("{} run {repeat}", flow_case.page);
-            problems.extend(
-                compare_when_reported(&site, &run)
-                    .await
-                    .into_iter()
-                    .map(|m| format!("{label}: {m}")),
-            );
-            if let Err(e) = (flow_case.check)(&run) {
-                problems.push(format!("{label}: {e}\n{}", shape(&run)));
+    // Two lanes at once, each with its own server (so web-vitals' reports stay
+    // apart), in one browser: half the wall time, and each comparison is
+    // still of one page load with itself.
+    let (even, odd): (Vec<_>, Vec<_>) =
+        MULTI_STEP.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let lane = |cases: Vec<(usize, &'static MultiStep)>| {
+        let (runner, dir) = (&runner, dir.path());
+        async move {
+            let (base, site) = serve().await;
+            let mut problems = Vec::new();
+            for (_, case) in cases {
+                problems.extend(run_repeatedly(runner, &base, &site, dir, case).await);
             }
-            let this = shape(&run);
-            match &first_shape {
-                None => {
-                    eprintln!("{label}:\n{this}");
-                    first_shape = Some(this);
-                }
-                Some(first) if *first != this => {
-                    problems.push(format!("{label} differs from run 1:\n{first}---\n{this}"));
-                }
-                Some(_) => {}
-            }
+            problems
         }
-        eprintln!(
-            "{}: {REPEATS} runs in {:?}",
-            flow_case.page,
-            started.elapsed()
-        );
-    }
+    };
+    let (a, b) = tokio::join!(lane(even), lane(odd));
     runner.shutdown().await;
+    eprintln!(
+        "{} flows × {REPEATS} runs in {:?}",
+        MULTI_STEP.len(),
+        started.elapsed()
+    );
+    let problems: Vec<String> = a.into_iter().chain(b).collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Run one flow [`REPEATS`] times; every problem found, labelled with the run.
+async fn run_repeatedly(
+    runner: &Runner,
+    base: &str,
+    site: &Site,
+    dir: &std::path::Path,
+    case: &MultiStep,
+) -> Vec<String> {
+    let started = Instant::now();
+    let text = format!(
+        "name = \"{page}\"\nbase_url = \"{base}\"\n[[steps]]\nname = \"open\"\ngoto = \"/{page}/index.html\"\n{steps}",
+        page = case.page,
+        steps = case.steps
+    );
+    let flow = Flow::parse(&text, "reference.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let mut problems = Vec::new();
+    let mut first_shape: Option<String> = None;
+    for repeat in 1..=REPEATS {
+        site.reports.lock().unwrap().clear();
+        let options = RunOptions {
+            run_id: format!("{}-{repeat}", case.page),
+            artifacts_dir: dir.join(case.page),
+            ..RunOptions::default()
+        };
+        let run = runner.run(&flow, &options).await;
+        assert_eq!(
+            run.outcome,
+            Outcome::Pass,
+            "{}: {:#?}",
+            case.page,
+            run.failure
+        );
+        run.validate().unwrap();
+        let label = format!("{} run {repeat}", case.page);
+        problems.extend(
+            compare_when_reported(site, &run)
+                .await
+                .into_iter()
+                .map(|m| format!("{label}: {m}")),
+        );
+        if let Err(e) = (case.check)(&run) {
+            problems.push(format!("{label}: {e}\n{}", shape(&run)));
+        }
+        if repeat == 1 && std::env::var_os("VITALSIGN_SHOW_RUNS").is_some() {
+            eprintln!("{}", serde_json::to_string_pretty(&run).unwrap());
+        }
+        let this = shape(&run);
+        match &first_shape {
+            None => {
+                eprintln!("{label}:\n{this}");
+                first_shape = Some(this);
+            }
+            Some(first) if *first != this => {
+                problems.push(format!("{label} differs from run 1:\n{first}---\n{this}"));
+            }
+            Some(_) => {}
+        }
+    }
+    eprintln!("{}: {REPEATS} runs in {:?}", case.page, started.elapsed());
+    problems
 }
 
 /// Compare once web-vitals' last beacons are in: the page closed with the
