@@ -191,47 +191,34 @@ impl Recorder {
             tasks.extend(&packet.tasks);
         }
         marks.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // The step of the first packet taken at or after `time`; an entry can
+        // only travel in a packet taken after it started, so there is one.
+        let steps = by_step.len();
         let owner = |time: f64| {
             marks
                 .iter()
                 .find(|(at, _)| *at >= time)
                 .or(marks.last())
                 .map(|&(_, step)| step)
+                .filter(|&step| step < steps)
         };
-        let slot = |time: f64| owner(time).and_then(|step| by_step_index(step, by_step.len()));
-        let mut owned: Vec<(usize, Interaction)> = Vec::new();
         for it in interactions.into_values() {
-            if let Some(step) = slot(it.start) {
-                owned.push((step, it));
+            if let Some(step) = owner(it.start) {
+                by_step[step].interactions.push(it);
             }
         }
-        let mut owned_shifts: Vec<(usize, f64, f64)> = Vec::new();
         shifts.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (start, value) in shifts {
-            if let Some(step) = slot(start) {
-                owned_shifts.push((step, start, value));
+            if let Some(step) = owner(start) {
+                by_step[step].shifts.push((start, value));
             }
         }
-        let mut owned_tasks: Vec<(usize, f64)> = Vec::new();
         for (start, duration) in tasks {
-            if let Some(step) = slot(start) {
-                owned_tasks.push((step, (duration - 50.0).max(0.0)));
+            if let Some(step) = owner(start) {
+                by_step[step].blocking += (duration - 50.0).max(0.0);
             }
-        }
-        for (step, it) in owned {
-            by_step[step].interactions.push(it);
-        }
-        for (step, start, value) in owned_shifts {
-            by_step[step].shifts.push((start, value));
-        }
-        for (step, blocking) in owned_tasks {
-            by_step[step].blocking += blocking;
         }
     }
-}
-
-fn by_step_index(step: usize, len: usize) -> Option<usize> {
-    (step < len).then_some(step)
 }
 
 #[derive(Default)]
