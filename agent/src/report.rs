@@ -168,6 +168,7 @@ impl Target {
     pub fn label(&self) -> String {
         match self {
             Target::Step(name) => name.clone(),
+            // As the collector names the page view's series.
             Target::PageView(name) => format!("page view {name}"),
         }
     }

@@ -13,6 +13,7 @@ use std::time::Instant;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 use vitalsign_core::metric::{Metric, Rating};
+use vitalsign_core::wire::run::MAX_STEPS;
 use vitalsign_core::wire::{Beacon, ProbeRun};
 
 use super::StoreError;
@@ -31,6 +32,9 @@ pub enum WriteOp {
     },
     Run {
         run: ProbeRun,
+        /// The page group of each of `run.page_views` (same order), grouped
+        /// by the rules RUM beacons are grouped by.
+        page_view_groups: Vec<String>,
         received_ms: i64,
     },
     Artifact {
@@ -284,7 +288,11 @@ fn apply(
             }
             Ok(WriteOutcome::Stored)
         }
-        WriteOp::Run { run, received_ms } => {
+        WriteOp::Run {
+            run,
+            page_view_groups,
+            received_ms,
+        } => {
             let document = serde_json::to_string(run).expect("a ProbeRun always serialises");
             let inserted = tx.execute(
                 "INSERT OR IGNORE INTO runs (run_id, flow, location, outcome, started_at_ms, received_ms, document)
@@ -308,7 +316,9 @@ fn apply(
             let overflow =
                 || StoreError::Conflict("started_at_ms: step start times overflow".into());
             let mut step_start = i64::try_from(run.started_at_ms).map_err(|_| overflow())?;
+            let mut step_starts = Vec::with_capacity(run.steps.len());
             for (index, step) in run.steps.iter().enumerate() {
+                step_starts.push(step_start);
                 for (metric, value) in step.vitals.present() {
                     upsert_sample(
                         tx,
@@ -333,6 +343,39 @@ fn apply(
                 step_start = step_start
                     .checked_add(step.duration_ms as i64)
                     .ok_or_else(overflow)?;
+            }
+            // Page views are synthetic series of their own beside the steps
+            // (named `page view NAME`, indexed after every possible step so
+            // the identity never collides), tagged with their page group so
+            // lab and field numbers of one page group sit side by side.
+            for (index, view) in run.page_views.iter().enumerate() {
+                let series = view.series_name();
+                let page_group = page_view_groups.get(index).map_or("", String::as_str);
+                let ts_ms = step_starts
+                    .get(view.step)
+                    .copied()
+                    .unwrap_or(run.started_at_ms as i64);
+                for (metric, value) in view.vitals.present() {
+                    upsert_sample(
+                        tx,
+                        &Sample {
+                            ts_ms,
+                            site: "",
+                            page_group,
+                            metric,
+                            value,
+                            device,
+                            source: "synthetic",
+                            flow: &run.flow,
+                            step: &series,
+                            location: &run.location,
+                            origin_id: &run.run_id,
+                            step_index: (MAX_STEPS + index) as i64,
+                            attribution: None,
+                        },
+                        deltas,
+                    )?;
+                }
             }
             Ok(WriteOutcome::Stored)
         }

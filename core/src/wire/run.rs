@@ -469,6 +469,12 @@ impl Step {
 }
 
 impl PageView {
+    /// The name a page view's lab series has beside its flow's steps (stored
+    /// as a synthetic series' step, shown in `check` verdicts): `page view open home`.
+    pub fn series_name(&self) -> String {
+        format!("page view {}", self.name)
+    }
+
     fn validate(&self, field: &str, steps: usize) -> Validated<()> {
         check_len(&format!("{field}.name"), &self.name, 1, 200)?;
         check_no_control(&format!("{field}.name"), &self.name)?;
