@@ -1,11 +1,18 @@
-//! Performance budgets for `check`: which flow/step, which metric, what bound.
+//! Performance budgets for `check`: which flow, which page view or step,
+//! which metric, what bound.
 //!
 //! ```toml
 //! [[budget]]
 //! flow = "checkout"          # optional: every flow
-//! step = "add to cart"       # optional: every step
+//! page_view = "open product" # optional: a page view (named after the step that started it)
+//! # step = "add to cart"     # or a step; not both
 //! rules = ["lcp <= 2500ms", "cls <= 0.1", "inp <= 200ms"]
 //! ```
+//!
+//! A budget that names neither checks every page view of a run (what a user
+//! would see: LCP, CLS, INP, FCP, TTFB), and every step for TBT, which page
+//! views do not have; a run without page views (an HTTP check, an old
+//! document) has its steps checked instead.
 
 use std::path::Path;
 
@@ -22,6 +29,7 @@ pub enum BudgetError {
 pub struct Budget {
     pub flow: Option<String>,
     pub step: Option<String>,
+    pub page_view: Option<String>,
     pub metric: Metric,
     /// Milliseconds for times, unitless for CLS.
     pub max: f64,
@@ -30,9 +38,13 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn applies_to(&self, flow: &str, step: &str) -> bool {
+    pub fn applies_to_flow(&self, flow: &str) -> bool {
         self.flow.as_deref().is_none_or(|f| f == flow)
-            && self.step.as_deref().is_none_or(|s| s == step)
+    }
+
+    /// Names neither a step nor a page view.
+    pub fn unscoped(&self) -> bool {
+        self.step.is_none() && self.page_view.is_none()
     }
 }
 
@@ -48,6 +60,7 @@ struct File {
 struct Entry {
     flow: Option<String>,
     step: Option<String>,
+    page_view: Option<String>,
     rules: Vec<String>,
 }
 
@@ -74,12 +87,25 @@ pub fn parse(text: &str) -> Result<Vec<Budget>, String> {
         if entry.rules.is_empty() {
             return Err(format!("budget {}: `rules` is empty", i + 1));
         }
+        if entry.step.is_some() && entry.page_view.is_some() {
+            return Err(format!(
+                "budget {}: name a `step` or a `page_view`, not both (one budget entry per target)",
+                i + 1
+            ));
+        }
         for rule in &entry.rules {
             let (metric, max) = parse_rule(rule)
                 .map_err(|reason| format!("budget {}: rule {rule:?}: {reason}", i + 1))?;
+            if metric == Metric::Tbt && entry.page_view.is_some() {
+                return Err(format!(
+                    "budget {}: rule {rule:?}: a page view has no TBT (it has no field counterpart); budget it on a `step`",
+                    i + 1
+                ));
+            }
             budgets.push(Budget {
                 flow: entry.flow.clone(),
                 step: entry.step.clone(),
+                page_view: entry.page_view.clone(),
                 metric,
                 max,
                 text: rule.trim().to_string(),
@@ -140,8 +166,12 @@ mod tests {
         assert_eq!((b[0].metric, b[0].max), (Metric::Lcp, 2500.0));
         assert_eq!((b[1].metric, b[1].max), (Metric::Cls, 0.1));
         assert_eq!(b[3].max, 800.0);
-        assert!(b[0].applies_to("demo", "any step"));
-        assert!(!b[0].applies_to("other", "any step"));
+        assert!(b[0].applies_to_flow("demo") && b[0].unscoped());
+        assert!(!b[0].applies_to_flow("other"));
+        let b = parse("[[budget]]\npage_view = \"open product\"\nrules = [\"inp <= 200ms\"]\n")
+            .unwrap();
+        assert_eq!(b[0].page_view.as_deref(), Some("open product"));
+        assert!(!b[0].unscoped());
     }
 
     #[test]
@@ -156,5 +186,10 @@ mod tests {
         let err = parse("[[budget]]\nrules = [\"lcp <= fast\"]\n").unwrap_err();
         assert!(err.contains("not a number"), "{err}");
         assert!(parse("").unwrap_err().contains("no [[budget]]"));
+        let err = parse("[[budget]]\nstep = \"a\"\npage_view = \"a\"\nrules = [\"lcp <= 1s\"]\n")
+            .unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+        let err = parse("[[budget]]\npage_view = \"a\"\nrules = [\"tbt <= 200ms\"]\n").unwrap_err();
+        assert!(err.contains("no TBT"), "{err}");
     }
 }

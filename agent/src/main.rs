@@ -30,7 +30,7 @@ struct Cli {
 enum Command {
     /// Run every flow in the flows directory on its schedule and deliver the results.
     Run,
-    /// Run flows now and print a table per step (or JSON).
+    /// Run flows now and print their page views and steps as tables (or JSON).
     Once {
         /// Flow files.
         #[arg(required = true)]
@@ -56,6 +56,9 @@ enum Command {
         /// Write a Markdown report here.
         #[arg(long)]
         markdown: Option<PathBuf>,
+        /// Write the verdicts and the runs (page views and steps) as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
         /// Also deliver the runs to the collector from the config.
         #[arg(long)]
         post: bool,
@@ -165,6 +168,7 @@ async fn dispatch(command: Command, config: AgentConfig) -> anyhow::Result<ExitC
             iterations,
             junit,
             markdown,
+            json,
             post,
         } => {
             let budgets = budget::load(&budgets)?;
@@ -173,8 +177,11 @@ async fn dispatch(command: Command, config: AgentConfig) -> anyhow::Result<ExitC
                 &flows,
                 &budgets,
                 iterations,
-                junit.as_deref(),
-                markdown.as_deref(),
+                Reports {
+                    junit: junit.as_deref(),
+                    markdown: markdown.as_deref(),
+                    json: json.as_deref(),
+                },
                 post,
             )
             .await
@@ -231,8 +238,7 @@ async fn check(
     paths: &[PathBuf],
     budgets: &[budget::Budget],
     iterations: u32,
-    junit: Option<&Path>,
-    markdown: Option<&Path>,
+    reports: Reports<'_>,
     post: bool,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
@@ -248,18 +254,29 @@ async fn check(
     runner.shutdown().await;
     let report = CheckReport::new(runs, budgets);
     print!("{}", report.summary());
-    if let Some(path) = junit {
+    if let Some(path) = reports.junit {
         std::fs::write(path, report.junit_xml())
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if let Some(path) = markdown {
+    if let Some(path) = reports.markdown {
         std::fs::write(path, report.markdown())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = reports.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report.json())? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if post {
         daemon::post_runs(&config, &report.runs).await?;
     }
     Ok(ExitCode::from(report.exit_code() as u8))
+}
+
+/// Where `check` writes its reports besides the summary on stdout.
+struct Reports<'a> {
+    junit: Option<&'a Path>,
+    markdown: Option<&'a Path>,
+    json: Option<&'a Path>,
 }
 
 fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<vitalsign_probes::Flow>> {

@@ -1,10 +1,12 @@
-//! What people read: the per-step table of `once`, and the `check` verdict as
-//! a summary, JUnit XML (for CI test tabs) and Markdown (for PR comments).
+//! What people read: the page-view and per-step tables of `once`, and the
+//! `check` verdict as a summary, JUnit XML (for CI test tabs), Markdown (for
+//! PR comments) and JSON (for scripts).
 
 use std::fmt::Write;
 
 use vitalsign_core::metric::Metric;
 use vitalsign_core::wire::ProbeRun;
+use vitalsign_core::wire::beacon::NavigationType;
 use vitalsign_core::wire::run::Outcome;
 
 use crate::budget::Budget;
@@ -37,7 +39,34 @@ const TABLE_METRICS: [Metric; 6] = [
     Metric::Tbt,
 ];
 
-/// A readable table of one run, a row per step.
+/// Columns of the page-view table: a page view has no TBT.
+const PAGE_VIEW_METRICS: [Metric; 5] = [
+    Metric::Lcp,
+    Metric::Cls,
+    Metric::Inp,
+    Metric::Fcp,
+    Metric::Ttfb,
+];
+
+/// Rows padded to their widest cell, two spaces apart, indented.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "  {}", line.join("  ").trim_end());
+    }
+    out
+}
+
+/// A readable table of one run: its page views (what a user would have
+/// seen), then a row per step (what each step caused).
 pub fn run_table(run: &ProbeRun) -> String {
     let mut header = vec![
         "#".to_string(),
@@ -63,9 +92,6 @@ pub fn run_table(run: &ProbeRun) -> String {
         row.push(step.status.map_or("-".into(), |s| s.to_string()));
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
     let mut out = format!(
         "flow {:?} at {}: {}{}\n",
         run.flow,
@@ -76,14 +102,29 @@ pub fn run_table(run: &ProbeRun) -> String {
             .map(|b| format!(" ({b})"))
             .unwrap_or_default()
     );
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        let _ = writeln!(out, "  {}", line.join("  ").trim_end());
+    if !run.page_views.is_empty() {
+        let mut header = vec!["page view".to_string(), "started by".into(), "type".into()];
+        header.extend(PAGE_VIEW_METRICS.iter().map(|m| m.as_str().to_string()));
+        header.push("url".into());
+        let mut views = vec![header];
+        for view in &run.page_views {
+            let mut row = vec![
+                view.name.clone(),
+                format!("step {}", view.step + 1),
+                navigation_type(view.navigation_type).into(),
+            ];
+            row.extend(
+                PAGE_VIEW_METRICS
+                    .iter()
+                    .map(|m| view.vitals.get(*m).map_or("-".into(), |v| rated(*m, v))),
+            );
+            row.push(view.url.clone().unwrap_or_else(|| "-".into()));
+            views.push(row);
+        }
+        out.push_str(&aligned(&views));
+        out.push('\n');
     }
+    out.push_str(&aligned(&rows));
     if let Some(failure) = &run.failure {
         let at = failure
             .step
@@ -103,13 +144,43 @@ pub fn run_table(run: &ProbeRun) -> String {
     out
 }
 
-/// One budget checked against one step of one flow.
+fn navigation_type(t: NavigationType) -> &'static str {
+    match t {
+        NavigationType::Navigate => "navigate",
+        NavigationType::Reload => "reload",
+        NavigationType::BackForward => "back-forward",
+        NavigationType::BackForwardCache => "back-forward-cache",
+        NavigationType::Prerender => "prerender",
+        NavigationType::Restore => "restore",
+        NavigationType::Route => "route",
+    }
+}
+
+/// What a budget was checked against.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Step(String),
+    PageView(String),
+}
+
+impl Target {
+    /// `add to cart` for a step (as before page views existed), `page view open home`.
+    pub fn label(&self) -> String {
+        match self {
+            Target::Step(name) => name.clone(),
+            // As the collector names the page view's series.
+            Target::PageView(name) => format!("page view {name}"),
+        }
+    }
+}
+
+/// One budget checked against one step or page view of one flow.
 #[derive(Debug, Clone)]
 pub struct Verdict {
     pub flow: String,
-    pub step: String,
+    pub target: Target,
     pub budget: Budget,
-    /// Median over the iterations; `None` when the step has no such metric.
+    /// Median over the iterations; `None` when the target has no such metric.
     pub actual: Option<f64>,
 }
 
@@ -130,27 +201,71 @@ impl CheckReport {
     pub fn new(runs: Vec<ProbeRun>, budgets: &[Budget]) -> CheckReport {
         let mut verdicts = Vec::new();
         for run in &runs {
-            for step in &run.steps {
-                for budget in budgets
-                    .iter()
-                    .filter(|b| b.applies_to(&run.flow, &step.name))
-                {
-                    let actual = step.vitals.get(budget.metric);
-                    // A budget scoped to a step must find its metric there; an
-                    // unscoped one only checks steps that measured it.
-                    if actual.is_none() && budget.step.is_none() {
-                        continue;
+            let targets = run
+                .page_views
+                .iter()
+                .map(|v| (Target::PageView(v.name.clone()), &v.vitals))
+                .chain(
+                    run.steps
+                        .iter()
+                        .map(|s| (Target::Step(s.name.clone()), &s.vitals)),
+                );
+            for (target, vitals) in targets {
+                for budget in budgets.iter().filter(|b| b.applies_to_flow(&run.flow)) {
+                    let actual = vitals.get(budget.metric);
+                    let applies = match (&target, &budget.step, &budget.page_view) {
+                        (Target::Step(name), Some(step), _) => name == step,
+                        (Target::PageView(name), _, Some(view)) => name == view,
+                        (_, Some(_), _) | (_, _, Some(_)) => false,
+                        // Unscoped: what users see is the page view; a step
+                        // only for TBT, or when the run has no page views.
+                        // Only targets that measured the metric.
+                        (Target::PageView(_), None, None) => actual.is_some(),
+                        (Target::Step(_), None, None) => {
+                            actual.is_some()
+                                && (run.page_views.is_empty() || budget.metric == Metric::Tbt)
+                        }
+                    };
+                    if applies {
+                        verdicts.push(Verdict {
+                            flow: run.flow.clone(),
+                            target: target.clone(),
+                            budget: budget.clone(),
+                            actual,
+                        });
                     }
-                    verdicts.push(Verdict {
-                        flow: run.flow.clone(),
-                        step: step.name.clone(),
-                        budget: budget.clone(),
-                        actual,
-                    });
                 }
             }
         }
         CheckReport { runs, verdicts }
+    }
+
+    /// The verdicts and the runs they came from, for scripts.
+    pub fn json(&self) -> serde_json::Value {
+        let verdicts: Vec<serde_json::Value> = self
+            .verdicts
+            .iter()
+            .map(|v| {
+                let (kind, name) = match &v.target {
+                    Target::Step(name) => ("step", name),
+                    Target::PageView(name) => ("page_view", name),
+                };
+                serde_json::json!({
+                    "flow": v.flow,
+                    kind: name,
+                    "metric": v.budget.metric.as_str(),
+                    "actual": v.actual,
+                    "max": v.budget.max,
+                    "budget": v.budget.text,
+                    "passed": v.passed(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "exit_code": self.exit_code(),
+            "verdicts": verdicts,
+            "runs": self.runs,
+        })
     }
 
     /// Could not measure: the browser or agent failed, not the site.
@@ -188,7 +303,7 @@ impl CheckReport {
                 "{} {} / {}: {} (budget {})",
                 if v.passed() { "PASS" } else { "FAIL" },
                 v.flow,
-                v.step,
+                v.target.label(),
                 actual,
                 v.budget.text
             );
@@ -277,7 +392,7 @@ impl CheckReport {
                     out,
                     "    <testcase classname=\"{}\" name=\"{}: {}\"",
                     xml(&v.flow),
-                    xml(&v.step),
+                    xml(&v.target.label()),
                     xml(&v.budget.text)
                 );
                 if v.passed() {
@@ -308,14 +423,14 @@ impl CheckReport {
         };
         let mut out = format!("## vitalsign check: {verdict}\n\n");
         out.push_str(
-            "| flow | step | metric | median | budget | result |\n|---|---|---|---|---|---|\n",
+            "| flow | step or page view | metric | median | budget | result |\n|---|---|---|---|---|---|\n",
         );
         for v in &self.verdicts {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} |",
                 md(&v.flow),
-                md(&v.step),
+                md(&v.target.label()),
                 v.budget.metric,
                 v.actual
                     .map_or("–".into(), |a| format_value(v.budget.metric, a)),
@@ -404,6 +519,88 @@ mod tests {
 
         let error = fixture("http-check-error.json");
         assert_eq!(CheckReport::new(vec![error], &kept).exit_code(), 2);
+    }
+
+    #[test]
+    fn budgets_name_a_page_view_or_a_step() {
+        // open home LCP 1012, INP 96 (page view); open reviews is a route with INP 152.
+        let run = fixture("flow-page-views.json");
+        let unscoped =
+            budget::parse("[[budget]]\nrules = [\"inp <= 100ms\", \"tbt <= 100ms\"]\n").unwrap();
+        let report = CheckReport::new(vec![run.clone()], &unscoped);
+        let seen: Vec<(String, bool)> = report
+            .verdicts
+            .iter()
+            .map(|v| {
+                (
+                    format!("{} {}", v.target.label(), v.budget.metric),
+                    v.passed(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("page view open home INP".to_string(), true),
+                ("page view open reviews INP".to_string(), false),
+                ("open home TBT".to_string(), true),
+                ("hero shown TBT".to_string(), true),
+                ("open product TBT".to_string(), true),
+                ("open reviews TBT".to_string(), false),
+                ("reviews shown TBT".to_string(), true),
+            ],
+            "unscoped: page views for what users see, steps for TBT only"
+        );
+        let scoped = budget::parse(
+            "[[budget]]\npage_view = \"open product\"\nrules = [\"lcp <= 400ms\"]\n\
+             [[budget]]\nstep = \"open reviews\"\nrules = [\"inp <= 200ms\"]\n",
+        )
+        .unwrap();
+        let report = CheckReport::new(vec![run], &scoped);
+        assert_eq!(report.verdicts.len(), 2);
+        assert_eq!(report.exit_code(), 1);
+        let summary = report.summary();
+        assert!(
+            summary
+                .contains("FAIL checkout / page view open product: 480 ms (budget lcp <= 400ms)"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("PASS checkout / open reviews: 152 ms"),
+            "{summary}"
+        );
+        let json = report.json();
+        assert_eq!(json["verdicts"][0]["page_view"], "open product");
+        assert_eq!(json["verdicts"][1]["step"], "open reviews");
+        assert_eq!(json["runs"][0]["page_views"][2]["navigation_type"], "route");
+        assert!(report.markdown().contains(
+            "| checkout | page view open product | LCP | 480 ms | lcp <= 400ms | **FAIL** |"
+        ));
+    }
+
+    #[test]
+    fn table_shows_page_views_then_steps() {
+        let table = run_table(&fixture("flow-page-views.json"));
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].trim_start().starts_with("page view"), "{table}");
+        assert!(
+            lines[2].contains("open home")
+                && lines[2].contains("step 1")
+                && lines[2].contains("navigate")
+                && lines[2].contains("1.01 s good")
+                && lines[2].contains("https://shop.example/"),
+            "{table}"
+        );
+        assert!(
+            lines[4].contains("open reviews")
+                && lines[4].contains("route")
+                && lines[4].contains("152 ms good"),
+            "{table}"
+        );
+        assert!(
+            lines[6].trim_start().starts_with('#'),
+            "the steps follow: {table}"
+        );
     }
 
     #[test]

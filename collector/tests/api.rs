@@ -363,6 +363,34 @@ async fn runs_are_idempotent_authenticated_and_queryable_with_artifacts() {
     assert_eq!(s["summary"]["count"], 1, "{s}");
     assert_eq!(s["summary"]["p75"], 1650.2);
 
+    // A version-2 run: each page view is a synthetic series of its own
+    // (`page view NAME`), tagged with the page group of its URL.
+    let v2 = fixture("run/valid/flow-page-views.json");
+    assert_eq!(app.post_run(&v2, AGENT).await.status(), StatusCode::CREATED);
+    let window = "from=1763869000000&to=1763871000000";
+    let (_, s) = app
+        .query(&format!("/api/v1/summary?metric=INP&source=synthetic&flow=checkout&step=page%20view%20open%20reviews&{window}"))
+        .await;
+    assert_eq!(s["summary"]["count"], 1, "{s}");
+    assert_eq!(s["summary"]["p75"], 152.0);
+    let (_, s) = app
+        .query(&format!(
+            "/api/v1/summary?metric=LCP&source=synthetic&page_group=%2Fproduct%2Flantern&{window}"
+        ))
+        .await;
+    assert_eq!(
+        s["summary"]["count"], 1,
+        "the page view, tagged with its page group: {s}"
+    );
+    assert_eq!(s["summary"]["p75"], 480.0);
+    // The step that opened it keeps its own series.
+    let (_, s) = app
+        .query(&format!(
+            "/api/v1/summary?metric=INP&source=synthetic&flow=checkout&step=open%20product&{window}"
+        ))
+        .await;
+    assert_eq!(s["summary"]["p75"], 96.0, "{s}");
+
     let (status, body) = app.query("/api/v1/summary?metric=FID").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().contains("`metric`"));

@@ -463,7 +463,11 @@ async fn flows_runs_and_a_run_show_what_the_agent_sent() {
         let received_ms = run.started_at_ms as i64 + 5_000;
         app.store
             .writer
-            .write(WriteOp::Run { run, received_ms })
+            .write(WriteOp::Run {
+                run,
+                page_view_groups: Vec::new(),
+                received_ms,
+            })
             .await
             .unwrap();
     }

@@ -235,12 +235,9 @@ async fn bare_iteration(browser: &Browser, base: &str, out: &mut Bare) {
         page.evaluate(params).await.unwrap();
     }
     let t5 = Instant::now();
-    let frames_only = measure::READ_BACK.replace("}, 50);", "}, 0);");
-    let no_wait =
-        "Promise.resolve({ snapshot: window.__vitalsign ? window.__vitalsign.flush() : null })";
     for (script, out) in [
-        (frames_only.as_str(), &mut out.frames_only),
-        (no_wait, &mut out.no_wait),
+        (measure::READ_BACK_FRAMES, &mut out.frames_only),
+        (measure::READ_BACK_NOW, &mut out.no_wait),
     ] {
         let params = EvaluateParams::builder()
             .expression(script)

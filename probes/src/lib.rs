@@ -8,7 +8,8 @@
 //!   its document types and the JSON Schema derived from them.
 //! - [`profile`]: desktop / mobile / custom device emulation.
 //! - [`runner`]: [`Runner`] — one shared browser, a context per run, crash recovery.
-//! - [`measure`]: the injected snippet and long-task observer, read-back, medians.
+//! - [`measure`]: the injected snippet and the recorder beside it, read-back, medians.
+//! - [`attribution`]: page views, and each step's numbers by what it caused.
 //! - [`input`]: real CDP key events.
 //! - [`http_check`]: `request` steps over HTTP.
 //! - [`process`]: killing a browser's whole process tree.
@@ -24,6 +25,7 @@
 //! # }
 //! ```
 
+pub mod attribution;
 pub mod flow;
 pub mod http_check;
 pub mod input;

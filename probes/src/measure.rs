@@ -2,9 +2,17 @@
 //!
 //! The measurement is the web snippet itself (`web-snippet/dist/vitalsign.min.js`,
 //! the same bytes the collector serves): injected without `data-site` it runs in
-//! lab mode and never sends, and `window.__vitalsign.flush()` hands back the
-//! values of the step that just ended. TBT has no field counterpart, so a small
-//! long-task observer of our own sits beside it.
+//! lab mode and never sends. `window.__vitalsign.read()` gives the current page
+//! view's values, and what a real page would send at a route change or when it
+//! is left goes to `window.__vitalsignLab`, which the recorder below defines.
+//!
+//! The recorder sits beside the snippet and keeps the entries a *step* is
+//! judged by: interactions (event timing, observed exactly as the snippet does),
+//! layout shifts without recent input, and long tasks (TBT has no field
+//! counterpart). It never computes a page view's vitals: those are the
+//! snippet's. Every read-back and every page-view end hands the runner a
+//! [`Packet`] stamped with the page's clock; [`crate::attribution`] then gives
+//! each entry to the step during which it started.
 
 use serde::Deserialize;
 use vitalsign_core::metric::Metric;
@@ -12,22 +20,58 @@ use vitalsign_core::wire::run::Vitals;
 
 pub const SNIPPET: &str = include_str!("../../web-snippet/dist/vitalsign.min.js");
 
-/// Total blocking time of the current step: sum of (duration − 50 ms) over
-/// long tasks; `__vitalsignTbt()` returns it and starts the next step at 0.
-const TBT_OBSERVER: &str = r#"
+/// The CDP binding (`Runtime.addBinding`) the recorder calls with a packet when
+/// a page view ends (route change, hide, pagehide): the document may be gone
+/// before the next read-back could ask.
+pub const BINDING: &str = "__vitalsignPacket";
+
+/// Runs after the snippet in every document. `take()` empties what was
+/// recorded since the last packet, so each entry travels exactly once.
+const RECORDER: &str = r#"
 (function () {
-  var total = 0;
-  try {
-    new PerformanceObserver(function (list) {
-      list.getEntries().forEach(function (e) { total += Math.max(e.duration - 50, 0); });
-    }).observe({ type: 'longtask', buffered: true });
-  } catch (e) {}
-  window.__vitalsignTbt = function () { var t = total; total = 0; return t; };
+  var doc = Math.random().toString(36).slice(2);
+  var events = [], shifts = [], tasks = [], observers = [];
+  var hasIds = window.PerformanceEventTiming && 'interactionId' in PerformanceEventTiming.prototype;
+  function keep(entry) {
+    var type = entry.entryType;
+    if (type == 'layout-shift') {
+      if (!entry.hadRecentInput) shifts.push([entry.startTime, entry.value]);
+    } else if (type == 'longtask') {
+      tasks.push([entry.startTime, entry.duration]);
+    } else if (hasIds ? entry.interactionId : type == 'first-input') {
+      events.push([entry.interactionId || 0, entry.startTime, entry.duration]);
+    }
+  }
+  // The snippet's choices: 40 ms threshold for 'event' (web-vitals' too), plus
+  // 'first-input', which has none; so a step sees the interactions its page view sees.
+  [['event', 40], ['first-input'], ['layout-shift'], ['longtask']].forEach(function (t) {
+    try {
+      var po = new PerformanceObserver(function (list) { list.getEntries().forEach(keep); });
+      po.observe({ type: t[0], buffered: true, durationThreshold: t[1] });
+      observers.push(po);
+    } catch (e) {}
+  });
+  function take(view) {
+    observers.forEach(function (po) { po.takeRecords().forEach(keep); });
+    var packet = { doc: doc, at: performance.now(), view: view || null, events: events, shifts: shifts, tasks: tasks };
+    events = []; shifts = []; tasks = [];
+    return packet;
+  }
+  window.__vitalsignLab = function (view) {
+    try {
+      var send = window.__vitalsignPacket;
+      if (send) send(JSON.stringify(take(view)));
+    } catch (e) {}
+  };
+  window.__vitalsignRecorder = function () {
+    var vs = window.__vitalsign;
+    return take(vs ? vs.read() : null);
+  };
 })();
 "#;
 
 pub fn init_script() -> String {
-    format!("{SNIPPET}\n{TBT_OBSERVER}")
+    format!("{SNIPPET}\n{RECORDER}")
 }
 
 /// A read-back that waits two frames (so the step's last paints, shifts and
@@ -39,11 +83,7 @@ macro_rules! read_back_after_frames {
             "  requestAnimationFrame(function () {\n",
             "    requestAnimationFrame(function () {\n",
             "      setTimeout(function () {\n",
-            "        var vs = window.__vitalsign;\n",
-            "        resolve({\n",
-            "          snapshot: vs ? vs.flush() : null,\n",
-            "          tbt: window.__vitalsignTbt ? window.__vitalsignTbt() : null\n",
-            "        });\n",
+            "        resolve(window.__vitalsignRecorder ? window.__vitalsignRecorder() : null);\n",
             "      }, ",
             $margin,
             ");\n",
@@ -54,60 +94,58 @@ macro_rules! read_back_after_frames {
     };
 }
 
-/// Read the step's values once event-timing entries have been delivered
-/// (they arrive after the next frame is presented).
+/// Read back after input: event-timing entries arrive after the next frame is
+/// presented. Entries that come later still count for the step that caused
+/// them (they are matched by start time), so this wait only makes the step's
+/// numbers complete sooner; it is not what makes them right.
 pub const READ_BACK: &str = read_back_after_frames!(50);
 
-/// Read the step's values after two frames but without [`READ_BACK`]'s 50 ms
-/// margin, for steps that change the page without input (`goto`, `wait_for`):
-/// the margin is there for event-timing entries, which only input produces;
-/// the frames let paints and shifts of the step's last moments be presented
-/// and observed.
+/// Read back after two frames but without [`READ_BACK`]'s 50 ms margin, for
+/// steps that change the page without input (`goto`, `wait_for`): the margin
+/// is there for event-timing entries, which only input produces; the frames
+/// let paints and shifts of the step's last moments be presented and observed.
 pub const READ_BACK_FRAMES: &str = read_back_after_frames!(0);
 
-/// Read the step's values at once, for steps that only look at the page
-/// (assertions, screenshots, HTTP requests): they cause no input, paint or
-/// navigation, so nothing of theirs is still on its way, and what the step
-/// before left behind was already waited for by that step's own read-back.
-/// Saves [`READ_BACK`]'s two frames and 50 ms on every such step.
-pub const READ_BACK_NOW: &str = r#"
-Promise.resolve({
-  snapshot: window.__vitalsign ? window.__vitalsign.flush() : null,
-  tbt: window.__vitalsignTbt ? window.__vitalsignTbt() : null
-})
-"#;
+/// Read back at once, for steps that only look at the page (assertions,
+/// screenshots, HTTP requests): they cause no input, paint or navigation.
+pub const READ_BACK_NOW: &str =
+    "Promise.resolve(window.__vitalsignRecorder ? window.__vitalsignRecorder() : null)";
 
-#[derive(Debug, Deserialize)]
-pub struct ReadBack {
-    pub snapshot: Option<Snapshot>,
-    pub tbt: Option<f64>,
+/// What the recorder hands over: the page's clock when it was taken, the
+/// snippet's current page view (absent when the snippet did not run), and
+/// the entries recorded since the document's previous packet.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Packet {
+    /// Random id of the document: entries' times are on its clock.
+    pub doc: String,
+    /// `performance.now()` when the packet was taken.
+    pub at: f64,
+    pub view: Option<Snapshot>,
+    /// `[interaction id, start time, duration]` of event-timing entries.
+    #[serde(default)]
+    pub events: Vec<(f64, f64, f64)>,
+    /// `[start time, value]` of layout shifts without recent input.
+    #[serde(default)]
+    pub shifts: Vec<(f64, f64)>,
+    /// `[start time, duration]` of long tasks.
+    #[serde(default)]
+    pub tasks: Vec<(f64, f64)>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The snippet's page view, as `read()` returns it (or only its changed
+/// reports, when the snippet handed it over at the end of a page view).
+#[derive(Debug, Clone, Deserialize)]
 pub struct Snapshot {
     pub page_view_id: String,
+    pub url: Option<String>,
+    pub navigation_type: String,
     pub reports: Vec<Report>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Report {
     pub metric: String,
     pub value: f64,
-}
-
-impl ReadBack {
-    pub fn vitals(&self) -> Vitals {
-        let mut vitals = Vitals::default();
-        if let Some(snapshot) = &self.snapshot {
-            for report in &snapshot.reports {
-                if let Some(metric) = Metric::parse(&report.metric) {
-                    vitals.set(metric, Some(report.value));
-                }
-            }
-        }
-        vitals.tbt = self.tbt.map(|t| (t * 10.0).round() / 10.0);
-        vitals
-    }
 }
 
 /// Median and spread (max − min) of each metric over several iterations.

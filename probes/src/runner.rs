@@ -20,18 +20,22 @@ use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
 use chromiumoxide::cdp::js_protocol::runtime::{
-    ConsoleApiCalledType, EvaluateParams, EventConsoleApiCalled, EventExceptionThrown,
+    AddBindingParams, ConsoleApiCalledType, EvaluateParams, EventBindingCalled,
+    EventConsoleApiCalled, EventExceptionThrown,
 };
 use chromiumoxide::page::{Page, ScreenshotParams};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tracing::{info, instrument, warn};
 use vitalsign_core::wire::ProbeRun;
-use vitalsign_core::wire::run::{Artifact, Failure, Outcome, Step as StepResult, Vitals};
+use vitalsign_core::wire::run::{
+    Artifact, Failure, Outcome, PageView, RUN_SCHEMA_VERSION, Step as StepResult, Vitals,
+};
 
+use crate::attribution::Recorder;
 use crate::flow::{Action, Assertion, Flow, WaitFor};
-use crate::measure::{self, ReadBack};
+use crate::measure::{self, Packet};
 use crate::profile::Profile;
 
 #[derive(Debug, Clone)]
@@ -316,7 +320,7 @@ impl Runner {
     pub async fn run(&self, flow: &Flow, options: &RunOptions) -> ProbeRun {
         let started_at_ms = unix_ms();
         let mut run = ProbeRun {
-            schema_version: vitalsign_core::wire::SCHEMA_VERSION,
+            schema_version: RUN_SCHEMA_VERSION,
             run_id: options.run_id.clone(),
             flow: flow.name.clone(),
             location: options.location.clone(),
@@ -330,6 +334,7 @@ impl Runner {
             outcome: Outcome::Pass,
             failure: None,
             steps: Vec::new(),
+            page_views: Vec::new(),
             artifacts: Vec::new(),
         };
         let mut iterations: Vec<Iteration> = Vec::new();
@@ -358,9 +363,11 @@ impl Runner {
             run.outcome = last.outcome;
             run.failure = last.failure;
             run.steps = last.steps;
+            run.page_views = last.page_views;
         } else {
             iterations.push(last);
             run.steps = combine(&iterations);
+            run.page_views = combine_page_views(&iterations);
         }
         run.finished_at_ms = unix_ms().max(started_at_ms);
         run
@@ -486,6 +493,19 @@ impl Runner {
                 return Iteration::failed(Outcome::Error, None, e);
             }
         };
+        let mut handed_over = match page.event_listener::<EventBindingCalled>().await {
+            Ok(events) => events,
+            Err(e) => {
+                listeners.abort();
+                let _ = page.close().await;
+                return Iteration::failed(
+                    Outcome::Error,
+                    None,
+                    format!("subscribing to Runtime.bindingCalled: {e}"),
+                );
+            }
+        };
+        let mut recorder = Recorder::default();
         for (i, step) in flow.steps.iter().enumerate() {
             counters.lock().unwrap().start_step();
             let started = Instant::now();
@@ -522,9 +542,22 @@ impl Runner {
             if failure.is_none() {
                 let script = read_back_script(&step.action);
                 match tokio::time::timeout(Duration::from_secs(5), read_back(&page, script)).await {
-                    Ok(Ok(values)) => result.vitals = values.vitals(),
+                    Ok(Ok(Some(packet))) => recorder.add(i, packet),
+                    Ok(Ok(None)) => warn!("the page had no recorder (was the document replaced?)"),
                     Ok(Err(e)) => warn!(error = %e, "could not read the step's vitals"),
                     Err(_) => warn!("reading the step's vitals timed out"),
+                }
+            }
+            // Page views that ended during the step (a route change, a
+            // document left) handed their last values over through the
+            // binding; the events came before the read-back's answer.
+            while let Some(Some(event)) = handed_over.next().now_or_never() {
+                if event.name != measure::BINDING {
+                    continue;
+                }
+                match serde_json::from_str::<Packet>(&event.payload) {
+                    Ok(packet) => recorder.add(i, packet),
+                    Err(e) => warn!(error = %e, "unreadable packet from the recorder"),
                 }
             }
             if let Action::Screenshot(name) = &step.action
@@ -568,6 +601,7 @@ impl Runner {
             }
             it.steps.push(result);
         }
+        it.page_views = recorder.finish(&mut it.steps);
         listeners.abort();
         let _ = tokio::time::timeout(Duration::from_secs(5), page.close()).await;
         it.fill_skipped(flow);
@@ -706,6 +740,7 @@ struct Iteration {
     outcome: Outcome,
     failure: Option<Failure>,
     steps: Vec<StepResult>,
+    page_views: Vec<PageView>,
 }
 
 impl Default for Iteration {
@@ -714,6 +749,7 @@ impl Default for Iteration {
             outcome: Outcome::Pass,
             failure: None,
             steps: Vec::new(),
+            page_views: Vec::new(),
         }
     }
 }
@@ -724,6 +760,7 @@ impl Iteration {
             outcome,
             failure: Some(Failure { step, reason }),
             steps: Vec::new(),
+            page_views: Vec::new(),
         }
     }
 
@@ -783,6 +820,31 @@ fn combine(iterations: &[Iteration]) -> Vec<StepResult> {
             combined
         })
         .collect()
+}
+
+/// Per-page-view medians over passing iterations. Page views are matched by
+/// name (the step that started them); one that not every iteration opened
+/// is summarised over those that did.
+fn combine_page_views(iterations: &[Iteration]) -> Vec<PageView> {
+    let mut combined: Vec<PageView> = Vec::new();
+    for it in iterations {
+        for view in &it.page_views {
+            if !combined.iter().any(|v| v.name == view.name) {
+                combined.push(view.clone());
+            }
+        }
+    }
+    for view in &mut combined {
+        let samples: Vec<Vitals> = iterations
+            .iter()
+            .filter_map(|it| it.page_views.iter().find(|v| v.name == view.name))
+            .map(|v| v.vitals.clone())
+            .collect();
+        let (vitals, spread) = measure::summarise(&samples);
+        view.vitals = vitals;
+        view.spread = spread;
+    }
+    combined
 }
 
 #[derive(Debug, Default, Clone)]
@@ -871,6 +933,9 @@ async fn wait_network_idle(counters: &Arc<std::sync::Mutex<Counters>>, quiet: Du
 
 async fn prepare(page: &Page, profile: &Profile) -> Result<(), String> {
     profile.apply(page).await?;
+    page.execute(AddBindingParams::new(measure::BINDING))
+        .await
+        .map_err(|e| format!("Runtime.addBinding: {e}"))?;
     page.evaluate_on_new_document(measure::init_script())
         .await
         .map_err(|e| format!("Page.addScriptToEvaluateOnNewDocument: {e}"))?;
@@ -881,7 +946,7 @@ async fn prepare(page: &Page, profile: &Profile) -> Result<(), String> {
 /// with Enter, a link followed by a script) may still be swapping documents:
 /// the old context is gone before the new one exists, so try again briefly
 /// rather than lose the new page's numbers.
-async fn read_back(page: &Page, script: &str) -> Result<ReadBack, String> {
+async fn read_back(page: &Page, script: &str) -> Result<Option<Packet>, String> {
     let mut attempts = 0;
     loop {
         match read_back_once(page, script).await {
@@ -928,7 +993,7 @@ fn read_back_script(action: &Action) -> &'static str {
     }
 }
 
-async fn read_back_once(page: &Page, script: &str) -> Result<ReadBack, String> {
+async fn read_back_once(page: &Page, script: &str) -> Result<Option<Packet>, String> {
     let params = EvaluateParams::builder()
         .expression(script)
         .await_promise(true)
@@ -936,7 +1001,9 @@ async fn read_back_once(page: &Page, script: &str) -> Result<ReadBack, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let result = page.evaluate(params).await.map_err(|e| e.to_string())?;
-    result.into_value::<ReadBack>().map_err(|e| e.to_string())
+    result
+        .into_value::<Option<Packet>>()
+        .map_err(|e| e.to_string())
 }
 
 async fn eval<T: serde::de::DeserializeOwned>(page: &Page, script: &str) -> Result<T, String> {

@@ -211,6 +211,15 @@ fn once_prints_every_step_measured() {
     assert_eq!(run["steps"][0]["name"], "home");
     assert!(run["steps"][0]["vitals"]["lcp"].as_f64().unwrap() > 0.0);
     assert_eq!(run["steps"][0]["status"], 200);
+    // One page view, opened by "home", with the LCP its step carries.
+    assert_eq!(run["schema_version"], 2);
+    assert_eq!(run["page_views"][0]["name"], "home");
+    assert_eq!(run["page_views"][0]["navigation_type"], "navigate");
+    assert_eq!(
+        run["page_views"][0]["vitals"]["lcp"],
+        run["steps"][0]["vitals"]["lcp"]
+    );
+    assert!(run["page_views"][1].is_null(), "{run}");
 
     // The readable table: one row per step, with ratings.
     let out = Command::new(binary("vitalsign-agent"))
@@ -226,5 +235,6 @@ fn once_prints_every_step_measured() {
     );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("home") && table.contains("buy"), "{table}");
+    assert!(table.contains("page view"), "the page views table: {table}");
     assert!(table.contains("good"), "ratings in the table: {table}");
 }

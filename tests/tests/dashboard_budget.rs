@@ -1,6 +1,6 @@
 //! Dogfooding: `vitalsign-agent check` walks the dashboard (sign-in, overview,
 //! pages, series, flows, alerts) of a real collector holding field and lab
-//! data in real Chromium, and holds every step to the dashboard's budget
+//! data in real Chromium, and holds every page view to the dashboard's budget
 //! (`deploy/budgets.dashboard.toml`: LCP ≤ 1 s, CLS ≤ 0.01).
 
 use std::process::Command;
@@ -105,7 +105,8 @@ async fn the_dashboard_keeps_its_own_budget() {
         "the dashboard broke its budget or a step failed:\n{stdout}\n{}\n{report}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The walk really measured every page: each page step has its LCP row.
+    // The walk really measured every page: each page view (named after the
+    // step that opened it) has its LCP row.
     for step in [
         "sign-in page",
         "overview",
@@ -115,7 +116,7 @@ async fn the_dashboard_keeps_its_own_budget() {
         "alerts",
     ] {
         assert!(
-            report.contains(&format!("| dashboard | {step} | LCP |")),
+            report.contains(&format!("| dashboard | page view {step} | LCP |")),
             "no LCP for step {step}:\n{report}"
         );
     }

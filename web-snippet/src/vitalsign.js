@@ -8,8 +8,9 @@
  *           data-sample="0.5" data-endpoint="https://COLLECTOR/v1/rum"></script>
  *
  * Without data-site (as when a probe injects it before the document exists)
- * it runs in lab mode: it measures the same way and never sends. Either way
- * `window.__vitalsign` exposes { version, read(), flush() } for probes and tests.
+ * it runs in lab mode: it measures the same way and never sends; what it would
+ * send goes to `window.__vitalsignLab(snapshot)` when a probe defined one. Either
+ * way `window.__vitalsign` exposes { version, read() } for probes and tests.
  *
  * It must never throw into the host page: set-up runs inside one try, and every
  * callback the browser calls later is wrapped by `safe`.
@@ -352,9 +353,12 @@
       if (clsPo) clsEntries(clsPo.takeRecords());
       if (eventPo) inpEntries(eventPo.takeRecords());
     };
+    // Lab mode never sends: a page view's last values (at a route change, a
+    // hide, pagehide) go to the probe's recorder instead, if one is there.
     let send = () => {
       let snap = snapshot(1);
-      if (!site || !view._sampled || !snap.reports.length) return;
+      if (!site) return w.__vitalsignLab && w.__vitalsignLab(snap);
+      if (!view._sampled || !snap.reports.length) return;
       let width = Math.min(w.innerWidth, screen.width) || INFINITY;
       let agent = nav.userAgentData;
       let connection = nav.connection || {};
@@ -432,16 +436,8 @@
 
     w.__vitalsign = {
       version: VERSION,
-      /** Current values without side effects. */
-      read: safe(() => snapshot()),
-      /** Current values, then a new INP/CLS window (like a route change); never sends. */
-      flush: safe(() => {
-        takePending();
-        let snap = snapshot();
-        newView(ROUTE);
-        restartWindows();
-        return snap;
-      }),
+      /** The current page view's values, entries not yet delivered to the observers included. */
+      read: safe(() => (takePending(), snapshot())),
     };
   } catch (e) {}
 })();

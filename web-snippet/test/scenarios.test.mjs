@@ -338,33 +338,43 @@ test('no layout-shift support: no CLS at all (not 0), the rest as usual', async 
   await context.close();
 });
 
-test('lab mode, as the probes inject it: read() and flush() per step, never a beacon', async () => {
+test('lab mode, as the probes inject it: read() is the page view, its end goes to __vitalsignLab, never a beacon', async () => {
   const before = server.beacons.length;
   const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
-  // What probes/src/measure.rs does: the dist file before any page script, no data-site.
-  await context.addInitScript({ content: await readFile(SNIPPET_PATH, 'utf8') });
+  // What probes/src/measure.rs does: the dist file before any page script, no
+  // data-site, and a recorder that takes what a real page would have sent.
+  await context.addInitScript({
+    content: (await readFile(SNIPPET_PATH, 'utf8')) + ';window.__ended=[];window.__vitalsignLab=function(v){__ended.push(v)};',
+  });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
-  await page.goto(`${server.base}/interactions-worst-wins/?bare`, { waitUntil: 'load' });
+  await page.goto(`${server.base}/spa-route/?bare`, { waitUntil: 'load' });
   assert.equal(await page.evaluate(() => typeof window.webVitals), 'undefined', 'nothing but the snippet injected');
-  await page.click('#b220');
+  await page.click('#slowA');
   await page.waitForTimeout(300);
-  const step1 = await page.evaluate(() => window.__vitalsign.flush());
-  assert.deepEqual(Object.keys(step1).sort(), ['navigation_type', 'page_view_id', 'reports', 'url']);
-  assert.equal(step1.navigation_type, 'navigate');
-  const inp1 = step1.reports.find((r) => r.metric === 'INP');
-  assert.ok(inp1 && inp1.value >= 220 && typeof inp1.rating === 'string', JSON.stringify(step1.reports));
-  for (const r of step1.reports) assert.deepEqual(Object.keys(r).slice(0, 3), ['metric', 'value', 'rating']);
-  assert.deepEqual(step1.reports.map((r) => r.metric).sort(), ['CLS', 'FCP', 'INP', 'LCP', 'TTFB']);
-  // The next step starts a new window: its own INP, a new id.
-  await page.click('#b60');
-  await page.waitForTimeout(300);
-  const step2 = await page.evaluate(() => window.__vitalsign.flush());
-  assert.notEqual(step2.page_view_id, step1.page_view_id);
-  assert.equal(step2.navigation_type, 'route');
-  const inp2 = step2.reports.find((r) => r.metric === 'INP');
-  assert.ok(inp2 && inp2.value >= 60 && inp2.attribution.target === '#b60', JSON.stringify(step2.reports));
+  const first = await page.evaluate(() => window.__vitalsign.read());
+  assert.deepEqual(Object.keys(first).sort(), ['navigation_type', 'page_view_id', 'reports', 'url']);
+  assert.equal(first.navigation_type, 'navigate');
+  const inp = first.reports.find((r) => r.metric === 'INP');
+  assert.ok(inp && inp.value >= 250 && typeof inp.rating === 'string', JSON.stringify(first.reports));
+  for (const r of first.reports) assert.deepEqual(Object.keys(r).slice(0, 3), ['metric', 'value', 'rating']);
+  assert.deepEqual(first.reports.map((r) => r.metric).sort(), ['CLS', 'FCP', 'INP', 'LCP', 'TTFB']);
+  // Reading has no side effects: the same page view, the same values.
+  const again = await page.evaluate(() => window.__vitalsign.read());
+  assert.equal(again.page_view_id, first.page_view_id);
+  assert.deepEqual(again.reports, first.reports);
+  assert.deepEqual(await page.evaluate(() => window.__ended), [], 'nothing ended yet');
+  // A route change ends route A: its values go to the recorder, a new page view starts.
+  await page.click('#go');
+  await page.waitForSelector('#slowB');
+  const ended = await page.evaluate(() => window.__ended);
+  assert.equal(ended.length, 1, JSON.stringify(ended));
+  assert.equal(ended[0].page_view_id, first.page_view_id);
+  assert.equal(ended[0].reports.find((r) => r.metric === 'INP').value, inp.value);
+  const route = await page.evaluate(() => window.__vitalsign.read());
+  assert.notEqual(route.page_view_id, first.page_view_id);
+  assert.equal(route.navigation_type, 'route');
   // Hidden and gone: lab mode never sends.
   await page.goto(`${server.base}/bfcache/away.html?bare`);
   await page.waitForTimeout(300);

@@ -211,11 +211,22 @@ pub async fn runs(
     run.check_clock(now_ms().max(0) as u64)
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     let run_id = run.run_id.clone();
+    let page_view_groups = run
+        .page_views
+        .iter()
+        .map(|view| {
+            view.url
+                .as_deref()
+                .map(|url| page_group(url, &state.config.page_groups))
+                .unwrap_or_default()
+        })
+        .collect();
     let outcome = state
         .store
         .writer
         .write(WriteOp::Run {
             run,
+            page_view_groups,
             received_ms: now_ms(),
         })
         .await?;

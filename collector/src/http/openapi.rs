@@ -20,7 +20,7 @@ use vitalsign_core::metric::{Metric, Rating};
 use vitalsign_core::wire::beacon::{
     Attribution, Beacon, DeviceClass, EffectiveType, InteractionType, NavigationType, Report,
 };
-use vitalsign_core::wire::run::{Artifact, Failure, Outcome, ProbeRun, Step, Vitals};
+use vitalsign_core::wire::run::{Artifact, Failure, Outcome, PageView, ProbeRun, Step, Vitals};
 
 use super::{alerts, api, ops};
 
@@ -40,7 +40,7 @@ use super::{alerts, api, ops};
     ),
     components(schemas(
         Beacon, Report, Attribution, NavigationType, DeviceClass, EffectiveType, InteractionType,
-        ProbeRun, Outcome, Failure, Step, Vitals, Artifact, Metric, Rating,
+        ProbeRun, Outcome, Failure, Step, PageView, Vitals, Artifact, Metric, Rating,
         ErrorBody, RunAccepted, FilterEcho, Summary, SeriesPoint, PageRank, AttributionKind,
         AttributionRank, SummaryResponse, SeriesResponse, TopPagesResponse, AttributionResponse,
         RunsResponse, Alert, AlertsResponse, Transition, TransitionsResponse, AckRequest,

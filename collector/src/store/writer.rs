@@ -21,6 +21,7 @@ use std::time::Instant;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 use vitalsign_core::metric::{Metric, Rating};
+use vitalsign_core::wire::run::MAX_STEPS;
 use vitalsign_core::wire::{Beacon, ProbeRun};
 
 use super::StoreError;
@@ -48,6 +49,9 @@ pub enum WriteOp {
     },
     Run {
         run: ProbeRun,
+        /// The page group of each of `run.page_views` (same order), grouped
+        /// by the rules RUM beacons are grouped by.
+        page_view_groups: Vec<String>,
         received_ms: i64,
     },
     Artifact {
@@ -509,7 +513,11 @@ fn apply(
             )?;
             Ok(WriteOutcome::Stored)
         }
-        WriteOp::Run { run, received_ms } => {
+        WriteOp::Run {
+            run,
+            page_view_groups,
+            received_ms,
+        } => {
             // Validation bounds these, but a wrapped sum would store samples at a
             // time nobody sent; refuse (before writing anything) instead of wrapping.
             let overflow =
@@ -540,7 +548,7 @@ fn apply(
                 return Ok(WriteOutcome::AlreadyStored);
             }
             let device = run.profile.as_deref().unwrap_or("desktop");
-            for (index, (step, start)) in run.steps.iter().zip(step_starts).enumerate() {
+            for (index, (step, start)) in run.steps.iter().zip(step_starts.iter().copied()).enumerate() {
                 let mut row = Row::default();
                 for (metric, value) in step.vitals.present() {
                     row.set(metric, value, None);
@@ -566,6 +574,46 @@ fn apply(
                     series,
                     &run.run_id,
                     index as i64,
+                    row,
+                    deltas,
+                    watermark,
+                )?;
+            }
+            // Page views are synthetic series of their own beside the steps
+            // (named `page view NAME`, indexed after every possible step so
+            // the identity never collides), tagged with their page group so
+            // lab and field numbers of one page group sit side by side.
+            for (index, view) in run.page_views.iter().enumerate() {
+                let mut row = Row::default();
+                for (metric, value) in view.vitals.present() {
+                    row.set(metric, value, None);
+                }
+                if row.present().next().is_none() {
+                    continue;
+                }
+                let name = view.series_name();
+                let series = caches.series.id(
+                    tx,
+                    &SeriesRef {
+                        site: "",
+                        page_group: page_view_groups.get(index).map_or("", String::as_str),
+                        device,
+                        source: "synthetic",
+                        flow: &run.flow,
+                        step: &name,
+                        location: &run.location,
+                    },
+                )?;
+                let ts_ms = step_starts
+                    .get(view.step)
+                    .copied()
+                    .unwrap_or(run.started_at_ms as i64);
+                write_row(
+                    tx,
+                    ts_ms,
+                    series,
+                    &run.run_id,
+                    (MAX_STEPS + index) as i64,
                     row,
                     deltas,
                     watermark,

@@ -12,7 +12,8 @@ pub mod run;
 pub use beacon::Beacon;
 pub use run::ProbeRun;
 
-/// The schema version this build writes and accepts.
+/// The beacon schema version this build writes and accepts. Probe runs have
+/// their own, [`run::RUN_SCHEMA_VERSION`].
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// A document that is not acceptable, with the path of the offending field.

@@ -1,16 +1,28 @@
 //! A probe run: one walk of a flow (or one HTTP check) by an agent, with the
-//! timings and lab vitals of every step.
+//! timings and lab vitals of every step and of every page view.
 //!
 //! `run_id` is chosen by the agent before the first delivery attempt, so a
 //! retried upload is recognised and stored once.
+//!
+//! Schema versions: 1 has steps only; 2 adds `page_views`. A version-1
+//! document is still accepted (it reads as a run without page views).
 
 use serde::{Deserialize, Serialize};
 
+use super::beacon::NavigationType;
 use super::{
-    SCHEMA_VERSION, Validated, ValidationError, check_http_url, check_ident, check_len,
-    check_no_control, check_range,
+    Validated, ValidationError, check_http_url, check_ident, check_len, check_no_control,
+    check_range,
 };
 use crate::metric::Metric;
+
+/// The run schema version this build writes.
+pub const RUN_SCHEMA_VERSION: u32 = 2;
+/// The oldest run schema version still accepted (without `page_views`).
+pub const OLDEST_RUN_SCHEMA_VERSION: u32 = 1;
+/// A flow navigates at most this often: far above a real flow (steps are at
+/// most [`MAX_STEPS`]; a step that navigates twice is rare).
+pub const MAX_PAGE_VIEWS: usize = 400;
 
 pub const MAX_STEPS: usize = 200;
 pub const MAX_MESSAGE_LEN: usize = 2000;
@@ -57,6 +69,10 @@ pub struct ProbeRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
     pub steps: Vec<Step>,
+    /// Every page view the flow opened, in order: the vitals a real user's
+    /// browser would report for it (schema version 2; absent for HTTP checks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub page_views: Vec<PageView>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<Artifact>,
 }
@@ -135,6 +151,33 @@ pub struct Step {
     /// Names of `artifacts` that belong to this step (a failure screenshot).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<String>,
+}
+
+/// A page view inside a flow, as in RUM: every navigation (a `goto`, a click
+/// that loads a new document) starts one, and so does an SPA route change
+/// (`navigation_type: route`, which has INP and CLS only, as a RUM route).
+/// LCP, FCP and TTFB are the navigation's, final at the first input, when the
+/// page is left or when the flow ends; CLS is the largest session window of the
+/// whole page view; INP covers all its interactions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PageView {
+    /// Named after the step that started it (`open home`); a step that started
+    /// more than one page view names the later ones `open home (2)`, … so the
+    /// name is unique within the run.
+    pub name: String,
+    /// Index into `steps` of the step that started it.
+    pub step: usize,
+    pub navigation_type: NavigationType,
+    /// Origin and path, as [`Step::url`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vitals::is_empty")]
+    pub vitals: Vitals,
+    /// Max − min of each vital over the iterations, when there were several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Vitals>,
 }
 
 /// Lab vitals of one step; absent where the step has none (an LCP only exists
@@ -220,13 +263,19 @@ pub struct Artifact {
 
 impl ProbeRun {
     pub fn validate(&self) -> Validated<()> {
-        if self.schema_version != SCHEMA_VERSION {
+        if !(OLDEST_RUN_SCHEMA_VERSION..=RUN_SCHEMA_VERSION).contains(&self.schema_version) {
             return Err(ValidationError::new(
                 "schema_version",
                 format!(
-                    "{} is not supported; this collector accepts {SCHEMA_VERSION}",
+                    "{} is not supported; this collector accepts {OLDEST_RUN_SCHEMA_VERSION} to {RUN_SCHEMA_VERSION}",
                     self.schema_version
                 ),
+            ));
+        }
+        if self.schema_version < 2 && !self.page_views.is_empty() {
+            return Err(ValidationError::new(
+                "page_views",
+                "needs schema_version 2 (version 1 has steps only)",
             ));
         }
         check_ident("run_id", &self.run_id, 64)?;
@@ -286,6 +335,27 @@ impl ProbeRun {
         }
         for (i, step) in self.steps.iter().enumerate() {
             step.validate(&format!("steps[{i}]"))?;
+        }
+        if self.page_views.len() > MAX_PAGE_VIEWS {
+            return Err(ValidationError::new(
+                "page_views",
+                format!(
+                    "holds {} page views; at most {MAX_PAGE_VIEWS}",
+                    self.page_views.len()
+                ),
+            ));
+        }
+        for (i, view) in self.page_views.iter().enumerate() {
+            view.validate(&format!("page_views[{i}]"), self.steps.len())?;
+            if self.page_views[..i].iter().any(|v| v.name == view.name) {
+                return Err(ValidationError::new(
+                    format!("page_views[{i}].name"),
+                    format!(
+                        "{:?} names an earlier page view too; names are unique",
+                        view.name
+                    ),
+                ));
+            }
         }
         for (i, artifact) in self.artifacts.iter().enumerate() {
             artifact.validate(&format!("artifacts[{i}]"))?;
@@ -393,6 +463,39 @@ impl Step {
         }
         if let Some(error) = &self.error {
             check_len(&format!("{field}.error"), error, 1, MAX_MESSAGE_LEN)?;
+        }
+        Ok(())
+    }
+}
+
+impl PageView {
+    /// The name a page view's lab series has beside its flow's steps (stored
+    /// as a synthetic series' step, shown in `check` verdicts): `page view open home`.
+    pub fn series_name(&self) -> String {
+        format!("page view {}", self.name)
+    }
+
+    fn validate(&self, field: &str, steps: usize) -> Validated<()> {
+        check_len(&format!("{field}.name"), &self.name, 1, 200)?;
+        check_no_control(&format!("{field}.name"), &self.name)?;
+        if self.step >= steps {
+            return Err(ValidationError::new(
+                format!("{field}.step"),
+                format!("is {}, but the run has {steps} steps", self.step),
+            ));
+        }
+        if let Some(url) = &self.url {
+            check_http_url(&format!("{field}.url"), url)?;
+        }
+        if self.vitals.tbt.is_some() {
+            return Err(ValidationError::new(
+                format!("{field}.vitals.tbt"),
+                "TBT belongs to steps; a page view has LCP, CLS, INP, FCP and TTFB",
+            ));
+        }
+        self.vitals.validate(&format!("{field}.vitals"))?;
+        if let Some(spread) = &self.spread {
+            spread.validate(&format!("{field}.spread"))?;
         }
         Ok(())
     }
