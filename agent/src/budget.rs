@@ -175,6 +175,30 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_examples_parse() {
+        for file in ["budgets.example.toml", "budgets.dashboard.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy")
+                .join(file);
+            let budgets = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!budgets.is_empty(), "{file}");
+        }
+        let example =
+            load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/budgets.example.toml"))
+                .unwrap();
+        assert!(
+            example
+                .iter()
+                .any(|b| b.page_view.as_deref() == Some("home"))
+        );
+        assert!(
+            example
+                .iter()
+                .any(|b| b.step.as_deref() == Some("add to cart"))
+        );
+    }
+
+    #[test]
     fn errors_name_the_rule() {
         let err = parse("[[budget]]\nrules = [\"lcp < 2500ms\"]\n").unwrap_err();
         assert!(
