@@ -301,8 +301,10 @@ pub(super) fn recover_rollups(conn: &mut Connection) -> rusqlite::Result<usize> 
     let mut series = SeriesIds::default();
     let mut deltas = Deltas::default();
     for (before, now) in &journaled {
-        deltas.contributions(before, -1);
+        // A row pruned since keeps what the rollups counted of it: its newer
+        // values went with it, and rollups outlive raw rows anyway.
         if let Some(now) = now.as_ref().filter(|n| n.id <= through) {
+            deltas.contributions(before, -1);
             deltas.contributions(now, 1);
         }
     }
