@@ -33,9 +33,11 @@ struct OldSample {
     device: &'static str,
     flow: &'static str,
     step: &'static str,
-    /// navigation, connection, target, resource, split
-    attribution: Option<(i64, i64, Option<i64>, Option<i64>, Option<[f64; 3]>)>,
+    attribution: Option<OldAttribution>,
 }
+
+/// navigation, connection, target, resource, split (ids and ms).
+type OldAttribution = (i64, i64, Option<i64>, Option<i64>, Option<[f64; 3]>);
 
 fn old_samples(t: i64) -> Vec<OldSample> {
     let rum = |origin_id, ts_ms, metric, value, device, attribution| OldSample {
@@ -326,13 +328,14 @@ async fn a_schema_5_database_opens_in_place_with_everything_it_held() {
         )
         .unwrap();
     assert_eq!(pv2, (t - 600_000, Some(5), Some(3)));
-    let pv1_split: (
+    type Split = (
         Option<f64>,
         Option<f64>,
         Option<f64>,
         Option<i64>,
         Option<i64>,
-    ) = conn
+    );
+    let pv1_split: Split = conn
         .query_row(
             "SELECT inp_input_delay, inp_processing, inp_presentation, lcp_resource, cls_source
              FROM measurements WHERE origin_id = 'pv-1'",

@@ -36,7 +36,7 @@ use vitalsign_core::metric::{Metric, Rating};
 const DAYS: i64 = 30;
 const HOUR_MS: i64 = 3_600_000;
 /// Bump when the generator changes, so a stale cached dataset is rebuilt.
-const GENERATOR_VERSION: u32 = 4;
+const GENERATOR_VERSION: u32 = 5;
 
 fn main() {
     let samples = env_u64("VITALSIGN_BENCH_SAMPLES", 10_000_000);
@@ -695,6 +695,13 @@ fn generate(dir: &Path, path: &Path, samples: u64) -> serde_json::Value {
     // generator wrote hourly ones only, so sum them as the migration does.
     let tx = conn.transaction().unwrap();
     vitalsign_collector::store::migrations::fill_daily_rollups(&tx).unwrap();
+    // The rollups count every raw row: the collector must not add them again
+    // when it opens the file (as it would for rows a crash left uncounted).
+    tx.execute(
+        "UPDATE rollup_state SET rolled_up_through = (SELECT max(id) FROM measurements)",
+        [],
+    )
+    .unwrap();
     tx.commit().unwrap();
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         .unwrap();

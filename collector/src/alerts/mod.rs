@@ -8,9 +8,10 @@
 //! - [`engine`]: the pure evaluation: (rules, data, states, silences, now) → changes and emails.
 //! - [`email`]: subject and bodies of alert emails; lettre transport and sending.
 //! - [`silences`]: API silences and recurring maintenance windows.
-//! (Their tables are read and written by `crate::store::alerts`.)
 //! - [`evaluator`]: the interval task that loads, evaluates and writes.
 //! - [`outbox`]: the worker that delivers queued emails with backoff and dead-letters.
+//!
+//! Their tables are read and written by `crate::store::alerts`.
 
 pub mod detector;
 pub mod email;

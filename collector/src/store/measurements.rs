@@ -399,12 +399,17 @@ pub(super) fn find(
     .optional()
 }
 
-/// Rows inserted after `id` (whose rollup contributions a crash may have lost).
-pub(super) fn rows_after(conn: &Connection, id: i64) -> rusqlite::Result<Vec<Stored>> {
-    conn.prepare(&format!(
-        "SELECT id, ts_ms, series, {COLUMNS} FROM measurements WHERE id > ?1 ORDER BY id"
+/// At most `limit` rows inserted after `id`, in id order (whose rollup
+/// contributions a crash may have lost).
+pub(super) fn rows_after(
+    conn: &Connection,
+    id: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Stored>> {
+    conn.prepare_cached(&format!(
+        "SELECT id, ts_ms, series, {COLUMNS} FROM measurements WHERE id > ?1 ORDER BY id LIMIT ?2"
     ))?
-    .query_map([id], stored_from)?
+    .query_map(params![id, limit as i64], stored_from)?
     .collect()
 }
 

@@ -301,26 +301,42 @@ pub(super) fn recover_rollups(conn: &mut Connection) -> rusqlite::Result<usize> 
     let through: i64 = tx.query_row("SELECT rolled_up_through FROM rollup_state", [], |r| {
         r.get(0)
     })?;
-    let rows = measurements::rows_after(&tx, through)?;
     let journaled = measurements::journaled(&tx)?;
-    if rows.is_empty() && journaled.is_empty() {
-        return Ok(0);
-    }
+    let mut series = SeriesIds::default();
     let mut deltas = Deltas::default();
     for (before, now) in &journaled {
-        deltas.contributions(before, -1);
+        // A row pruned since keeps what the rollups counted of it: its newer
+        // values went with it, and rollups outlive raw rows anyway.
         if let Some(now) = now.as_ref().filter(|n| n.id <= through) {
+            deltas.contributions(before, -1);
             deltas.contributions(now, 1);
         }
     }
-    for row in &rows {
-        deltas.contributions(row, 1);
+    let mut seen = journaled.len();
+    // In slices, so memory stays bounded whatever the gap (normally a
+    // fraction of a second of rows).
+    let mut after = through;
+    loop {
+        let rows = measurements::rows_after(&tx, after, RECOVERY_SLICE)?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        seen += rows.len();
+        for row in &rows {
+            deltas.contributions(row, 1);
+        }
+        std::mem::take(&mut deltas).flush(&mut tx, &mut series)?;
     }
-    deltas.flush(&mut tx, &mut SeriesIds::default())?;
+    if seen == 0 {
+        return Ok(0);
+    }
+    std::mem::take(&mut deltas).flush(&mut tx, &mut series)?;
     mark_rolled_up(&tx)?;
     tx.commit()?;
-    Ok(rows.len() + journaled.len())
+    Ok(seen)
 }
+
+/// Raw rows read at a time while recomputing rollups.
+const RECOVERY_SLICE: usize = 10_000;
 
 /// Apply every job inside one transaction. Beacons, runs, artifacts and
 /// prunes check everything they can refuse before they write, so they need no
