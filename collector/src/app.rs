@@ -130,7 +130,7 @@ async fn prune_forever(state: AppState) {
     let every = Duration::from_secs(state.config.prune_interval_secs);
     let retention_ms = i64::from(state.config.retention_days) * 86_400_000;
     loop {
-        let before_ms = http::ingest::now_ms() - retention_ms;
+        let before_ms = state.store.clock.now_ms() - retention_ms;
         let (mut rows, mut runs) = (0, 0);
         loop {
             match state.store.writer.write(WriteOp::Prune { before_ms }).await {

@@ -7,10 +7,12 @@
 
 use std::collections::BTreeMap;
 
+/// Bucket growth factor.
 const GAMMA: f64 = 1.02;
 /// Values below this are counted as zero (CLS 0.00001 is no shift a person sees).
 const MIN_VALUE: f64 = 1e-5;
-const ZERO_BUCKET: i16 = i16::MIN;
+/// The bucket of zero.
+pub const ZERO_BUCKET: i16 = i16::MIN;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
@@ -25,7 +27,8 @@ fn bucket_of(value: f64) -> i16 {
     }
 }
 
-fn representative(bucket: i16) -> f64 {
+/// The value a bucket stands for (its geometric midpoint; 0 for zero).
+pub fn representative(bucket: i16) -> f64 {
     if bucket == ZERO_BUCKET {
         0.0
     } else {
@@ -80,14 +83,23 @@ impl Histogram {
     }
 
     pub fn decode(bytes: &[u8]) -> Histogram {
-        let mut buckets = BTreeMap::new();
-        for pair in bytes.chunks_exact(6) {
-            let bucket = i16::from_le_bytes([pair[0], pair[1]]);
-            let count = u32::from_le_bytes([pair[2], pair[3], pair[4], pair[5]]);
-            buckets.insert(bucket, u64::from(count));
+        Histogram {
+            buckets: pairs(bytes)
+                .map(|(bucket, count)| (bucket, u64::from(count)))
+                .collect(),
         }
-        Histogram { buckets }
     }
+}
+
+/// The (bucket, count) pairs of an encoded histogram, in the order stored:
+/// the one decoder of the rollup blob ([`Histogram::encode`] writes it).
+pub fn pairs(bytes: &[u8]) -> impl Iterator<Item = (i16, u32)> + '_ {
+    bytes.chunks_exact(6).map(|pair| {
+        (
+            i16::from_le_bytes([pair[0], pair[1]]),
+            u32::from_le_bytes([pair[2], pair[3], pair[4], pair[5]]),
+        )
+    })
 }
 
 /// The sum of many encoded histograms, for long-range queries: a dense array
@@ -103,9 +115,8 @@ pub struct Accumulator {
 
 impl Accumulator {
     pub fn add_encoded(&mut self, bytes: &[u8]) {
-        for pair in bytes.chunks_exact(6) {
-            let bucket = i16::from_le_bytes([pair[0], pair[1]]);
-            let count = u64::from(u32::from_le_bytes([pair[2], pair[3], pair[4], pair[5]]));
+        for (bucket, count) in pairs(bytes) {
+            let count = u64::from(count);
             if bucket == ZERO_BUCKET {
                 self.zero += count;
                 continue;

@@ -14,10 +14,12 @@
 //! - [`ratelimit`]: per-client token buckets for the public beacon endpoint.
 //! - [`metrics`]: the collector's own Prometheus metrics.
 //! - [`alerts`]: alert rules, detector, state machine, evaluator task, email outbox, silences.
+//! - [`clock`]: the one source of "now", carried by the store.
 
 pub mod alerts;
 pub mod app;
 pub mod client_ip;
+pub mod clock;
 pub mod config;
 pub mod dashboard;
 pub mod grouping;

@@ -41,10 +41,7 @@ pub struct AlertMetrics {
 }
 
 impl AlertMetrics {
-    fn render(&self, out: &mut String) {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+    fn render(&self, out: &mut String, now_ms: i64) {
         let oldest = self.outbox_oldest_created_ms.load(Relaxed);
         let age = if oldest > 0 {
             (now_ms - oldest).max(0) as f64 / 1000.0
@@ -229,7 +226,7 @@ impl Metrics {
                 "# HELP vitalsign_{name} {help}\n# TYPE vitalsign_{name} {kind}\nvitalsign_{name} {value}"
             );
         }
-        self.alerts.render(&mut out);
+        self.alerts.render(&mut out, store.clock.now_ms());
         out
     }
 }

@@ -430,7 +430,7 @@ async fn spawn(config: CollectorConfig) -> Live {
 }
 
 fn now_ms() -> i64 {
-    vitalsign_collector::http::ingest::now_ms()
+    vitalsign_collector::clock::Clock::system().now_ms()
 }
 
 fn count_id(mail: &[Value], id: &str) -> usize {

@@ -104,7 +104,7 @@ async fn spawn(config: CollectorConfig) -> App {
 }
 
 fn now_ms() -> i64 {
-    vitalsign_collector::http::ingest::now_ms()
+    vitalsign_collector::clock::Clock::system().now_ms()
 }
 
 async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {

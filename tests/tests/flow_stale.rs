@@ -121,7 +121,7 @@ fn health(db: &Path) -> FlowHealth {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap();
-    let now = vitalsign_collector::http::ingest::now_ms();
+    let now = vitalsign_collector::clock::Clock::system().now_ms();
     let mut all = flows::flow_health(&conn, now, 0).unwrap();
     assert_eq!(all.len(), 1, "{all:?}");
     all.remove(0)

@@ -151,7 +151,7 @@ pub async fn run(mut evaluator: Evaluator, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             break;
         }
-        if let Err(e) = evaluator.tick(crate::http::ingest::now_ms()).await {
+        if let Err(e) = evaluator.tick(evaluator.store.clock.now_ms()).await {
             warn!(error = %e, "alert evaluation failed; retrying at the next tick");
         }
         tokio::select! {

@@ -75,7 +75,7 @@ impl OutboxWorker {
     /// One delivery attempt, recorded; false when it is to be retried later.
     async fn attempt(&self, row: OutboxRow) -> bool {
         let result = email::send(&self.transport, &self.smtp.from, &row.message).await;
-        let now_ms = crate::http::ingest::now_ms();
+        let now_ms = self.store.clock.now_ms();
         let am = &self.metrics.alerts;
         let outcome = match result {
             Ok(()) => {
@@ -124,7 +124,7 @@ pub async fn run(worker: OutboxWorker, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             break;
         }
-        worker.deliver_due(crate::http::ingest::now_ms()).await;
+        worker.deliver_due(worker.store.clock.now_ms()).await;
         refresh_outbox_metrics(&worker.store, &worker.metrics).await;
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -2,12 +2,7 @@
 //! them into. The encoding is the rollup blob of [`crate::histogram`]; merging
 //! goes into a dense array so a week of hours merges and ranks in microseconds.
 
-use crate::histogram::Histogram;
-
-/// Must equal `crate::histogram`'s bucket growth factor (the unit test below
-/// checks that quantiles agree with [`Histogram::quantile`]).
-const GAMMA: f64 = 1.02;
-const ZERO_BUCKET: i16 = i16::MIN;
+use crate::histogram::{self, Histogram, ZERO_BUCKET};
 /// Dense index of bucket `b` is `b + OFFSET`; index 0 holds zeros. Buckets of
 /// plausible values (1e-5 … 600 000) lie within ±700.
 const OFFSET: i32 = 1024;
@@ -25,9 +20,7 @@ impl HourHist {
     pub fn decode(bytes: &[u8]) -> HourHist {
         let mut pairs = Vec::with_capacity(bytes.len() / 6);
         let mut count = 0;
-        for pair in bytes.chunks_exact(6) {
-            let bucket = i16::from_le_bytes([pair[0], pair[1]]);
-            let n = u32::from_le_bytes([pair[2], pair[3], pair[4], pair[5]]);
+        for (bucket, n) in histogram::pairs(bytes) {
             if n > 0 {
                 pairs.push((bucket, n));
                 count += u64::from(n);
@@ -53,9 +46,9 @@ fn index(bucket: i16) -> usize {
 
 fn representative(index: usize) -> f64 {
     if index == 0 {
-        0.0
+        histogram::representative(ZERO_BUCKET)
     } else {
-        GAMMA.powf(index as f64 - f64::from(OFFSET) + 0.5)
+        histogram::representative((index as i32 - OFFSET) as i16)
     }
 }
 

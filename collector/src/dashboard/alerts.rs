@@ -33,7 +33,6 @@ use crate::alerts::rules::{Dims, RuleKind, RuleSet};
 use crate::alerts::silences::{Matchers, Silence};
 use crate::alerts::state::{AlertRecord, State as AlertState};
 use crate::http::alerts::{NewSilence, end_silence, write_ack, write_silence};
-use crate::http::ingest::now_ms;
 use crate::http::{AppError, AppState, read_body};
 use crate::store::alerts::{self as alert_store, OutboxRow, StoredState, TransitionView};
 use crate::store::views;
@@ -1029,7 +1028,7 @@ async fn guarded(
     body: Body,
     allowed: &[&str],
 ) -> Result<HashMap<String, String>, Response> {
-    let now = now_ms();
+    let now = state.store.clock.now_ms();
     let Some(session) = state.sessions.verify(headers, now) else {
         return Err(error_page(
             StatusCode::FORBIDDEN,
@@ -1100,8 +1099,7 @@ async fn guarded(
 }
 
 /// A refused write as a page that says why.
-fn refused(e: AppError) -> Response {
-    let now = now_ms();
+fn refused(e: AppError, now: i64) -> Response {
     let (status, message) = match e {
         AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
         AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
@@ -1145,12 +1143,12 @@ pub async fn acknowledge(
     if let Err(r) = guarded(&state, &headers, body, &[]).await {
         return r;
     }
-    match write_ack(&state, &id, "dashboard", now_ms()).await {
+    match write_ack(&state, &id, "dashboard", state.store.clock.now_ms()).await {
         Ok(()) => {
             tracing::info!(alert = %id, "alert acknowledged from the dashboard");
             back_to(Some(&id))
         }
-        Err(e) => refused(e),
+        Err(e) => refused(e, state.store.clock.now_ms()),
     }
 }
 
@@ -1198,16 +1196,16 @@ pub async fn create_silence(
         comment: take("comment").unwrap_or_default(),
         created_by: "dashboard".into(),
     };
-    let silence = match new.into_silence(now_ms()) {
+    let silence = match new.into_silence(state.store.clock.now_ms()) {
         Ok(s) => s,
-        Err(e) => return refused(e),
+        Err(e) => return refused(e, state.store.clock.now_ms()),
     };
     match write_silence(&state, &silence).await {
         Ok(()) => {
             tracing::info!(silence = %silence.id, "silence created from the dashboard");
             back_to(alert.as_deref())
         }
-        Err(e) => refused(e),
+        Err(e) => refused(e, state.store.clock.now_ms()),
     }
 }
 
@@ -1227,7 +1225,7 @@ pub async fn expire_silence(
             tracing::info!(silence = %id, "silence expired from the dashboard");
             back_to(f.get("alert").map(String::as_str))
         }
-        Err(e) => refused(e),
+        Err(e) => refused(e, state.store.clock.now_ms()),
     }
 }
 

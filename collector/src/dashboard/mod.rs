@@ -35,7 +35,6 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::http::AppState;
-use crate::http::ingest::now_ms;
 use layout::{Chrome, Nav};
 use params::ViewParams;
 use session::Session;
@@ -92,7 +91,7 @@ pub fn admit(
     uri: &Uri,
     raw: &HashMap<String, String>,
 ) -> Result<Viewer, Box<Response>> {
-    let now = now_ms();
+    let now = state.store.clock.now_ms();
     let session = state.sessions.verify(headers, now);
     if session.is_none() && !state.config.public_dashboard {
         let next = uri
@@ -135,7 +134,7 @@ impl axum::extract::FromRequestParts<AppState> for Viewer {
                 error_page(
                     StatusCode::BAD_REQUEST,
                     false,
-                    now_ms(),
+                    state.store.clock.now_ms(),
                     &format!("The link's query string could not be read: {e}"),
                 )
             })?
@@ -272,7 +271,11 @@ async fn signin_form(
     Query(q): Query<SigninQuery>,
 ) -> Response {
     let next = session::safe_next(q.next.as_deref());
-    if state.sessions.verify(&headers, now_ms()).is_some() {
+    if state
+        .sessions
+        .verify(&headers, state.store.clock.now_ms())
+        .is_some()
+    {
         return Redirect::to(&next).into_response();
     }
     signin_page(StatusCode::OK, &next, None, state.sessions.can_sign_in)
@@ -282,7 +285,10 @@ async fn signin_form(
 /// client arrives without the SameSite=Strict cookie; the sign-in page asks
 /// this (a same-site request, so the cookie comes along) and goes on at once.
 async fn signin_status(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let signed_in = state.sessions.verify(&headers, now_ms()).is_some();
+    let signed_in = state
+        .sessions
+        .verify(&headers, state.store.clock.now_ms())
+        .is_some();
     let mut r = axum::Json(serde_json::json!({ "signed_in": signed_in })).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -317,7 +323,7 @@ async fn signin(
             state.sessions.can_sign_in,
         );
     }
-    let (cookie, _) = state.sessions.issue(now_ms());
+    let (cookie, _) = state.sessions.issue(state.store.clock.now_ms());
     let mut r = Redirect::to(&next).into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,

@@ -14,7 +14,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::ingest::now_ms;
 use super::{AppError, AppState, authorize, read_body};
 use crate::alerts::engine::{self, Context};
 use crate::alerts::rules::RuleSet;
@@ -94,7 +93,7 @@ pub async fn list(
             "parameter `state`: {s:?} is not one of ok, pending, firing, resolved, insufficient_data, error"
         )));
     }
-    let now = now_ms();
+    let now = state.store.clock.now_ms();
     let (rows, silences) = state
         .store
         .read(move |c| {
@@ -208,7 +207,7 @@ pub async fn acknowledge(
             AppError::BadRequest(format!("body: {e} (expected {{\"by\": \"name\"}})"))
         })?
     };
-    let now = now_ms();
+    let now = state.store.clock.now_ms();
     let by = if ack.by.is_empty() {
         "unknown".to_string()
     } else {
@@ -358,7 +357,7 @@ pub async fn create_silence(
             "body: {e} (expected {{\"matchers\": {{…}}, \"duration\": \"2h\" or \"ends_ms\": …, \"comment\": \"…\"}})"
         ))
     })?;
-    let silence = new.into_silence(now_ms())?;
+    let silence = new.into_silence(state.store.clock.now_ms())?;
     write_silence(&state, &silence).await?;
     Ok((StatusCode::CREATED, Json(json!(silence))).into_response())
 }
@@ -381,7 +380,7 @@ pub async fn list_silences(
 ) -> Result<Json<Value>, AppError> {
     check_read(&state, &headers)?;
     only(&raw, &[])?;
-    let now = now_ms();
+    let now = state.store.clock.now_ms();
     let silences = state
         .store
         .read(move |c| alert_store::silences(c, now))

@@ -9,7 +9,6 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use vitalsign_core::metric::Metric;
 
-use super::ingest::now_ms;
 use super::{AppError, AppState, authorize};
 use crate::store::attribution::{self, AttributionKind, attribution_kinds_for};
 use crate::store::query::{self, Filter};
@@ -94,8 +93,8 @@ impl Params {
     }
 
     /// `from`/`to` in Unix ms, or `range` back from now (default 24h).
-    fn time_range(&self) -> Result<(i64, i64), AppError> {
-        let to = self.millis("to")?.unwrap_or_else(now_ms);
+    fn time_range(&self, now_ms: i64) -> Result<(i64, i64), AppError> {
+        let to = self.millis("to")?.unwrap_or(now_ms);
         let from = match (self.millis("from")?, self.duration("range")?) {
             (Some(_), Some(_)) => {
                 return Err(AppError::BadRequest(
@@ -189,7 +188,11 @@ pub async fn summary(
 ) -> Result<Json<Value>, AppError> {
     check_access(&state, &headers)?;
     let p = Params::new(raw, &allowed(&[]))?;
-    let (metric, (from, to), filter) = (p.metric()?, p.time_range()?, p.filter()?);
+    let (metric, (from, to), filter) = (
+        p.metric()?,
+        p.time_range(state.store.clock.now_ms())?,
+        p.filter()?,
+    );
     let f = filter.clone();
     let summary = state
         .store
@@ -218,7 +221,11 @@ pub async fn series(
 ) -> Result<Json<Value>, AppError> {
     check_access(&state, &headers)?;
     let p = Params::new(raw, &allowed(&["bucket"]))?;
-    let (metric, (from, to), filter) = (p.metric()?, p.time_range()?, p.filter()?);
+    let (metric, (from, to), filter) = (
+        p.metric()?,
+        p.time_range(state.store.clock.now_ms())?,
+        p.filter()?,
+    );
     let bucket = p.duration("bucket")?.unwrap_or(3_600_000);
     if bucket < 60_000 {
         return Err(AppError::BadRequest(
@@ -258,8 +265,12 @@ pub async fn top_pages(
 ) -> Result<Json<Value>, AppError> {
     check_access(&state, &headers)?;
     let p = Params::new(raw, &allowed(&["limit"]))?;
-    let (metric, (from, to), filter, limit) =
-        (p.metric()?, p.time_range()?, p.filter()?, p.limit(20)?);
+    let (metric, (from, to), filter, limit) = (
+        p.metric()?,
+        p.time_range(state.store.clock.now_ms())?,
+        p.filter()?,
+        p.limit(20)?,
+    );
     let f = filter.clone();
     let pages = state
         .store
@@ -304,8 +315,12 @@ pub async fn attribution(
             "limit",
         ],
     )?;
-    let (metric, (from, to), filter, limit) =
-        (p.metric()?, p.time_range()?, p.filter()?, p.limit(10)?);
+    let (metric, (from, to), filter, limit) = (
+        p.metric()?,
+        p.time_range(state.store.clock.now_ms())?,
+        p.filter()?,
+        p.limit(10)?,
+    );
     let kinds = attribution_kinds_for(metric);
     let names = kinds
         .iter()

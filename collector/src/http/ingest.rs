@@ -17,12 +17,6 @@ use crate::grouping::page_group;
 use crate::store::WriteOutcome;
 use crate::store::writer::WriteOp;
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     crate::client_ip::client_ip(peer.ip(), headers, &state.config.trusted_proxies)
 }
@@ -156,7 +150,7 @@ async fn accept_beacon(
         .write(WriteOp::Beacon {
             beacon,
             page_group: group,
-            received_ms: now_ms(),
+            received_ms: state.store.clock.now_ms(),
         })
         .await
         .map_err(|e| ("storage", AppError::from(e)))?;
@@ -208,7 +202,7 @@ pub async fn runs(
     check_encoding(&headers)?;
     let bytes = read_body(body, &headers, state.config.max_run_bytes).await?;
     let run = wire::parse_run(&bytes).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    run.check_clock(now_ms().max(0) as u64)
+    run.check_clock(state.store.clock.now_ms().max(0) as u64)
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     let run_id = run.run_id.clone();
     let page_view_groups = run
@@ -227,7 +221,7 @@ pub async fn runs(
         .write(WriteOp::Run {
             run,
             page_view_groups,
-            received_ms: now_ms(),
+            received_ms: state.store.clock.now_ms(),
         })
         .await?;
     let (status, word) = match outcome {

@@ -37,6 +37,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::clock::Clock;
+
 pub use writer::{WriteOutcome, Writer};
 
 #[derive(Debug, thiserror::Error)]
@@ -99,12 +101,19 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
 pub struct Store {
     path: PathBuf,
     pub writer: Writer,
+    /// "Now" for everything that has the store.
+    pub clock: Clock,
     readers: Arc<Mutex<Vec<Connection>>>,
 }
 
 impl Store {
     /// Open (creating and migrating as needed) and start the writer thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with_clock(path, Clock::system())
+    }
+
+    /// [`Store::open`] with a given clock (tests fix it).
+    pub fn open_with_clock(path: &Path, clock: Clock) -> Result<Store, StoreError> {
         let mut conn = open_connection(path, false)?;
         migrations::migrate(&mut conn)?;
         // Rollup changes a crash kept from being written: from the raw rows.
@@ -119,6 +128,7 @@ impl Store {
         Ok(Store {
             path: path.to_path_buf(),
             writer,
+            clock,
             readers: Arc::new(Mutex::new(Vec::new())),
         })
     }
