@@ -564,7 +564,12 @@ fn apply(
                 return Ok(WriteOutcome::AlreadyStored);
             }
             let device = run.profile.as_deref().unwrap_or("desktop");
-            for (index, (step, start)) in run.steps.iter().zip(step_starts.iter().copied()).enumerate() {
+            for (index, (step, start)) in run
+                .steps
+                .iter()
+                .zip(step_starts.iter().copied())
+                .enumerate()
+            {
                 let mut row = Row::default();
                 for (metric, value) in step.vitals.present() {
                     row.set(metric, value, None);
