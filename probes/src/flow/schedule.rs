@@ -153,7 +153,7 @@ mod tests {
             ("0 0 30 2 *", "never fires"),
             (
                 "29 , * * * *",
-                "the hour field \",\" has an empty list item",
+                "the minute field \",\" has an empty list item",
             ),
             (
                 "0 1,,2 * * *",
