@@ -368,6 +368,9 @@ test('lab mode, as the probes inject it: read() is the page view, its end goes t
   // A route change ends route A: its values go to the recorder, a new page view starts.
   await page.click('#go');
   await page.waitForSelector('#slowB');
+  // Chromium reports the soft navigation after the new route has painted, in
+  // an observer callback of its own: wait for it rather than race it.
+  await page.waitForFunction(() => window.__ended.length > 0, null, { timeout: 5000 });
   const ended = await page.evaluate(() => window.__ended);
   assert.equal(ended.length, 1, JSON.stringify(ended));
   assert.equal(ended[0].page_view_id, first.page_view_id);
