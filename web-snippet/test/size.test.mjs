@@ -6,7 +6,7 @@ import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 import { build } from '../build.mjs';
 import { SNIPPET_PATH } from './harness.mjs';
 
-// Bytes after brotli -q 11: the issue's goal, 2,500 (the build is 2,482).
+// Bytes after brotli -q 11: the issue's goal, 2,500 (the build is 2,476).
 // web-vitals 6.2.3's attribution build, which does less (no transport, no SPA
 // routes), is 4,978; its standard build 3,037.
 const BROTLI_BUDGET = 2500;
