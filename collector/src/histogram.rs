@@ -13,6 +13,23 @@ const GAMMA: f64 = 1.02;
 const MIN_VALUE: f64 = 1e-5;
 /// The bucket of zero.
 pub const ZERO_BUCKET: i16 = i16::MIN;
+/// The lowest bucket other than zero's: that of [`MIN_VALUE`].
+const MIN_BUCKET: i16 = -582;
+/// The highest bucket: every value from `GAMMA^2047` (about 4e17) up shares
+/// it. Validation keeps metrics under 600,000 ms (bucket 672), so only a
+/// corrupt or hostile blob gets here; the cap bounds an [`Accumulator`] at a
+/// few thousand slots whatever a blob holds (unbounded, two buckets at the
+/// ends of i16 made it 65,536 wide and every quantile scan as long).
+const MAX_BUCKET: i16 = 2047;
+
+/// Every bucket a blob may name, folded into the range values can reach.
+fn in_range(bucket: i16) -> i16 {
+    if bucket == ZERO_BUCKET {
+        bucket
+    } else {
+        bucket.clamp(MIN_BUCKET, MAX_BUCKET)
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
@@ -23,7 +40,7 @@ fn bucket_of(value: f64) -> i16 {
     if value < MIN_VALUE {
         ZERO_BUCKET
     } else {
-        (value.ln() / GAMMA.ln()).floor() as i16
+        in_range((value.ln() / GAMMA.ln()).floor() as i16)
     }
 }
 
@@ -83,11 +100,14 @@ impl Histogram {
     }
 
     pub fn decode(bytes: &[u8]) -> Histogram {
-        Histogram {
-            buckets: pairs(bytes)
-                .map(|(bucket, count)| (bucket, u64::from(count)))
-                .collect(),
+        // A bucket named twice (only a corrupt blob does; several out-of-range
+        // buckets fold into one) counts both times, as in [`Accumulator`].
+        let mut buckets = BTreeMap::new();
+        for (bucket, count) in pairs(bytes) {
+            let slot: &mut u64 = buckets.entry(bucket).or_default();
+            *slot = slot.saturating_add(u64::from(count));
         }
+        Histogram { buckets }
     }
 }
 
@@ -96,7 +116,7 @@ impl Histogram {
 pub fn pairs(bytes: &[u8]) -> impl Iterator<Item = (i16, u32)> + '_ {
     bytes.chunks_exact(6).map(|pair| {
         (
-            i16::from_le_bytes([pair[0], pair[1]]),
+            in_range(i16::from_le_bytes([pair[0], pair[1]])),
             u32::from_le_bytes([pair[2], pair[3], pair[4], pair[5]]),
         )
     })
@@ -107,6 +127,9 @@ pub fn pairs(bytes: &[u8]) -> impl Iterator<Item = (i16, u32)> + '_ {
 /// tree walk. Same counts and quantiles as merging them into a [`Histogram`].
 #[derive(Debug, Clone, Default)]
 pub struct Accumulator {
+    /// Every count added, zero's included, so `count` and each quantile do
+    /// not sum the array first.
+    total: u64,
     zero: u64,
     /// Bucket of `counts[0]`.
     low: i16,
@@ -117,6 +140,7 @@ impl Accumulator {
     pub fn add_encoded(&mut self, bytes: &[u8]) {
         for (bucket, count) in pairs(bytes) {
             let count = u64::from(count);
+            self.total = self.total.saturating_add(count);
             if bucket == ZERO_BUCKET {
                 self.zero += count;
                 continue;
@@ -141,7 +165,7 @@ impl Accumulator {
     }
 
     pub fn count(&self) -> u64 {
-        self.zero + self.counts.iter().sum::<u64>()
+        self.total
     }
 
     /// The bucket of `counts[offset]`; never past the highest bucket added,
@@ -279,5 +303,38 @@ mod tests {
         assert_eq!(h.count(), 1);
         assert!((h.quantile(0.75).unwrap() - 0.3).abs() < 0.01);
         assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn buckets_stay_in_the_range_values_reach() {
+        assert_eq!(bucket_of(MIN_VALUE), MIN_BUCKET);
+        assert_eq!(bucket_of(f64::MAX), MAX_BUCKET);
+        assert_eq!(bucket_of(f64::INFINITY), MAX_BUCKET);
+        // The largest plausible metric is far below the cap.
+        assert!(bucket_of(600_000.0) < MAX_BUCKET / 2);
+
+        // A blob naming the ends of i16 (twice the same end, too): the
+        // accumulator stays a few thousand slots wide and both decoders
+        // agree on every count.
+        let mut blob = Vec::new();
+        for (bucket, count) in [
+            (i16::MAX, 2u32),
+            (i16::MIN + 1, 1),
+            (i16::MAX - 1, 3),
+            (5, 1),
+        ] {
+            blob.extend_from_slice(&bucket.to_le_bytes());
+            blob.extend_from_slice(&count.to_le_bytes());
+        }
+        let tree = Histogram::decode(&blob);
+        let mut dense = Accumulator::default();
+        dense.add_encoded(&blob);
+        assert!(dense.counts.len() <= (MAX_BUCKET - MIN_BUCKET) as usize + 1);
+        assert_eq!(tree.count(), 7);
+        assert_eq!(dense.count(), 7);
+        assert_eq!(dense.buckets().len(), 3, "{:?}", dense.buckets());
+        for q in [0.0, 0.1, 0.2, 0.5, 1.0] {
+            assert_eq!(dense.quantile(q), tree.quantile(q), "q{q}");
+        }
     }
 }
