@@ -36,7 +36,7 @@ fn normal(rng: &mut StdRng) -> f64 {
 
 fn rum_key(page_group: &str) -> SeriesKey {
     SeriesKey {
-        source: "rum".into(),
+        source: vitalsign_core::metric::Source::Rum,
         site: "shop".into(),
         page_group: page_group.into(),
         metric: Metric::Lcp,
@@ -49,7 +49,7 @@ fn rum_key(page_group: &str) -> SeriesKey {
 
 fn synthetic_key() -> SeriesKey {
     SeriesKey {
-        source: "synthetic".into(),
+        source: vitalsign_core::metric::Source::Synthetic,
         site: String::new(),
         page_group: String::new(),
         metric: Metric::Lcp,
