@@ -30,7 +30,7 @@ pub async fn serve(
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4",
+                        crate::metrics::CONTENT_TYPE,
                     )],
                     m.render(),
                 )
