@@ -200,11 +200,6 @@ impl CollectorConfig {
                 "must be at least 1",
             ));
         }
-        for (i, rule) in self.page_groups.iter().enumerate() {
-            rule.check().map_err(|reason| {
-                ConfigError::invalid(source, &format!("page_groups[{i}].pattern"), reason)
-            })?;
-        }
         self.alerts
             .validate()
             .map_err(|(key, reason)| ConfigError::invalid(source, &key, reason))?;
@@ -939,6 +934,10 @@ mod tests {
             (
                 "[alerts.routes.ops]\nto = [\"not an address\"]\n",
                 "alerts.routes.ops.to[0]",
+            ),
+            (
+                "[[page_groups]]\npattern = \"/a/**/b\"\ngroup = \"/a\"\n",
+                "page_groups[0]",
             ),
             (
                 "[alerts.regression]\nalpha = 0.7\n",
