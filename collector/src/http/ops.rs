@@ -180,7 +180,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// OpenMetrics text: requests, ingest, rejections, storage, alerts.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")),
+    responses((status = 200, description = "OpenMetrics text exposition", body = String, content_type = "application/openmetrics-text")),
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
