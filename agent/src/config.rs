@@ -25,7 +25,7 @@ pub struct AgentConfig {
     /// flows sharing a schedule do not all start in the same second.
     pub max_jitter_secs: u64,
     /// Optional `ADDR:PORT` for `/healthz` and `/metrics`.
-    pub listen: Option<String>,
+    pub listen: Option<std::net::SocketAddr>,
     /// How long a shutdown waits for running flows before aborting them (seconds).
     pub shutdown_grace_secs: u64,
     /// `text` or `json` log lines.
@@ -125,6 +125,12 @@ mod tests {
         let err = AgentConfig::load(Some(&path)).unwrap_err().to_string();
         assert!(
             err.contains("agent.toml") && err.contains("`location`"),
+            "{err}"
+        );
+        std::fs::write(&path, "listen = \"9100\"\n").unwrap();
+        let err = AgentConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("agent.toml") && err.contains("`listen`"),
             "{err}"
         );
         std::fs::write(&path, "log_format = \"yaml\"\n").unwrap();

@@ -12,7 +12,7 @@ use tracing::info;
 use crate::metrics::AgentMetrics;
 
 pub async fn serve(
-    listen: &str,
+    listen: &std::net::SocketAddr,
     metrics: Arc<AgentMetrics>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
