@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use vitalsign_core::format::metric_value;
+use vitalsign_core::format::{duration_ms, metric_value};
 use vitalsign_core::metric::Metric;
 use vitalsign_core::wire::ProbeRun;
 use vitalsign_core::wire::beacon::NavigationType;
@@ -72,7 +72,7 @@ pub fn run_table(run: &ProbeRun) -> String {
             (i + 1).to_string(),
             step.name.clone(),
             step.outcome.as_str().to_string(),
-            format!("{:.0} ms", step.duration_ms),
+            duration_ms(step.duration_ms),
         ];
         row.extend(
             TABLE_METRICS

@@ -11,12 +11,20 @@ use crate::metric::Metric;
 /// an exact tie to the even digit). A time that rounds to 1000 ms is written
 /// `1.0 s`, never `1000 ms`.
 pub fn metric_value(metric: Metric, value: f64) -> String {
-    if !metric.is_time() {
-        format!("{value:.2}")
-    } else if value < 999.5 {
-        format!("{value:.0} ms")
+    if metric.is_time() {
+        duration_ms(value)
     } else {
-        format!("{:.1} s", value / 1000.0)
+        format!("{value:.2}")
+    }
+}
+
+/// `812 ms`, `2.1 s`: a time in milliseconds (a metric, a step, a run),
+/// whole milliseconds below a second, seconds with one decimal from one on.
+pub fn duration_ms(ms: f64) -> String {
+    if ms < 999.5 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
     }
 }
 
@@ -39,6 +47,8 @@ mod tests {
         assert_eq!(metric_value(Metric::Lcp, 1650.2), "1.7 s");
         assert_eq!(metric_value(Metric::Lcp, 9960.0), "10.0 s");
         assert_eq!(metric_value(Metric::Tbt, 125_000.0), "125.0 s");
+        assert_eq!(duration_ms(812.3), "812 ms");
+        assert_eq!(duration_ms(4_249.0), "4.2 s");
     }
 
     #[test]
