@@ -603,43 +603,128 @@ pub struct AlertRoute {
     pub to: Vec<String>,
 }
 
-/// A recurring window (UTC) in which matching alerts send no email.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// A recurring window (UTC) in which matching alerts send no email. A file
+/// must give `start` and `duration`; the rest may be left out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MaintenanceWindow {
+    #[serde(default)]
     pub name: String,
     /// Weekdays it recurs on (`mon` … `sun`); empty = every day.
+    #[serde(default)]
     pub days: Vec<Weekday>,
     /// Start time of day, `HH:MM` UTC.
-    pub start: String,
-    /// Length, like `2h` or `30m`.
-    pub duration: String,
+    pub start: TimeOfDay,
+    /// Length, like `2h` or `30m`, from a minute to 7 days.
+    pub duration: WindowLength,
+    #[serde(default)]
     pub site: Option<String>,
     /// Glob over page groups.
+    #[serde(default)]
     pub page_group: Option<PageGlob>,
+    #[serde(default)]
     pub flow: Option<String>,
+    #[serde(default)]
     pub location: Option<String>,
 }
 
-impl MaintenanceWindow {
-    /// (start minute of day, length in minutes), checked.
-    pub fn parsed(&self) -> Result<(u32, u32), String> {
-        let (h, m) = self
-            .start
-            .split_once(':')
+/// For windows built in code: daily from 00:00 for an hour, matching everything.
+impl Default for MaintenanceWindow {
+    fn default() -> Self {
+        MaintenanceWindow {
+            name: String::new(),
+            days: Vec::new(),
+            start: TimeOfDay { minute: 0 },
+            duration: WindowLength { minutes: 60 },
+            site: None,
+            page_group: None,
+            flow: None,
+            location: None,
+        }
+    }
+}
+
+/// A time of day, `HH:MM` (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TimeOfDay {
+    minute: u32,
+}
+
+impl TimeOfDay {
+    /// Minutes since midnight.
+    pub fn minute_of_day(self) -> u32 {
+        self.minute
+    }
+}
+
+impl std::str::FromStr for TimeOfDay {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        text.split_once(':')
+            .filter(|(h, m)| h.len() <= 2 && m.len() == 2)
             .and_then(|(h, m)| Some((h.parse::<u32>().ok()?, m.parse::<u32>().ok()?)))
             .filter(|(h, m)| *h < 24 && *m < 60)
-            .ok_or_else(|| format!("start {:?} is not HH:MM (UTC), e.g. \"02:30\"", self.start))?;
-        let length = humantime::parse_duration(&self.duration)
-            .map_err(|_| format!("duration {:?} is not like \"2h\" or \"30m\"", self.duration))?;
-        let minutes = (length.as_secs() / 60) as u32;
+            .map(|(h, m)| TimeOfDay { minute: h * 60 + m })
+            .ok_or_else(|| format!("{text:?} is not HH:MM (UTC), e.g. \"02:30\""))
+    }
+}
+
+impl TryFrom<String> for TimeOfDay {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<TimeOfDay> for String {
+    fn from(t: TimeOfDay) -> String {
+        format!("{:02}:{:02}", t.minute / 60, t.minute % 60)
+    }
+}
+
+/// How long a maintenance window lasts: whole minutes, 1 minute to 7 days,
+/// written like `2h` or `30m` (humantime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WindowLength {
+    minutes: u32,
+}
+
+impl WindowLength {
+    pub fn minutes(self) -> u32 {
+        self.minutes
+    }
+}
+
+impl std::str::FromStr for WindowLength {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let length = humantime::parse_duration(text)
+            .map_err(|_| format!("{text:?} is not like \"2h\" or \"30m\""))?;
+        let minutes = length.as_secs() / 60;
         if minutes == 0 || minutes > 7 * 24 * 60 {
-            return Err(format!(
-                "duration {:?} must be between 1 minute and 7 days",
-                self.duration
-            ));
+            return Err(format!("{text:?} must be between 1 minute and 7 days"));
         }
-        Ok((h * 60 + m, minutes))
+        Ok(WindowLength {
+            minutes: minutes as u32,
+        })
+    }
+}
+
+impl TryFrom<String> for WindowLength {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<WindowLength> for String {
+    fn from(length: WindowLength) -> String {
+        humantime::format_duration(std::time::Duration::from_secs(
+            u64::from(length.minutes) * 60,
+        ))
+        .to_string()
     }
 }
 
@@ -762,11 +847,6 @@ impl AlertsConfig {
                         format!("{to:?} is not an email address"),
                     );
                 }
-            }
-        }
-        for (i, window) in self.maintenance.iter().enumerate() {
-            if let Err(reason) = window.parsed() {
-                return bad(&format!("maintenance[{i}]"), reason);
             }
         }
         Ok(())
@@ -949,6 +1029,14 @@ mod tests {
             ),
             (
                 "[[alerts.maintenance]]\nstart = \"25:00\"\nduration = \"1h\"\n",
+                "alerts.maintenance[0].start",
+            ),
+            (
+                "[[alerts.maintenance]]\nstart = \"02:00\"\nduration = \"8d\"\n",
+                "alerts.maintenance[0].duration",
+            ),
+            (
+                "[[alerts.maintenance]]\nname = \"no start\"\nduration = \"1h\"\n",
                 "alerts.maintenance[0]",
             ),
             (
@@ -990,6 +1078,26 @@ mod tests {
                 "{toml}: {err}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_times_parse_and_write_back() {
+        let t: TimeOfDay = "2:05".parse().unwrap();
+        assert_eq!((t.minute_of_day(), String::from(t)), (125, "02:05".into()));
+        assert!("24:00".parse::<TimeOfDay>().is_err());
+        assert!("12:5".parse::<TimeOfDay>().is_err());
+        let l: WindowLength = "90m".parse().unwrap();
+        assert_eq!((l.minutes(), String::from(l)), (90, "1h 30m".into()));
+        assert_eq!(
+            "7days".parse::<WindowLength>().unwrap().minutes(),
+            7 * 24 * 60
+        );
+        assert!("30s".parse::<WindowLength>().is_err());
     }
 }
 

@@ -697,8 +697,8 @@ fn silences_and_maintenance_hold_email_until_they_end_and_ack_stops_reminders() 
     // Daily 00:00–01:00 UTC maintenance for the search flow.
     cfg.maintenance.push(MaintenanceWindow {
         name: "nightly deploy".into(),
-        start: "00:00".into(),
-        duration: "1h".into(),
+        start: "00:00".parse().unwrap(),
+        duration: "1h".parse().unwrap(),
         flow: Some("search".into()),
         ..Default::default()
     });
