@@ -444,7 +444,7 @@ pub fn evaluate(
             let refs: Vec<&AlertRecord> = items.iter().collect();
             let ids: Vec<String> = items.iter().map(|r| alert_id(&r.key)).collect();
             let site_label = if site.is_empty() {
-                "synthetic"
+                vitalsign_core::metric::Source::Synthetic.as_str()
             } else {
                 site.as_str()
             };
