@@ -169,6 +169,22 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_written_as_in_the_file() {
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            key_of(&path(&["alerts", "rules", "0", "kind"])),
+            "alerts.rules[0].kind"
+        );
+        assert_eq!(
+            key_of(&path(&["alerts", "maintenance", "2", "days", "10"])),
+            "alerts.maintenance[2].days[10]"
+        );
+        assert_eq!(key_of(&path(&["listen"])), "listen");
+        assert_eq!(key_of(&path(&["sites", "shop2"])), "sites.shop2");
+        assert_eq!(key_of(&[]), "");
+    }
+
+    #[test]
     #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type
     fn layers_defaults_file_env_and_names_bad_keys() {
         figment::Jail::expect_with(|jail| {
