@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use vitalsign_core::config::{self, ConfigError, ConfigSource};
+use vitalsign_core::config::{self, ConfigError, ConfigSource, LogFormat};
 use vitalsign_core::secret::Secret;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,11 +25,11 @@ pub struct AgentConfig {
     /// flows sharing a schedule do not all start in the same second.
     pub max_jitter_secs: u64,
     /// Optional `ADDR:PORT` for `/healthz` and `/metrics`.
-    pub listen: Option<String>,
+    pub listen: Option<std::net::SocketAddr>,
     /// How long a shutdown waits for running flows before aborting them (seconds).
     pub shutdown_grace_secs: u64,
     /// `text` or `json` log lines.
-    pub log_format: String,
+    pub log_format: LogFormat,
 }
 
 impl Default for AgentConfig {
@@ -44,7 +44,7 @@ impl Default for AgentConfig {
             max_jitter_secs: 10,
             listen: None,
             shutdown_grace_secs: 30,
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -88,13 +88,6 @@ impl AgentConfig {
                 "at most 64 browser runs at once (0 sizes it to the machine)",
             ));
         }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            return Err(ConfigError::invalid(
-                source,
-                "log_format",
-                format!("{:?}; expected \"text\" or \"json\"", self.log_format),
-            ));
-        }
         Ok(())
     }
 
@@ -132,6 +125,18 @@ mod tests {
         let err = AgentConfig::load(Some(&path)).unwrap_err().to_string();
         assert!(
             err.contains("agent.toml") && err.contains("`location`"),
+            "{err}"
+        );
+        std::fs::write(&path, "listen = \"9100\"\n").unwrap();
+        let err = AgentConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("agent.toml") && err.contains("`listen`"),
+            "{err}"
+        );
+        std::fs::write(&path, "log_format = \"yaml\"\n").unwrap();
+        let err = AgentConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("agent.toml") && err.contains("`log_format`") && err.contains("json"),
             "{err}"
         );
         std::fs::write(&path, "colector_url = \"http://x\"\n").unwrap();

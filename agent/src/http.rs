@@ -12,7 +12,7 @@ use tracing::info;
 use crate::metrics::AgentMetrics;
 
 pub async fn serve(
-    listen: &str,
+    listen: &std::net::SocketAddr,
     metrics: Arc<AgentMetrics>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -30,7 +30,7 @@ pub async fn serve(
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4",
+                        crate::metrics::CONTENT_TYPE,
                     )],
                     m.render(),
                 )

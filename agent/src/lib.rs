@@ -6,9 +6,10 @@
 //! - [`schedule`]: interval and cron schedules, per-flow start jitter.
 //! - [`spool`]: the durable on-disk queue of results and their artifacts.
 //! - [`delivery`]: sends spooled results with backoff until acknowledged.
-//! - [`metrics`]: the agent's own counters for `/metrics`.
+//! - [`metrics`]: the agent's own metrics, rendered by prometheus-client at `/metrics`.
 //! - [`budget`]: performance budgets for `check`.
-//! - [`report`]: the `once` table and the `check` summary, JUnit XML and Markdown.
+//! - [`report`]: the `once` table and the `check` summary, JUnit XML and Markdown
+//!   (values written by `vitalsign_core::format`).
 //! - [`daemon`]: `run` — loads flows, schedules them, executes with a concurrency limit.
 //! - [`http`]: `/healthz` and `/metrics` on the optional listen address.
 //! - [`demo_visitor`]: the hidden `demo-visitor` command: a pretend person

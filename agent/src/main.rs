@@ -132,7 +132,7 @@ fn init_tracing(config: &AgentConfig, daemon: bool) {
         .with_env_filter(filter)
         .with_ansi(colour)
         .with_writer(std::io::stderr);
-    if config.log_format == "json" {
+    if config.log_format == vitalsign_core::config::LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();

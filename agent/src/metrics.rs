@@ -1,45 +1,78 @@
-//! The agent's own numbers, served at `/metrics` in Prometheus text format and
-//! read by `/healthz`.
+//! The agent's own numbers, served at `/metrics` as OpenMetrics text by
+//! prometheus-client and read by `/healthz`.
+//!
+//! The names are the ones dashboards were built on before the crate rendered
+//! them (pinned in the test below); the run duration is now a histogram, so
+//! it adds `_bucket` samples to its `_sum` and `_count`.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-#[derive(Debug, Default)]
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use vitalsign_core::wire::run::Outcome;
+
+/// What `/metrics` answers with (OpenMetrics, which Prometheus asks for first).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type OutcomeLabel = [(&'static str, &'static str); 1];
+
+#[derive(Debug)]
 pub struct AgentMetrics {
-    runs_pass: AtomicU64,
-    runs_fail: AtomicU64,
-    runs_error: AtomicU64,
-    /// Sum of run wall times in milliseconds, with the count in the runs_* above.
-    run_ms_sum: AtomicU64,
-    delivered: AtomicU64,
-    rejected: AtomicU64,
-    spool_depth: AtomicU64,
+    /// Runs by outcome (`pass`, `fail` — skipped counts as fail — and `error`).
+    runs: Family<OutcomeLabel, Counter>,
+    /// Wall time of each run: buckets from 0.5 s to about 8.5 min (doubling).
+    run_duration: Histogram,
+    delivered: Counter,
+    rejected: Counter,
+    spool_depth: Gauge,
+    /// The browser pool keeps its own count; we publish the latest.
     browser_restarts: AtomicU64,
-    flow_load_errors: AtomicU64,
+    flow_load_errors: Gauge,
+}
+
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        let runs = Family::<OutcomeLabel, Counter>::default();
+        // All three outcomes are served from the start, at 0, as before.
+        for outcome in ["pass", "fail", "error"] {
+            let _ = runs.get_or_create(&[("outcome", outcome)]);
+        }
+        AgentMetrics {
+            runs,
+            run_duration: Histogram::new(exponential_buckets(0.5, 2.0, 11)),
+            delivered: Counter::default(),
+            rejected: Counter::default(),
+            spool_depth: Gauge::default(),
+            browser_restarts: AtomicU64::new(0),
+            flow_load_errors: Gauge::default(),
+        }
+    }
 }
 
 impl AgentMetrics {
-    pub fn record_run(&self, outcome: vitalsign_core::wire::run::Outcome, duration_ms: u64) {
-        use vitalsign_core::wire::run::Outcome;
-        match outcome {
-            Outcome::Pass => &self.runs_pass,
-            Outcome::Fail | Outcome::Skipped => &self.runs_fail,
-            Outcome::Error => &self.runs_error,
-        }
-        .fetch_add(1, Relaxed);
-        self.run_ms_sum.fetch_add(duration_ms, Relaxed);
+    pub fn record_run(&self, outcome: Outcome, duration_ms: u64) {
+        let outcome = match outcome {
+            Outcome::Pass => "pass",
+            Outcome::Fail | Outcome::Skipped => "fail",
+            Outcome::Error => "error",
+        };
+        self.runs.get_or_create(&[("outcome", outcome)]).inc();
+        self.run_duration.observe(duration_ms as f64 / 1000.0);
     }
 
     pub fn delivered(&self) {
-        self.delivered.fetch_add(1, Relaxed);
+        self.delivered.inc();
     }
 
     pub fn rejected(&self) {
-        self.rejected.fetch_add(1, Relaxed);
+        self.rejected.inc();
     }
 
     pub fn set_spool_depth(&self, depth: usize) {
-        self.spool_depth.store(depth as u64, Relaxed);
+        self.spool_depth.set(depth as i64);
     }
 
     pub fn set_browser_restarts(&self, restarts: u64) {
@@ -47,79 +80,106 @@ impl AgentMetrics {
     }
 
     pub fn set_flow_load_errors(&self, errors: usize) {
-        self.flow_load_errors.store(errors as u64, Relaxed);
+        self.flow_load_errors.set(errors as i64);
     }
 
     pub fn spool_depth(&self) -> u64 {
-        self.spool_depth.load(Relaxed)
+        self.spool_depth.get().max(0) as u64
     }
 
+    /// The OpenMetrics text. The registry is put together per scrape from
+    /// shared handles (cloning a metric clones an `Arc`), as the collector does.
     pub fn render(&self) -> String {
+        let mut registry = Registry::with_prefix("vitalsign_agent");
+        registry.register("runs", "Flow runs by outcome", self.runs.clone());
+        registry.register(
+            "run_duration_seconds",
+            "Flow run wall times",
+            self.run_duration.clone(),
+        );
+        registry.register(
+            "results_delivered",
+            "Results the collector acknowledged",
+            self.delivered.clone(),
+        );
+        registry.register(
+            "results_rejected",
+            "Results the collector refused for good (kept in rejected/)",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "spool_depth",
+            "Results waiting in the spool",
+            self.spool_depth.clone(),
+        );
+        registry.register(
+            "browser_restarts",
+            "Times the browser was killed and relaunched",
+            ConstCounter::new(self.browser_restarts.load(Relaxed)),
+        );
+        registry.register(
+            "flow_load_errors",
+            "Flow files that failed to load at the last (re)load",
+            self.flow_load_errors.clone(),
+        );
         let mut out = String::new();
-        let runs = [
-            ("pass", &self.runs_pass),
-            ("fail", &self.runs_fail),
-            ("error", &self.runs_error),
-        ];
-        out.push_str("# HELP vitalsign_agent_runs_total Flow runs by outcome.\n# TYPE vitalsign_agent_runs_total counter\n");
-        for (outcome, counter) in runs {
-            let _ = writeln!(
-                out,
-                "vitalsign_agent_runs_total{{outcome=\"{outcome}\"}} {}",
-                counter.load(Relaxed)
-            );
-        }
-        let total: u64 = runs.iter().map(|(_, c)| c.load(Relaxed)).sum();
-        let lines = [
-            (
-                "run_duration_seconds_sum",
-                "counter",
-                "Sum of flow run wall times.",
-                format!("{:.3}", self.run_ms_sum.load(Relaxed) as f64 / 1000.0),
-            ),
-            (
-                "run_duration_seconds_count",
-                "counter",
-                "Number of timed flow runs.",
-                total.to_string(),
-            ),
-            (
-                "results_delivered_total",
-                "counter",
-                "Results the collector acknowledged.",
-                self.delivered.load(Relaxed).to_string(),
-            ),
-            (
-                "results_rejected_total",
-                "counter",
-                "Results the collector refused for good (kept in rejected/).",
-                self.rejected.load(Relaxed).to_string(),
-            ),
-            (
-                "spool_depth",
-                "gauge",
-                "Results waiting in the spool.",
-                self.spool_depth.load(Relaxed).to_string(),
-            ),
-            (
-                "browser_restarts_total",
-                "counter",
-                "Times the browser was killed and relaunched.",
-                self.browser_restarts.load(Relaxed).to_string(),
-            ),
-            (
-                "flow_load_errors",
-                "gauge",
-                "Flow files that failed to load at the last (re)load.",
-                self.flow_load_errors.load(Relaxed).to_string(),
-            ),
-        ];
-        for (name, kind, help, value) in lines {
-            let _ = writeln!(
-                out,
-                "# HELP vitalsign_agent_{name} {help}\n# TYPE vitalsign_agent_{name} {kind}\nvitalsign_agent_{name} {value}"
-            );
-        }
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample names `/metrics` served before prometheus-client rendered
+    /// it, taken from that output: dashboards query these.
+    const BEFORE: [&str; 10] = [
+        "vitalsign_agent_runs_total{outcome=\"pass\"}",
+        "vitalsign_agent_runs_total{outcome=\"fail\"}",
+        "vitalsign_agent_runs_total{outcome=\"error\"}",
+        "vitalsign_agent_run_duration_seconds_sum",
+        "vitalsign_agent_run_duration_seconds_count",
+        "vitalsign_agent_results_delivered_total",
+        "vitalsign_agent_results_rejected_total",
+        "vitalsign_agent_spool_depth",
+        "vitalsign_agent_browser_restarts_total",
+        "vitalsign_agent_flow_load_errors",
+    ];
+
+    #[test]
+    fn serves_the_names_dashboards_were_built_on() {
+        let m = AgentMetrics::default();
+        m.record_run(Outcome::Pass, 1200);
+        m.record_run(Outcome::Skipped, 300);
+        m.delivered();
+        m.set_spool_depth(4);
+        m.set_browser_restarts(2);
+        let text = m.render();
+        let served: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.rsplit_once(' ').unwrap().0)
+            .filter(|s| !s.starts_with("vitalsign_agent_run_duration_seconds_bucket{le="))
+            .collect();
+        assert_eq!(served, BEFORE.into_iter().collect(), "{text}");
+        for line in [
+            "vitalsign_agent_runs_total{outcome=\"pass\"} 1",
+            "vitalsign_agent_runs_total{outcome=\"fail\"} 1",
+            "vitalsign_agent_runs_total{outcome=\"error\"} 0",
+            "vitalsign_agent_run_duration_seconds_count 2",
+            "vitalsign_agent_run_duration_seconds_sum 1.5",
+            "vitalsign_agent_run_duration_seconds_bucket{le=\"0.5\"} 1",
+            "vitalsign_agent_run_duration_seconds_bucket{le=\"1.0\"} 1",
+            "vitalsign_agent_run_duration_seconds_bucket{le=\"2.0\"} 2",
+            "vitalsign_agent_results_delivered_total 1",
+            "vitalsign_agent_spool_depth 4",
+            "vitalsign_agent_browser_restarts_total 2",
+            "# TYPE vitalsign_agent_run_duration_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert_eq!(m.spool_depth(), 4);
     }
 }

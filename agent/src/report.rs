@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use vitalsign_core::format::{duration_ms, metric_value};
 use vitalsign_core::metric::Metric;
 use vitalsign_core::wire::ProbeRun;
 use vitalsign_core::wire::beacon::NavigationType;
@@ -11,21 +12,10 @@ use vitalsign_core::wire::run::Outcome;
 
 use crate::budget::Budget;
 
-/// `1.65 s` / `88 ms` / `0.012`: how a person reads each metric.
-pub fn format_value(metric: Metric, value: f64) -> String {
-    if !metric.is_time() {
-        format!("{value:.3}")
-    } else if value >= 1000.0 {
-        format!("{:.2} s", value / 1000.0)
-    } else {
-        format!("{value:.0} ms")
-    }
-}
-
 fn rated(metric: Metric, value: f64) -> String {
     format!(
         "{} {}",
-        format_value(metric, value),
+        metric_value(metric, value),
         metric.rate(value).as_str()
     )
 }
@@ -82,7 +72,7 @@ pub fn run_table(run: &ProbeRun) -> String {
             (i + 1).to_string(),
             step.name.clone(),
             step.outcome.as_str().to_string(),
-            format!("{:.0} ms", step.duration_ms),
+            duration_ms(step.duration_ms),
         ];
         row.extend(
             TABLE_METRICS
@@ -297,7 +287,7 @@ impl CheckReport {
         for v in &self.verdicts {
             let actual = v
                 .actual
-                .map_or("not measured".into(), |a| format_value(v.budget.metric, a));
+                .map_or("not measured".into(), |a| metric_value(v.budget.metric, a));
             let _ = writeln!(
                 out,
                 "{} {} / {}: {} (budget {})",
@@ -400,7 +390,7 @@ impl CheckReport {
                 } else {
                     let actual = v
                         .actual
-                        .map_or(String::new(), |a| format_value(v.budget.metric, a));
+                        .map_or(String::new(), |a| metric_value(v.budget.metric, a));
                     let _ = writeln!(
                         out,
                         ">\n      <failure message=\"{} is {actual}, budget {}\"/>\n    </testcase>",
@@ -433,7 +423,7 @@ impl CheckReport {
                 md(&v.target.label()),
                 v.budget.metric,
                 v.actual
-                    .map_or("–".into(), |a| format_value(v.budget.metric, a)),
+                    .map_or("–".into(), |a| metric_value(v.budget.metric, a)),
                 md(&v.budget.text),
                 if v.passed() { "pass" } else { "**FAIL**" }
             );
@@ -501,20 +491,20 @@ mod tests {
         assert!(
             report
                 .summary()
-                .contains("FAIL checkout / open home: 1.65 s (budget lcp <= 1.5s)"),
+                .contains("FAIL checkout / open home: 1.7 s (budget lcp <= 1.5s)"),
             "{}",
             report.summary()
         );
         let xml = report.junit_xml();
         assert!(xml.contains("failures=\"1\""), "{xml}");
         assert!(
-            xml.contains("<failure message=\"LCP is 1.65 s, budget lcp &lt;= 1.5s\"/>"),
+            xml.contains("<failure message=\"LCP is 1.7 s, budget lcp &lt;= 1.5s\"/>"),
             "{xml}"
         );
         assert!(
             report
                 .markdown()
-                .contains("| checkout | open home | LCP | 1.65 s | lcp <= 1.5s | **FAIL** |")
+                .contains("| checkout | open home | LCP | 1.7 s | lcp <= 1.5s | **FAIL** |")
         );
 
         let error = fixture("http-check-error.json");
@@ -587,7 +577,7 @@ mod tests {
             lines[2].contains("open home")
                 && lines[2].contains("step 1")
                 && lines[2].contains("navigate")
-                && lines[2].contains("1.01 s good")
+                && lines[2].contains("1.0 s good")
                 && lines[2].contains("https://shop.example/"),
             "{table}"
         );
@@ -606,7 +596,7 @@ mod tests {
     #[test]
     fn table_shows_ratings_and_failure() {
         let table = run_table(&fixture("checkout-fail-with-screenshot.json"));
-        assert!(table.contains("1.65 s good"), "{table}");
+        assert!(table.contains("1.7 s good"), "{table}");
         assert!(
             table.contains("step 3 fail: text \"1 item\" not found"),
             "{table}"

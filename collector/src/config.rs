@@ -4,10 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Serialize};
-use vitalsign_core::config::{self, ConfigError, ConfigSource};
+use vitalsign_core::config::{self, ConfigError, ConfigSource, LogFormat};
+use vitalsign_core::metric::{Metric, Source};
 use vitalsign_core::secret::Secret;
 
+use crate::alerts::rules::RuleKind;
 use crate::grouping::GroupRule;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,7 +67,7 @@ pub struct CollectorConfig {
     /// Serve this directory at `/demo/` (the bundled demo site; unset in production).
     pub demo_site_dir: Option<PathBuf>,
     /// `text` or `json` log lines.
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// Alert rules, routes of recipients and maintenance windows (see `docs/alerts.md`).
     pub alerts: AlertsConfig,
     /// The SMTP server alert emails go through; without `host`, alerts are
@@ -103,7 +106,7 @@ impl Default for CollectorConfig {
             prune_interval_secs: 3600,
             page_groups: Vec::new(),
             demo_site_dir: None,
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
             alerts: AlertsConfig::default(),
             smtp: SmtpConfig::default(),
         }
@@ -196,18 +199,6 @@ impl CollectorConfig {
                 "prune_interval_secs",
                 "must be at least 1",
             ));
-        }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            return Err(ConfigError::invalid(
-                source,
-                "log_format",
-                format!("{:?}; expected \"text\" or \"json\"", self.log_format),
-            ));
-        }
-        for (i, rule) in self.page_groups.iter().enumerate() {
-            rule.check().map_err(|reason| {
-                ConfigError::invalid(source, &format!("page_groups[{i}].pattern"), reason)
-            })?;
         }
         self.alerts
             .validate()
@@ -372,7 +363,7 @@ pub struct RegressionSettings {
     /// baseline's own window-to-window p75 movement (noise-aware threshold).
     pub noise_multiplier: f64,
     /// Smallest absolute p75 increase per metric (ms; CLS unitless).
-    pub floors: BTreeMap<String, f64>,
+    pub floors: BTreeMap<Metric, f64>,
     /// Evaluations in a row that must agree before `pending` becomes `firing`.
     pub confirm: u32,
     /// Evaluations in a row below half the firing threshold before `firing` resolves.
@@ -390,17 +381,14 @@ impl Default for RegressionSettings {
             alpha: 0.01,
             min_relative_change: 0.10,
             noise_multiplier: 4.0,
-            floors: [
-                ("LCP", 100.0),
-                ("INP", 25.0),
-                ("CLS", 0.02),
-                ("FCP", 100.0),
-                ("TTFB", 50.0),
-                ("TBT", 50.0),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+            floors: BTreeMap::from([
+                (Metric::Lcp, 100.0),
+                (Metric::Inp, 25.0),
+                (Metric::Cls, 0.02),
+                (Metric::Fcp, 100.0),
+                (Metric::Ttfb, 50.0),
+                (Metric::Tbt, 50.0),
+            ]),
             confirm: 2,
             resolve_after: 2,
         }
@@ -412,7 +400,7 @@ impl Default for RegressionSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct BudgetSettings {
     /// Bounds per metric for the built-in budget rule (the CWV "good" bounds).
-    pub bounds: BTreeMap<String, f64>,
+    pub bounds: BTreeMap<Metric, f64>,
     /// A firing budget resolves only below `bound × (1 − hysteresis)`.
     pub hysteresis: f64,
     /// Evaluations in a row above the bound before it fires.
@@ -424,14 +412,10 @@ pub struct BudgetSettings {
 impl Default for BudgetSettings {
     fn default() -> Self {
         BudgetSettings {
-            bounds: [
-                vitalsign_core::metric::Metric::Lcp,
-                vitalsign_core::metric::Metric::Inp,
-                vitalsign_core::metric::Metric::Cls,
-            ]
-            .into_iter()
-            .map(|m| (m.as_str().to_string(), m.bounds().0))
-            .collect(),
+            bounds: [Metric::Lcp, Metric::Inp, Metric::Cls]
+                .into_iter()
+                .map(|m| (m, m.bounds().0))
+                .collect(),
             hysteresis: 0.10,
             confirm: 2,
             resolve_after: 2,
@@ -468,37 +452,147 @@ impl Default for FlowSettings {
     }
 }
 
-/// One configured rule. Unset matchers match everything.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// One configured rule. Unset matchers match everything. Every field but
+/// `kind` may be left out (no struct-level default: a rule without a kind
+/// is an error, not a regression rule).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AlertRule {
     /// Shown in emails and alert states; unique.
+    #[serde(default)]
     pub name: String,
     /// `regression`, `budget`, `flow_failure` or `flow_stale`.
-    pub kind: String,
+    pub kind: RuleKind,
     /// `false` mutes what this rule matches (the built-in rule does not apply either).
+    #[serde(default)]
     pub enabled: Option<bool>,
+    #[serde(default)]
     pub site: Option<String>,
     /// Glob over page groups (`/checkout/**`, `/product/*`).
-    pub page_group: Option<String>,
+    #[serde(default)]
+    pub page_group: Option<PageGlob>,
     /// `LCP`, `INP`, `CLS`, `FCP`, `TTFB` or `TBT`.
-    pub metric: Option<String>,
+    #[serde(default)]
+    pub metric: Option<Metric>,
     /// Device class (`mobile`, `desktop`, `tablet`; a probe's profile).
+    #[serde(default)]
     pub device: Option<String>,
     /// `rum` or `synthetic`.
-    pub source: Option<String>,
+    #[serde(default)]
+    pub source: Option<Source>,
+    #[serde(default)]
     pub flow: Option<String>,
+    #[serde(default)]
     pub location: Option<String>,
     /// Route (key of `routes`) this rule's emails go to.
+    #[serde(default)]
     pub route: Option<String>,
     /// Budget bound (budget rules; required when the metric has no default bound).
+    #[serde(default)]
     pub bound: Option<f64>,
     /// Overrides `regression.min_relative_change`.
+    #[serde(default)]
     pub min_relative_change: Option<f64>,
     /// Overrides the metric's `regression.floors` entry.
+    #[serde(default)]
     pub floor: Option<f64>,
     /// Overrides `regression.min_samples`.
+    #[serde(default)]
     pub min_samples: Option<u64>,
+}
+
+impl AlertRule {
+    /// A rule of `kind` that matches everything, to narrow with its fields.
+    pub fn new(name: &str, kind: RuleKind) -> AlertRule {
+        AlertRule {
+            name: name.into(),
+            kind,
+            enabled: None,
+            site: None,
+            page_group: None,
+            metric: None,
+            device: None,
+            source: None,
+            flow: None,
+            location: None,
+            route: None,
+            bound: None,
+            min_relative_change: None,
+            floor: None,
+            min_samples: None,
+        }
+    }
+}
+
+/// A glob over page groups (`/checkout/**`), checked and compiled once when
+/// the configuration is read; written back as the text it was given as.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PageGlob {
+    glob: Glob,
+    matcher: GlobMatcher,
+}
+
+impl PageGlob {
+    pub fn new(pattern: &str) -> Result<PageGlob, String> {
+        let glob = Glob::new(pattern).map_err(|e| format!("{pattern:?} is not a glob: {e}"))?;
+        Ok(PageGlob {
+            matcher: glob.compile_matcher(),
+            glob,
+        })
+    }
+
+    pub fn is_match(&self, page_group: &str) -> bool {
+        self.matcher.is_match(page_group)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.glob.glob()
+    }
+}
+
+impl TryFrom<String> for PageGlob {
+    type Error = String;
+    fn try_from(pattern: String) -> Result<Self, String> {
+        PageGlob::new(&pattern)
+    }
+}
+
+impl From<PageGlob> for String {
+    fn from(glob: PageGlob) -> String {
+        glob.glob.glob().to_string()
+    }
+}
+
+/// A day of the week, as maintenance windows name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Weekday {
+    /// Monday first, as ISO 8601 counts.
+    pub const ALL: [Weekday; 7] = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
+
+    /// The weekday of a day counted from 1970-01-01 (a Thursday).
+    pub fn of_unix_day(day: i64) -> Weekday {
+        Weekday::ALL[(day + 3).rem_euclid(7) as usize]
+    }
 }
 
 /// Recipients of one route.
@@ -509,46 +603,128 @@ pub struct AlertRoute {
     pub to: Vec<String>,
 }
 
-/// A recurring window (UTC) in which matching alerts send no email.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// A recurring window (UTC) in which matching alerts send no email. A file
+/// must give `start` and `duration`; the rest may be left out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MaintenanceWindow {
+    #[serde(default)]
     pub name: String,
     /// Weekdays it recurs on (`mon` … `sun`); empty = every day.
-    pub days: Vec<String>,
+    #[serde(default)]
+    pub days: Vec<Weekday>,
     /// Start time of day, `HH:MM` UTC.
-    pub start: String,
-    /// Length, like `2h` or `30m`.
-    pub duration: String,
+    pub start: TimeOfDay,
+    /// Length, like `2h` or `30m`, from a minute to 7 days.
+    pub duration: WindowLength,
+    #[serde(default)]
     pub site: Option<String>,
     /// Glob over page groups.
-    pub page_group: Option<String>,
+    #[serde(default)]
+    pub page_group: Option<PageGlob>,
+    #[serde(default)]
     pub flow: Option<String>,
+    #[serde(default)]
     pub location: Option<String>,
 }
 
-pub const RULE_KINDS: [&str; 4] = ["regression", "budget", "flow_failure", "flow_stale"];
-pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+/// For windows built in code: daily from 00:00 for an hour, matching everything.
+impl Default for MaintenanceWindow {
+    fn default() -> Self {
+        MaintenanceWindow {
+            name: String::new(),
+            days: Vec::new(),
+            start: TimeOfDay { minute: 0 },
+            duration: WindowLength { minutes: 60 },
+            site: None,
+            page_group: None,
+            flow: None,
+            location: None,
+        }
+    }
+}
 
-impl MaintenanceWindow {
-    /// (start minute of day, length in minutes), checked.
-    pub fn parsed(&self) -> Result<(u32, u32), String> {
-        let (h, m) = self
-            .start
-            .split_once(':')
+/// A time of day, `HH:MM` (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TimeOfDay {
+    minute: u32,
+}
+
+impl TimeOfDay {
+    /// Minutes since midnight.
+    pub fn minute_of_day(self) -> u32 {
+        self.minute
+    }
+}
+
+impl std::str::FromStr for TimeOfDay {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        text.split_once(':')
+            .filter(|(h, m)| h.len() <= 2 && m.len() == 2)
             .and_then(|(h, m)| Some((h.parse::<u32>().ok()?, m.parse::<u32>().ok()?)))
             .filter(|(h, m)| *h < 24 && *m < 60)
-            .ok_or_else(|| format!("start {:?} is not HH:MM (UTC), e.g. \"02:30\"", self.start))?;
-        let length = humantime::parse_duration(&self.duration)
-            .map_err(|_| format!("duration {:?} is not like \"2h\" or \"30m\"", self.duration))?;
-        let minutes = (length.as_secs() / 60) as u32;
+            .map(|(h, m)| TimeOfDay { minute: h * 60 + m })
+            .ok_or_else(|| format!("{text:?} is not HH:MM (UTC), e.g. \"02:30\""))
+    }
+}
+
+impl TryFrom<String> for TimeOfDay {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<TimeOfDay> for String {
+    fn from(t: TimeOfDay) -> String {
+        format!("{:02}:{:02}", t.minute / 60, t.minute % 60)
+    }
+}
+
+/// How long a maintenance window lasts: whole minutes, 1 minute to 7 days,
+/// written like `2h` or `30m` (humantime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WindowLength {
+    minutes: u32,
+}
+
+impl WindowLength {
+    pub fn minutes(self) -> u32 {
+        self.minutes
+    }
+}
+
+impl std::str::FromStr for WindowLength {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let length = humantime::parse_duration(text)
+            .map_err(|_| format!("{text:?} is not like \"2h\" or \"30m\""))?;
+        let minutes = length.as_secs() / 60;
         if minutes == 0 || minutes > 7 * 24 * 60 {
-            return Err(format!(
-                "duration {:?} must be between 1 minute and 7 days",
-                self.duration
-            ));
+            return Err(format!("{text:?} must be between 1 minute and 7 days"));
         }
-        Ok((h * 60 + m, minutes))
+        Ok(WindowLength {
+            minutes: minutes as u32,
+        })
+    }
+}
+
+impl TryFrom<String> for WindowLength {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<WindowLength> for String {
+    fn from(length: WindowLength) -> String {
+        humantime::format_duration(std::time::Duration::from_secs(
+            u64::from(length.minutes) * 60,
+        ))
+        .to_string()
     }
 }
 
@@ -600,12 +776,6 @@ impl AlertsConfig {
             return bad("regression.noise_multiplier", "must be >= 0".into());
         }
         for (metric, floor) in &r.floors {
-            if vitalsign_core::metric::Metric::parse(metric).is_none() {
-                return bad(
-                    &format!("regression.floors.{metric}"),
-                    "is not one of LCP, INP, CLS, FCP, TTFB, TBT".into(),
-                );
-            }
             if floor.is_nan() || *floor < 0.0 {
                 return bad(
                     &format!("regression.floors.{metric}"),
@@ -614,12 +784,6 @@ impl AlertsConfig {
             }
         }
         for (metric, bound) in &self.budget.bounds {
-            if vitalsign_core::metric::Metric::parse(metric).is_none() {
-                return bad(
-                    &format!("budget.bounds.{metric}"),
-                    "is not one of LCP, INP, CLS, FCP, TTFB, TBT".into(),
-                );
-            }
             if bound.is_nan() || *bound <= 0.0 {
                 return bad(&format!("budget.bounds.{metric}"), "must be > 0".into());
             }
@@ -649,33 +813,6 @@ impl AlertsConfig {
                     "every rule needs a unique, non-empty name".into(),
                 );
             }
-            if !RULE_KINDS.contains(&rule.kind.as_str()) {
-                return bad(
-                    &key("kind"),
-                    format!(
-                        "{:?}; expected regression, budget, flow_failure or flow_stale",
-                        rule.kind
-                    ),
-                );
-            }
-            if let Some(m) = &rule.metric
-                && vitalsign_core::metric::Metric::parse(m).is_none()
-            {
-                return bad(
-                    &key("metric"),
-                    format!("{m:?} is not one of LCP, INP, CLS, FCP, TTFB, TBT"),
-                );
-            }
-            if let Some(s) = &rule.source
-                && !matches!(s.as_str(), "rum" | "synthetic")
-            {
-                return bad(&key("source"), format!("{s:?}; expected rum or synthetic"));
-            }
-            if let Some(glob) = &rule.page_group
-                && let Err(e) = globset::Glob::new(glob)
-            {
-                return bad(&key("page_group"), format!("{glob:?} is not a glob: {e}"));
-            }
             if let Some(route) = &rule.route
                 && !self.routes.contains_key(route)
             {
@@ -684,11 +821,11 @@ impl AlertsConfig {
                     format!("{route:?} is not a key of alerts.routes"),
                 );
             }
-            if rule.kind == "budget" && rule.enabled != Some(false) && rule.bound.is_none() {
+            if rule.kind == RuleKind::Budget && rule.enabled != Some(false) && rule.bound.is_none()
+            {
                 let has_default = rule
                     .metric
-                    .as_ref()
-                    .is_some_and(|m| self.budget.bounds.keys().any(|k| k.eq_ignore_ascii_case(m)));
+                    .is_some_and(|m| self.budget.bounds.contains_key(&m));
                 if !has_default {
                     return bad(
                         &key("bound"),
@@ -712,29 +849,20 @@ impl AlertsConfig {
                 }
             }
         }
-        for (i, window) in self.maintenance.iter().enumerate() {
-            if let Err(reason) = window.parsed() {
-                return bad(&format!("maintenance[{i}]"), reason);
-            }
-            for day in &window.days {
-                if !WEEKDAYS.contains(&day.to_ascii_lowercase().as_str()) {
-                    return bad(
-                        &format!("maintenance[{i}].days"),
-                        format!("{day:?}; expected mon, tue, wed, thu, fri, sat or sun"),
-                    );
-                }
-            }
-            if let Some(glob) = &window.page_group
-                && let Err(e) = globset::Glob::new(glob)
-            {
-                return bad(
-                    &format!("maintenance[{i}].page_group"),
-                    format!("{glob:?} is not a glob: {e}"),
-                );
-            }
-        }
         Ok(())
     }
+}
+
+/// How the connection to the SMTP server is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// No encryption: loopback or a trusted relay only (usually port 25).
+    Plain,
+    /// Plain connection upgraded with STARTTLS, required (usually port 587).
+    Starttls,
+    /// Implicit TLS from the first byte, "SMTPS" (usually port 465).
+    Tls,
 }
 
 /// `[smtp]`: the mail server alert emails go through.
@@ -747,7 +875,7 @@ pub struct SmtpConfig {
     pub port: u16,
     /// `plain` (no encryption: loopback or a trusted relay only), `starttls`
     /// (upgrade required) or `tls` (implicit TLS, "SMTPS").
-    pub tls: String,
+    pub tls: SmtpTls,
     /// Login user; empty = no authentication.
     pub username: String,
     /// Login password (prefer VITALSIGN_SMTP__PASSWORD); never logged.
@@ -769,7 +897,7 @@ impl Default for SmtpConfig {
         SmtpConfig {
             host: String::new(),
             port: 0,
-            tls: "starttls".into(),
+            tls: SmtpTls::Starttls,
             username: String::new(),
             password: Secret::default(),
             from: "vitalsign <vitalsign@localhost>".into(),
@@ -788,25 +916,16 @@ impl SmtpConfig {
 
     /// The port to connect to: the configured one or the usual one for the TLS mode.
     pub fn effective_port(&self) -> u16 {
-        match (self.port, self.tls.as_str()) {
-            (0, "plain") => 25,
-            (0, "tls") => 465,
-            (0, _) => 587,
+        match (self.port, self.tls) {
+            (0, SmtpTls::Plain) => 25,
+            (0, SmtpTls::Tls) => 465,
+            (0, SmtpTls::Starttls) => 587,
             (p, _) => p,
         }
     }
 
     pub fn validate(&self, has_routes: bool) -> Result<(), (String, String)> {
         let bad = |key: &str, reason: String| Err((format!("smtp.{key}"), reason));
-        if !matches!(self.tls.as_str(), "plain" | "starttls" | "tls") {
-            return bad(
-                "tls",
-                format!(
-                    "{:?}; expected \"plain\", \"starttls\" (usually port 587) or \"tls\" (usually port 465)",
-                    self.tls
-                ),
-            );
-        }
         if self.from.parse::<lettre::message::Mailbox>().is_err() {
             return bad(
                 "from",
@@ -897,6 +1016,10 @@ mod tests {
                 "alerts.routes.ops.to[0]",
             ),
             (
+                "[[page_groups]]\npattern = \"/a/**/b\"\ngroup = \"/a\"\n",
+                "page_groups[0]",
+            ),
+            (
                 "[alerts.regression]\nalpha = 0.7\n",
                 "alerts.regression.alpha",
             ),
@@ -906,8 +1029,45 @@ mod tests {
             ),
             (
                 "[[alerts.maintenance]]\nstart = \"25:00\"\nduration = \"1h\"\n",
+                "alerts.maintenance[0].start",
+            ),
+            (
+                "[[alerts.maintenance]]\nstart = \"02:00\"\nduration = \"8d\"\n",
+                "alerts.maintenance[0].duration",
+            ),
+            (
+                "[[alerts.maintenance]]\nname = \"no start\"\nduration = \"1h\"\n",
                 "alerts.maintenance[0]",
             ),
+            (
+                "[[alerts.rules]]\nname = \"x\"\nkind = \"regression\"\nmetric = \"FID\"\n",
+                "alerts.rules[0].metric",
+            ),
+            (
+                "[[alerts.rules]]\nname = \"x\"\nkind = \"regression\"\nsource = \"lab\"\n",
+                "alerts.rules[0].source",
+            ),
+            (
+                "[[alerts.rules]]\nname = \"ok\"\nkind = \"budget\"\nbound = 1.0\n[[alerts.rules]]\nname = \"x\"\n",
+                "alerts.rules[1]",
+            ),
+            (
+                "[alerts.regression.floors]\nFID = 10\n",
+                "alerts.regression.floors.FID",
+            ),
+            (
+                "[alerts.budget.bounds]\nlcp = 2000\n",
+                "alerts.budget.bounds.lcp",
+            ),
+            (
+                "[[alerts.maintenance]]\nstart = \"02:00\"\nduration = \"1h\"\ndays = [\"sun\", \"sunday\"]\n",
+                "alerts.maintenance[0].days[1]",
+            ),
+            (
+                "[[alerts.maintenance]]\nstart = \"02:00\"\nduration = \"1h\"\npage_group = \"/a/{\"\n",
+                "alerts.maintenance[0].page_group",
+            ),
+            ("log_format = \"yaml\"\n", "log_format"),
             ("[smtp]\ntls = \"ssl\"\n", "smtp.tls"),
             ("[smtp]\nfrom = \"nobody\"\n", "smtp.from"),
         ] {
@@ -918,6 +1078,26 @@ mod tests {
                 "{toml}: {err}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_times_parse_and_write_back() {
+        let t: TimeOfDay = "2:05".parse().unwrap();
+        assert_eq!((t.minute_of_day(), String::from(t)), (125, "02:05".into()));
+        assert!("24:00".parse::<TimeOfDay>().is_err());
+        assert!("12:5".parse::<TimeOfDay>().is_err());
+        let l: WindowLength = "90m".parse().unwrap();
+        assert_eq!((l.minutes(), String::from(l)), (90, "1h 30m".into()));
+        assert_eq!(
+            "7days".parse::<WindowLength>().unwrap().minutes(),
+            7 * 24 * 60
+        );
+        assert!("30s".parse::<WindowLength>().is_err());
     }
 }
 

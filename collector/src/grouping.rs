@@ -5,46 +5,81 @@
 
 use std::borrow::Cow;
 
+use globset::{GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
-/// A configured rule: `pattern` is a path where `*` matches one segment and a
-/// final `**` matches the rest; a matching path becomes `group`.
+/// A configured rule as the file writes it: `pattern` is a path glob where
+/// `*` matches one segment and a final `**` matches the rest (the segment
+/// before it included: `/blog/**` matches `/blog` too); `{a,b}`, `?` and
+/// `[…]` are globset's. A matching path becomes `group`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GroupRule {
+pub struct GroupRuleSpec {
     pub pattern: String,
     pub group: String,
 }
 
+/// A [`GroupRuleSpec`] checked and compiled once, when the configuration is
+/// read; ingest matches every beacon's path against it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "GroupRuleSpec", into = "GroupRuleSpec")]
+pub struct GroupRule {
+    spec: GroupRuleSpec,
+    matcher: GlobMatcher,
+}
+
 impl GroupRule {
-    pub fn check(&self) -> Result<(), String> {
-        if !self.pattern.starts_with('/') {
-            return Err(format!("{:?} must start with '/'", self.pattern));
-        }
-        if let Some(pos) = self.pattern.find("**")
-            && pos + 2 != self.pattern.len()
-        {
-            return Err(format!("{:?}: `**` may only end a pattern", self.pattern));
-        }
-        if self.group.is_empty() || self.group.len() > 200 {
-            return Err("group must be 1 to 200 characters".into());
-        }
-        Ok(())
+    pub fn new(pattern: &str, group: &str) -> Result<GroupRule, String> {
+        GroupRule::try_from(GroupRuleSpec {
+            pattern: pattern.into(),
+            group: group.into(),
+        })
     }
 
+    pub fn group(&self) -> &str {
+        &self.spec.group
+    }
+
+    /// `path` as [`split`] normalises it (no empty segments, no trailing slash).
     fn matches(&self, segments: &[&str]) -> bool {
-        let pattern: Vec<&str> = split(&self.pattern);
-        let mut i = 0;
-        for (j, p) in pattern.iter().enumerate() {
-            if *p == "**" {
-                return j == pattern.len() - 1;
-            }
-            match segments.get(i) {
-                Some(s) if *p == "*" || p == s => i += 1,
-                _ => return false,
-            }
+        self.matcher.is_match(format!("/{}", segments.join("/")))
+    }
+}
+
+impl TryFrom<GroupRuleSpec> for GroupRule {
+    type Error = String;
+
+    fn try_from(spec: GroupRuleSpec) -> Result<Self, String> {
+        let pattern = &spec.pattern;
+        if !pattern.starts_with('/') {
+            return Err(format!("pattern {pattern:?} must start with '/'"));
         }
-        i == segments.len()
+        if let Some(pos) = pattern.find("**")
+            && pos + 2 != pattern.len()
+        {
+            return Err(format!("pattern {pattern:?}: `**` may only end a pattern"));
+        }
+        if spec.group.is_empty() || spec.group.len() > 200 {
+            return Err("group must be 1 to 200 characters".into());
+        }
+        // Paths are matched normalised, so `/blog/**` must also take `/blog`.
+        let glob = match pattern.strip_suffix("/**") {
+            Some("") => "/**".to_string(),
+            Some(prefix) => format!("{{{prefix},{pattern}}}"),
+            None => pattern.clone(),
+        };
+        let matcher = GlobBuilder::new(&glob)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("pattern {pattern:?} is not a glob: {e}"))?
+            .compile_matcher();
+        Ok(GroupRule { spec, matcher })
+    }
+}
+
+impl From<GroupRule> for GroupRuleSpec {
+    fn from(rule: GroupRule) -> GroupRuleSpec {
+        rule.spec
     }
 }
 
@@ -87,7 +122,7 @@ pub fn page_group(url: &str, rules: &[GroupRule]) -> String {
     let path = path.as_ref();
     let segments = split(path);
     if let Some(rule) = rules.iter().find(|r| r.matches(&segments)) {
-        return rule.group.clone();
+        return rule.group().to_string();
     }
     if segments.is_empty() {
         return "/".to_string();
@@ -184,10 +219,7 @@ mod tests {
             page_group("https://x.example/#/cart", none),
             page_group("https://x.example/cart", none)
         );
-        let rules = vec![GroupRule {
-            pattern: "/#/product/*".into(),
-            group: "/#/product/:sku".into(),
-        }];
+        let rules = vec![GroupRule::new("/#/product/*", "/#/product/:sku").unwrap()];
         assert_eq!(
             page_group("https://x.example/#/product/ab-12?x=1", &rules),
             "/#/product/:sku"
@@ -198,14 +230,8 @@ mod tests {
     #[test]
     fn configured_rules_win() {
         let rules = vec![
-            GroupRule {
-                pattern: "/blog/**".into(),
-                group: "/blog/:post".into(),
-            },
-            GroupRule {
-                pattern: "/u/*/settings".into(),
-                group: "/u/:user/settings".into(),
-            },
+            GroupRule::new("/blog/**", "/blog/:post").unwrap(),
+            GroupRule::new("/u/*/settings", "/u/:user/settings").unwrap(),
         ];
         assert_eq!(
             page_group("https://x.example/blog/2024/hello", &rules),
@@ -219,13 +245,26 @@ mod tests {
             page_group("https://x.example/u/alice/profile", &rules),
             "/u/alice/profile"
         );
-        assert!(
-            GroupRule {
-                pattern: "/a/**/b".into(),
-                group: "x".into()
-            }
-            .check()
-            .is_err()
+        assert_eq!(
+            page_group("https://x.example/blog", &rules),
+            "/blog/:post",
+            "a final ** takes the segment before it alone too"
         );
+        assert_eq!(page_group("https://x.example/blog/", &rules), "/blog/:post");
+        assert_eq!(
+            page_group("https://x.example/blogs/1", &rules),
+            "/blogs/:id"
+        );
+        assert_eq!(
+            page_group("https://x.example/u/alice/bob/settings", &rules),
+            "/u/alice/bob/settings",
+            "* is one segment"
+        );
+        let all = vec![GroupRule::new("/**", "everything").unwrap()];
+        assert_eq!(page_group("https://x.example/", &all), "everything");
+        assert_eq!(page_group("https://x.example/a/b", &all), "everything");
+        assert!(GroupRule::new("/a/**/b", "x").is_err());
+        assert!(GroupRule::new("a/*", "x").is_err());
+        assert!(GroupRule::new("/a/[", "x").is_err());
     }
 }

@@ -1,18 +1,20 @@
 //! The vitalsign collector: receives beacons and probe runs, stores them in
 //! SQLite, answers queries, evaluates alert rules and sends alert emails.
+//! `docs/architecture.md` follows a beacon and a probe run through it.
 //!
 //! # Layout
 //! - [`app`]: `Application::build(config)` binds and opens; `run_until_stopped` serves.
-//! - [`config`]: the configuration file and `VITALSIGN_` overrides, validated with key names.
+//! - [`config`]: the configuration file and `VITALSIGN_` overrides, typed (enums,
+//!   `Metric`-keyed maps, compiled globs) so a bad value names its file and key.
 //! - [`dashboard`]: the server-rendered web pages (overview, pages, series, flows, alerts) and sign-in.
 //! - [`http`]: routes, handlers (ingest, query API, operations) and the error type.
 //! - [`server`]: the listener: header/body/idle timeouts and connection caps.
 //! - [`store`]: SQLite storage: migrations, the batching writer, queries.
 //! - [`histogram`]: mergeable log-bucketed histograms for hourly rollups.
-//! - [`grouping`]: URL → page group at ingest.
+//! - [`grouping`]: URL → page group at ingest (configured globs, then placeholders).
 //! - [`client_ip`]: the client address behind trusted proxies (`X-Forwarded-For`).
 //! - [`ratelimit`]: per-client token buckets for the public beacon endpoint.
-//! - [`metrics`]: the collector's own Prometheus metrics.
+//! - [`metrics`]: the collector's own metrics, rendered by prometheus-client at `/metrics`.
 //! - [`alerts`]: alert rules, detector, state machine, evaluator task, email outbox, silences.
 //! - [`clock`]: the one source of "now", carried by the store.
 

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour);
-    if settings.log_format == "json" {
+    if settings.log_format == vitalsign_core::config::LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();

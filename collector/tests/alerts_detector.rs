@@ -36,7 +36,7 @@ fn normal(rng: &mut StdRng) -> f64 {
 
 fn rum_key(page_group: &str) -> SeriesKey {
     SeriesKey {
-        source: "rum".into(),
+        source: vitalsign_core::metric::Source::Rum,
         site: "shop".into(),
         page_group: page_group.into(),
         metric: Metric::Lcp,
@@ -49,7 +49,7 @@ fn rum_key(page_group: &str) -> SeriesKey {
 
 fn synthetic_key() -> SeriesKey {
     SeriesKey {
-        source: "synthetic".into(),
+        source: vitalsign_core::metric::Source::Synthetic,
         site: String::new(),
         page_group: String::new(),
         metric: Metric::Lcp,
@@ -697,8 +697,8 @@ fn silences_and_maintenance_hold_email_until_they_end_and_ack_stops_reminders() 
     // Daily 00:00–01:00 UTC maintenance for the search flow.
     cfg.maintenance.push(MaintenanceWindow {
         name: "nightly deploy".into(),
-        start: "00:00".into(),
-        duration: "1h".into(),
+        start: "00:00".parse().unwrap(),
+        duration: "1h".parse().unwrap(),
         flow: Some("search".into()),
         ..Default::default()
     });

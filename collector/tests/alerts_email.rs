@@ -119,7 +119,7 @@ fn smtp(port: u16) -> SmtpConfig {
     SmtpConfig {
         host: "127.0.0.1".into(),
         port,
-        tls: "plain".into(),
+        tls: vitalsign_collector::config::SmtpTls::Plain,
         from: FROM.into(),
         timeout_secs: 5,
         retry_initial_secs: 0.2,
@@ -155,7 +155,7 @@ fn regression_record() -> AlertRecord {
     AlertRecord {
         site: "shop".into(),
         series: Some(SeriesKey {
-            source: "rum".into(),
+            source: vitalsign_core::metric::Source::Rum,
             site: "shop".into(),
             page_group: "/checkout".into(),
             metric: Metric::Lcp,

@@ -69,7 +69,7 @@ fn alerting_config(db: &Path) -> CollectorConfig {
     c.smtp = SmtpConfig {
         host: "127.0.0.1".into(),
         port: closed_port(),
-        tls: "plain".into(),
+        tls: vitalsign_collector::config::SmtpTls::Plain,
         from: "vitalsign <alerts@vitals.example>".into(),
         timeout_secs: 2,
         retry_initial_secs: 3600.0,
@@ -1014,7 +1014,7 @@ async fn a_regression_alert_shows_the_detectors_numbers_and_links_its_series_vie
     let record = AlertRecord {
         site: "shop".into(),
         series: Some(SeriesKey {
-            source: "rum".into(),
+            source: vitalsign_core::metric::Source::Rum,
             site: "shop".into(),
             page_group: "/checkout".into(),
             metric: Metric::Lcp,

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 pub const ENV_PREFIX: &str = "VITALSIGN_";
 
@@ -26,6 +26,17 @@ impl ConfigError {
     pub fn invalid(source: &ConfigSource, key: &str, reason: impl std::fmt::Display) -> Self {
         ConfigError::Invalid(format!("{source}: key `{key}`: {reason}"))
     }
+}
+
+/// How log lines are written (`log_format` of both binaries).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// Where a configuration came from, for error messages.
@@ -84,18 +95,37 @@ fn top_level_keys<T: Serialize + Default>() -> Vec<String> {
     }
 }
 
+/// A key as the file writes it: `alerts.rules[0].kind`, where figment's path
+/// says `alerts.rules.0.kind`.
+fn key_of(path: &[String]) -> String {
+    let mut key = String::new();
+    for segment in path {
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            key.push('[');
+            key.push_str(segment);
+            key.push(']');
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(segment);
+        }
+    }
+    key
+}
+
 /// figment's own messages put the profile name in front of the key
 /// (`default.listen`); say the key and the place instead.
 fn describe(error: figment::Error, source: &ConfigSource) -> String {
     error
         .into_iter()
         .map(|e| {
-            let key = e.path.join(".");
+            let key = key_of(&e.path);
             let place = match &e.metadata {
                 Some(meta) => match &meta.source {
                     Some(figment::Source::File(path)) => format!("config file {}", path.display()),
                     _ if meta.name.contains("environment") => {
-                        let var = format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase());
+                        let var = format!("{ENV_PREFIX}{}", e.path.join("__").to_uppercase());
                         format!("environment variable {var}")
                     }
                     _ => source.to_string(),
@@ -136,6 +166,22 @@ mod tests {
         fn default() -> Self {
             Storage { retention_days: 30 }
         }
+    }
+
+    #[test]
+    fn keys_are_written_as_in_the_file() {
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            key_of(&path(&["alerts", "rules", "0", "kind"])),
+            "alerts.rules[0].kind"
+        );
+        assert_eq!(
+            key_of(&path(&["alerts", "maintenance", "2", "days", "10"])),
+            "alerts.maintenance[2].days[10]"
+        );
+        assert_eq!(key_of(&path(&["listen"])), "listen");
+        assert_eq!(key_of(&path(&["sites", "shop2"])), "sites.shop2");
+        assert_eq!(key_of(&[]), "");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Metric names and the Core Web Vitals rating bounds.
+//! Metric names, the Core Web Vitals rating bounds, and where a measurement
+//! came from ([`Source`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +90,39 @@ impl std::fmt::Display for Metric {
     }
 }
 
+/// Where a measurement came from: real visitors' browsers (the snippet's
+/// beacons) or the agent's probes. Stored and queried as `rum` / `synthetic`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Field data: beacons from visitors' browsers.
+    Rum,
+    /// Lab data: probe runs of flows.
+    Synthetic,
+}
+
+impl Source {
+    pub const ALL: [Source; 2] = [Source::Rum, Source::Synthetic];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Rum => "rum",
+            Source::Synthetic => "synthetic",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
@@ -134,5 +168,10 @@ mod tests {
         }
         assert_eq!(Metric::parse("lcp"), Some(Metric::Lcp));
         assert_eq!(Metric::parse("FID"), None);
+        for s in Source::ALL {
+            assert_eq!(Source::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+        }
+        assert_eq!(Source::parse("lab"), None);
     }
 }

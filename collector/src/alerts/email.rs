@@ -15,13 +15,15 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
+use vitalsign_core::format::metric_value;
 use vitalsign_core::metric::Metric;
 
 use super::detector::{HOUR_MS, Numbers};
 use super::rules::RuleKind;
 use super::state::AlertRecord;
-use crate::config::SmtpConfig;
+use crate::config::{SmtpConfig, SmtpTls};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,17 +58,6 @@ pub struct OutboxMessage {
     pub references: Vec<String>,
     /// Ids of the alerts this email is about.
     pub alerts: Vec<String>,
-}
-
-/// `850 ms`, `2.1 s`, `0.12` (CLS).
-pub fn value(metric: Metric, v: f64) -> String {
-    if !metric.is_time() {
-        format!("{v:.2}")
-    } else if v < 1000.0 {
-        format!("{v:.0} ms")
-    } else {
-        format!("{:.1} s", v / 1000.0)
-    }
 }
 
 /// `+34 %`, `-5 %`.
@@ -104,36 +95,25 @@ pub fn span(ms: i64) -> String {
     }
 }
 
-/// `2026-11-24 09:00 UTC` without a date crate (Hinnant's civil-from-days).
+/// `2026-11-24 09:00 UTC`.
 pub fn utc(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let minute_of_day = ms.rem_euclid(86_400_000) / 60_000;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        minute_of_day / 60,
-        minute_of_day % 60
-    )
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.format("%Y-%m-%d %H:%M UTC").to_string(),
+        // Beyond chrono's ±262,000 years: no stored time is; say so rather than panic.
+        None => format!("{ms} ms since 1970 (UTC)"),
+    }
 }
 
+/// Everything but RFC 3986's unreserved characters, so a page group or step
+/// name is one query value (`/a b` → `%2Fa%20b`).
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 fn url_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 fn html_escape(s: &str) -> String {
@@ -241,7 +221,7 @@ fn silence(r: &AlertRecord) -> i64 {
 }
 
 fn opt(m: Metric, v: Option<f64>) -> String {
-    v.map_or_else(|| "?".into(), |v| value(m, v))
+    v.map_or_else(|| "?".into(), |v| metric_value(m, v))
 }
 
 /// Subject of an email about one or more alerts of one site and route.
@@ -284,7 +264,7 @@ fn rows(
     match &r.series {
         Some(s) => {
             let m = s.metric;
-            let place = if s.source == "synthetic" {
+            let place = if s.source == vitalsign_core::metric::Source::Synthetic {
                 format!(
                     "flow {} step {} at {} ({}, synthetic)",
                     s.flow, s.step, s.location, s.device
@@ -439,11 +419,7 @@ pub fn link(kind: NoticeKind, r: &AlertRecord, id: &str, public_url: &str, now_m
                 NoticeKind::Resolved => r.resolved_ms.unwrap_or(now_ms) + HOUR_MS,
                 NoticeKind::Firing | NoticeKind::Reminder => now_ms,
             };
-            let mut url = format!(
-                "{base}/series?metric={}&source={}",
-                s.metric,
-                url_encode(&s.source)
-            );
+            let mut url = format!("{base}/series?metric={}&source={}", s.metric, s.source);
             for (k, v) in [
                 ("site", &s.site),
                 ("page_group", &s.page_group),
@@ -553,17 +529,14 @@ pub enum SendError {
 /// A lettre transport for the configured server.
 pub fn transport(smtp: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
     let port = smtp.effective_port();
-    let tls = match smtp.tls.as_str() {
-        "plain" => Tls::None,
-        mode => {
-            let params = TlsParameters::new(smtp.host.clone())
-                .map_err(|e| format!("smtp.host {:?}: TLS setup failed: {e}", smtp.host))?;
-            if mode == "tls" {
-                Tls::Wrapper(params)
-            } else {
-                Tls::Required(params)
-            }
-        }
+    let params = || {
+        TlsParameters::new(smtp.host.clone())
+            .map_err(|e| format!("smtp.host {:?}: TLS setup failed: {e}", smtp.host))
+    };
+    let tls = match smtp.tls {
+        SmtpTls::Plain => Tls::None,
+        SmtpTls::Starttls => Tls::Required(params()?),
+        SmtpTls::Tls => Tls::Wrapper(params()?),
     };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
         .port(port)
@@ -642,9 +615,6 @@ mod tests {
 
     #[test]
     fn formats_values_durations_and_dates() {
-        assert_eq!(value(Metric::Lcp, 2814.0), "2.8 s");
-        assert_eq!(value(Metric::Inp, 240.4), "240 ms");
-        assert_eq!(value(Metric::Cls, 0.123), "0.12");
         assert_eq!(percent(0.344), "+34 %");
         assert_eq!(percent(-0.05), "-5 %");
         assert_eq!(lasted(25 * 60_000), "25 min");
@@ -652,7 +622,10 @@ mod tests {
         assert_eq!(lasted(52 * 3_600_000), "2 d 4 h");
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc(1_795_500_000_000), "2026-11-24 06:00 UTC");
+        assert_eq!(utc(951_782_400_000 + 59 * 60_000), "2000-02-29 00:59 UTC");
+        assert_eq!(utc(-60_000), "1969-12-31 23:59 UTC");
         assert_eq!(url_encode("/a b/ü"), "%2Fa%20b%2F%C3%BC");
+        assert_eq!(url_encode("a-b_c.d~e&f=g"), "a-b_c.d~e%26f%3Dg");
         assert_eq!(span(2_450), "2.5 s");
         assert_eq!(span(2_003), "2 s");
         assert_eq!(span(9_990), "10 s");
@@ -676,7 +649,7 @@ mod tests {
             t,
         );
         r.series = Some(SeriesKey {
-            source: "synthetic".into(),
+            source: vitalsign_core::metric::Source::Synthetic,
             site: String::new(),
             page_group: String::new(),
             metric: Metric::Inp,
@@ -723,15 +696,15 @@ mod tests {
     /// lettre's pooled transport belongs to a Tokio runtime (as in the collector).
     #[tokio::test]
     async fn every_tls_mode_builds_a_transport() {
-        for tls in ["plain", "starttls", "tls"] {
+        for tls in [SmtpTls::Plain, SmtpTls::Starttls, SmtpTls::Tls] {
             let smtp = SmtpConfig {
                 host: "127.0.0.1".into(),
-                tls: tls.into(),
+                tls,
                 username: "u".into(),
                 password: vitalsign_core::secret::Secret::new("p"),
                 ..SmtpConfig::default()
             };
-            assert!(transport(&smtp).is_ok(), "{tls}");
+            assert!(transport(&smtp).is_ok(), "{tls:?}");
         }
     }
 }

@@ -86,7 +86,7 @@ fn flow_dims<'a>(flow: &'a str, location: &'a str) -> Dims<'a> {
         page_group: "",
         metric: None,
         device: "",
-        source: "synthetic",
+        source: vitalsign_core::metric::Source::Synthetic,
         flow,
         location,
     }
@@ -444,7 +444,7 @@ pub fn evaluate(
             let refs: Vec<&AlertRecord> = items.iter().collect();
             let ids: Vec<String> = items.iter().map(|r| alert_id(&r.key)).collect();
             let site_label = if site.is_empty() {
-                "synthetic"
+                vitalsign_core::metric::Source::Synthetic.as_str()
             } else {
                 site.as_str()
             };
@@ -820,18 +820,14 @@ Sent by the vitalsign collector.
             },
         );
         cfg.rules.push(AlertRule {
-            name: "lab-agents-come-and-go".into(),
-            kind: "flow_stale".into(),
             location: Some("lab".into()),
             enabled: Some(false),
-            ..AlertRule::default()
+            ..AlertRule::new("lab-agents-come-and-go", RuleKind::FlowStale)
         });
         cfg.rules.push(AlertRule {
-            name: "checkout-stale".into(),
-            kind: "flow_stale".into(),
             flow: Some("checkout".into()),
             route: Some("lab-team".into()),
-            ..AlertRule::default()
+            ..AlertRule::new("checkout-stale", RuleKind::FlowStale)
         });
         cfg.validate().unwrap();
         let mut sim = Sim::new(cfg);

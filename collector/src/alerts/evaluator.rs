@@ -119,13 +119,11 @@ impl Evaluator {
         for m in &eval.outbox {
             info!(message_id = %m.message_id, subject = %m.subject, "alert email queued");
         }
-        let micros = started.elapsed().as_micros() as u64;
+        let elapsed = started.elapsed();
         let am = &self.metrics.alerts;
-        am.evaluations.fetch_add(1, Relaxed);
-        am.evaluation_micros_sum.fetch_add(micros, Relaxed);
-        am.evaluation_micros_last.store(micros, Relaxed);
-        am.series_evaluated_last
-            .store(eval.evaluated as u64, Relaxed);
+        am.evaluation_seconds.observe(elapsed);
+        am.evaluation_seconds_last.set(elapsed.as_secs_f64());
+        am.series_evaluated_last.set(eval.evaluated as i64);
         refresh_outbox_metrics(&self.store, &self.metrics).await;
         Ok(eval)
     }
@@ -135,10 +133,10 @@ pub async fn refresh_outbox_metrics(store: &Store, metrics: &Metrics) {
     match store.read(alert_store::outbox_stats).await {
         Ok(stats) => {
             let am = &metrics.alerts;
-            am.outbox_pending.store(stats.pending, Relaxed);
+            am.outbox_pending.set(stats.pending);
             am.outbox_oldest_created_ms
                 .store(stats.oldest_pending_ms.unwrap_or(0), Relaxed);
-            am.outbox_dead.store(stats.dead, Relaxed);
+            am.outbox_dead.set(stats.dead);
         }
         Err(e) => warn!(error = %e, "reading outbox statistics failed"),
     }

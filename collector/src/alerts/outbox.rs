@@ -8,7 +8,6 @@
 //! once; the Message-ID stays the same, so mail clients show it once.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
@@ -79,17 +78,17 @@ impl OutboxWorker {
         let am = &self.metrics.alerts;
         let outcome = match result {
             Ok(()) => {
-                am.notifications_sent.fetch_add(1, Relaxed);
+                am.notifications_sent.inc();
                 info!(message_id = %row.message.message_id, subject = %row.message.subject, attempts = row.attempts + 1, "alert email sent");
                 Delivery::Sent
             }
             Err(SendError::Permanent(error)) => {
-                am.notifications_dead.fetch_add(1, Relaxed);
+                am.notifications_dead.inc();
                 warn!(message_id = %row.message.message_id, %error, "alert email refused permanently; dead-lettered");
                 Delivery::Dead { error }
             }
             Err(SendError::Temporary(error)) => {
-                am.delivery_retries.fetch_add(1, Relaxed);
+                am.delivery_retries.inc();
                 let wait = backoff_ms(&self.smtp, row.attempts);
                 warn!(message_id = %row.message.message_id, %error, retry_in_ms = wait, "alert email delivery failed; will retry");
                 Delivery::Retry {

@@ -1,17 +1,16 @@
 //! Which rule applies to which series: configured rules in order, then the
 //! built-in defaults, with the thresholds each resolves to.
 
-use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Serialize};
-use vitalsign_core::metric::Metric;
+use vitalsign_core::metric::{Metric, Source};
 
-use crate::config::{AlertRule, AlertsConfig};
+use crate::config::{AlertRule, AlertsConfig, PageGlob};
 
 /// What a series is: the rollup dimensions. RUM series leave flow/step/location
 /// empty; synthetic ones leave site/page group empty.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesKey {
-    pub source: String,
+    pub source: Source,
     pub site: String,
     pub page_group: String,
     pub metric: Metric,
@@ -24,7 +23,7 @@ pub struct SeriesKey {
 impl SeriesKey {
     /// Where, as the subject says it: `/checkout mobile` or `checkout › pay eu-west desktop`.
     pub fn place(&self) -> String {
-        if self.source == "synthetic" {
+        if self.source == Source::Synthetic {
             format!(
                 "{} › {} {} {}",
                 self.flow, self.step, self.location, self.device
@@ -60,17 +59,6 @@ impl RuleKind {
     pub fn is_flow(self) -> bool {
         matches!(self, RuleKind::FlowFailure | RuleKind::FlowStale)
     }
-
-    fn parse(s: &str) -> Option<RuleKind> {
-        [
-            RuleKind::Regression,
-            RuleKind::Budget,
-            RuleKind::FlowFailure,
-            RuleKind::FlowStale,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
 }
 
 /// The dimensions a rule can match on.
@@ -79,7 +67,7 @@ pub struct Dims<'a> {
     pub page_group: &'a str,
     pub metric: Option<Metric>,
     pub device: &'a str,
-    pub source: &'a str,
+    pub source: Source,
     pub flow: &'a str,
     pub location: &'a str,
 }
@@ -91,28 +79,23 @@ impl<'a> From<&'a SeriesKey> for Dims<'a> {
             page_group: &k.page_group,
             metric: Some(k.metric),
             device: &k.device,
-            source: &k.source,
+            source: k.source,
             flow: &k.flow,
             location: &k.location,
         }
     }
 }
 
-struct Compiled {
-    rule: AlertRule,
-    kind: RuleKind,
-    metric: Option<Metric>,
-    page_group: Option<GlobMatcher>,
-}
-
-impl Compiled {
+impl AlertRule {
+    /// Does this rule's matcher set cover the series? (Its globs were
+    /// compiled when the configuration was read.)
     fn matches(&self, d: &Dims) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        eq(&self.rule.site, d.site)
-            && eq(&self.rule.device, d.device)
-            && eq(&self.rule.source, d.source)
-            && eq(&self.rule.flow, d.flow)
-            && eq(&self.rule.location, d.location)
+        eq(&self.site, d.site)
+            && eq(&self.device, d.device)
+            && self.source.is_none_or(|s| s == d.source)
+            && eq(&self.flow, d.flow)
+            && eq(&self.location, d.location)
             && self.metric.is_none_or(|m| d.metric == Some(m))
             && self
                 .page_group
@@ -137,29 +120,12 @@ pub struct Resolved {
 }
 
 pub struct RuleSet {
-    rules: Vec<Compiled>,
     config: AlertsConfig,
 }
 
 impl RuleSet {
-    /// Compile globs; the config was validated, so an invalid glob here is a bug.
     pub fn new(config: &AlertsConfig) -> RuleSet {
-        let rules = config
-            .rules
-            .iter()
-            .map(|r| Compiled {
-                kind: RuleKind::parse(&r.kind).expect("validated rule kind"),
-                metric: r.metric.as_deref().and_then(Metric::parse),
-                page_group: r.page_group.as_deref().map(|g| {
-                    Glob::new(g)
-                        .expect("validated page_group glob")
-                        .compile_matcher()
-                }),
-                rule: r.clone(),
-            })
-            .collect();
         RuleSet {
-            rules,
             config: config.clone(),
         }
     }
@@ -174,50 +140,30 @@ impl RuleSet {
         let cfg = &self.config;
         let metric = dims.metric;
         let floor_of = |m: Option<Metric>| {
-            m.and_then(|m| {
-                cfg.regression
-                    .floors
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(m.as_str()))
-                    .map(|(_, v)| *v)
-            })
-            .unwrap_or(0.0)
+            m.and_then(|m| cfg.regression.floors.get(&m).copied())
+                .unwrap_or(0.0)
         };
-        let bound_of = |m: Option<Metric>| {
-            m.and_then(|m| {
-                cfg.budget
-                    .bounds
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(m.as_str()))
-                    .map(|(_, v)| *v)
-            })
-        };
-        if let Some(c) = self
-            .rules
-            .iter()
-            .find(|c| c.kind == kind && c.matches(dims))
-        {
-            if c.rule.enabled == Some(false) {
+        let bound_of = |m: Option<Metric>| m.and_then(|m| cfg.budget.bounds.get(&m).copied());
+        if let Some(rule) = cfg.rules.iter().find(|r| r.kind == kind && r.matches(dims)) {
+            if rule.enabled == Some(false) {
                 return None;
             }
-            let bound = c.rule.bound.or_else(|| bound_of(metric));
+            let bound = rule.bound.or_else(|| bound_of(metric));
             if kind == RuleKind::Budget && bound.is_none() {
                 return None;
             }
             return Some(Resolved {
-                name: c.rule.name.clone(),
+                name: rule.name.clone(),
                 kind,
-                route: c
-                    .rule
+                route: rule
                     .route
                     .clone()
                     .unwrap_or_else(|| cfg.default_route.clone()),
-                min_relative_change: c
-                    .rule
+                min_relative_change: rule
                     .min_relative_change
                     .unwrap_or(cfg.regression.min_relative_change),
-                floor: c.rule.floor.unwrap_or_else(|| floor_of(metric)),
-                min_samples: c.rule.min_samples.unwrap_or(cfg.regression.min_samples),
+                floor: rule.floor.unwrap_or_else(|| floor_of(metric)),
+                min_samples: rule.min_samples.unwrap_or(cfg.regression.min_samples),
                 bound,
             });
         }
@@ -247,7 +193,7 @@ impl RuleSet {
 /// match these dimensions? Unset fields match everything.
 pub fn matcher_matches(
     site: Option<&str>,
-    page_group: Option<&str>,
+    page_group: Option<&PageGlob>,
     flow: Option<&str>,
     location: Option<&str>,
     dims: &Dims,
@@ -256,11 +202,7 @@ pub fn matcher_matches(
     eq(site, dims.site)
         && eq(flow, dims.flow)
         && eq(location, dims.location)
-        && page_group.is_none_or(|g| {
-            Glob::new(g)
-                .map(|g| g.compile_matcher().is_match(dims.page_group))
-                .unwrap_or(false)
-        })
+        && page_group.is_none_or(|g| g.is_match(dims.page_group))
 }
 
 #[cfg(test)]
@@ -269,7 +211,7 @@ mod tests {
 
     fn key(page_group: &str, metric: Metric) -> SeriesKey {
         SeriesKey {
-            source: "rum".into(),
+            source: Source::Rum,
             site: "shop".into(),
             page_group: page_group.into(),
             metric,
@@ -285,20 +227,16 @@ mod tests {
         let mut cfg = AlertsConfig::default();
         cfg.routes.insert("checkout".into(), Default::default());
         cfg.rules.push(AlertRule {
-            name: "checkout-lcp".into(),
-            kind: "regression".into(),
-            page_group: Some("/checkout/**".into()),
-            metric: Some("LCP".into()),
+            page_group: Some(PageGlob::new("/checkout/**").unwrap()),
+            metric: Some(Metric::Lcp),
             route: Some("checkout".into()),
             min_relative_change: Some(0.2),
-            ..Default::default()
+            ..AlertRule::new("checkout-lcp", RuleKind::Regression)
         });
         cfg.rules.push(AlertRule {
-            name: "mute-admin".into(),
-            kind: "regression".into(),
-            page_group: Some("/admin*".into()),
+            page_group: Some(PageGlob::new("/admin*").unwrap()),
             enabled: Some(false),
-            ..Default::default()
+            ..AlertRule::new("mute-admin", RuleKind::Regression)
         });
         cfg.validate().unwrap();
         let rules = RuleSet::new(&cfg);

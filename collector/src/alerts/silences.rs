@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use vitalsign_core::metric::Metric;
 
 use super::rules::{Dims, matcher_matches};
-use crate::config::{MaintenanceWindow, WEEKDAYS};
+use crate::config::{MaintenanceWindow, PageGlob, Weekday};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -36,9 +36,9 @@ impl Matchers {
             ));
         }
         if let Some(g) = &self.page_group
-            && let Err(e) = globset::Glob::new(g)
+            && let Err(reason) = PageGlob::new(g)
         {
-            return Err(("page_group".into(), format!("{g:?} is not a glob: {e}")));
+            return Err(("page_group".into(), reason));
         }
         Ok(())
     }
@@ -51,7 +51,14 @@ impl Matchers {
             })
             && matcher_matches(
                 self.site.as_deref(),
-                self.page_group.as_deref(),
+                // Silences come and go over the API, stored as text: compiled
+                // here; a glob refused by `check` matches nothing.
+                match self.page_group.as_deref().map(PageGlob::new) {
+                    Some(Ok(glob)) => Some(glob),
+                    Some(Err(_)) => return false,
+                    None => None,
+                }
+                .as_ref(),
                 self.flow.as_deref(),
                 self.location.as_deref(),
                 dims,
@@ -78,16 +85,12 @@ impl Silence {
 
 /// Is this maintenance window open at `now_ms` (UTC)?
 pub fn window_open(w: &MaintenanceWindow, now_ms: i64) -> bool {
-    let Ok((start_min, length_min)) = w.parsed() else {
-        return false;
-    };
+    let (start_min, length_min) = (w.start.minute_of_day(), w.duration.minutes());
     let today = now_ms.div_euclid(DAY_MS);
     // A window may have opened up to 7 days ago and still be open.
     (0..=7).any(|back| {
         let day = today - back;
-        // 1970-01-01 was a Thursday (index 3 with Monday = 0).
-        let weekday = WEEKDAYS[(day + 3).rem_euclid(7) as usize];
-        let recurs = w.days.is_empty() || w.days.iter().any(|d| d.eq_ignore_ascii_case(weekday));
+        let recurs = w.days.is_empty() || w.days.contains(&Weekday::of_unix_day(day));
         let opens = day * DAY_MS + i64::from(start_min) * 60_000;
         recurs && opens <= now_ms && now_ms < opens + i64::from(length_min) * 60_000
     })
@@ -96,7 +99,7 @@ pub fn window_open(w: &MaintenanceWindow, now_ms: i64) -> bool {
 pub fn window_matches(w: &MaintenanceWindow, dims: &Dims) -> bool {
     matcher_matches(
         w.site.as_deref(),
-        w.page_group.as_deref(),
+        w.page_group.as_ref(),
         w.flow.as_deref(),
         w.location.as_deref(),
         dims,
@@ -111,9 +114,9 @@ mod tests {
     fn weekly_window_opens_and_closes() {
         let w = MaintenanceWindow {
             name: "sunday deploys".into(),
-            days: vec!["sun".into()],
-            start: "23:30".into(),
-            duration: "2h".into(),
+            days: vec![Weekday::Sun],
+            start: "23:30".parse().unwrap(),
+            duration: "2h".parse().unwrap(),
             ..Default::default()
         };
         // 2026-11-22 is a Sunday.

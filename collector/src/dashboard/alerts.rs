@@ -149,7 +149,7 @@ fn dims(r: &AlertRecord) -> Dims<'_> {
             page_group: "",
             metric: None,
             device: "",
-            source: "synthetic",
+            source: vitalsign_core::metric::Source::Synthetic,
             flow: &r.flow,
             location: &r.location,
         },
@@ -1243,7 +1243,7 @@ mod tests {
             0,
         );
         r.series = Some(SeriesKey {
-            source: "rum".into(),
+            source: vitalsign_core::metric::Source::Rum,
             site: "shop".into(),
             page_group: "/checkout".into(),
             metric: Metric::Lcp,

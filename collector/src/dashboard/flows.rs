@@ -41,13 +41,9 @@ fn page_error(v: &Viewer, e: super::params::ParamError) -> Response {
     error_page(StatusCode::BAD_REQUEST, v.session.is_some(), v.now_ms, &e.0)
 }
 
-/// `812 ms`, `2.1 s`.
+/// `812 ms`, `2.1 s`, as metric values are written.
 fn duration(ms: f64) -> String {
-    if ms < 1000.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{:.1} s", ms / 1000.0)
-    }
+    vitalsign_core::format::duration_ms(ms)
 }
 
 /// `512 B`, `48.2 kB`, `1.3 MB`.

@@ -188,10 +188,11 @@ fn range_label(name: &str) -> &'static str {
     }
 }
 
-/// `850 ms`, `2.1 s`, `0.12` — the same wording as the alert emails.
+/// `850 ms`, `2.1 s`, `0.12` ([`vitalsign_core::format::metric_value`], as in
+/// alert emails and the agent's tables); `—` for no value.
 pub fn value(metric: Metric, v: Option<f64>) -> String {
     match v {
-        Some(v) => crate::alerts::email::value(metric, v),
+        Some(v) => vitalsign_core::format::metric_value(metric, v),
         None => "—".into(),
     }
 }

@@ -281,7 +281,7 @@ fn alert_marks(
         let relevant = pinned == Some(s.id.as_str())
             || s.record.series.as_ref().is_some_and(|k| {
                 k.metric == p.metric
-                    && if k.source == "synthetic" {
+                    && if k.source == vitalsign_core::metric::Source::Synthetic {
                         lab.is_some_and(|l| l.flow == k.flow && l.step == k.step)
                     } else {
                         p.site.as_deref() == Some(k.site.as_str())

@@ -129,8 +129,7 @@ impl Params {
             location: get("location"),
         };
         if let Some(source) = &filter.source
-            && source != "rum"
-            && source != "synthetic"
+            && vitalsign_core::metric::Source::parse(source).is_none()
         {
             return Err(AppError::BadRequest(format!(
                 "parameter `source`: {source:?} is not rum or synthetic"

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
-use vitalsign_core::metric::Metric;
+use vitalsign_core::metric::{Metric, Source};
 use vitalsign_core::wire::run::Outcome;
 
 use super::{StoreError, WriteOutcome};
@@ -96,13 +96,15 @@ pub fn load_snapshot(
                     && k.site == text(1).unwrap_or("")
                     && k.page_group == text(2).unwrap_or("")
                     && k.device == text(3).unwrap_or("")
-                    && k.source == text(4).unwrap_or("")
+                    && k.source.as_str() == text(4).unwrap_or("")
                     && k.flow == text(5).unwrap_or("")
                     && k.step == text(6).unwrap_or("")
                     && k.location == text(7).unwrap_or("")
             });
             if !same {
-                let Some(metric) = Metric::parse(text(0)?) else {
+                let (Some(metric), Some(source)) =
+                    (Metric::parse(text(0)?), Source::parse(text(4)?))
+                else {
                     continue;
                 };
                 if let Some((key, hours)) = current.take() {
@@ -113,7 +115,7 @@ pub fn load_snapshot(
                     site: text(1)?.to_string(),
                     page_group: text(2)?.to_string(),
                     device: text(3)?.to_string(),
-                    source: text(4)?.to_string(),
+                    source,
                     flow: text(5)?.to_string(),
                     step: text(6)?.to_string(),
                     location: text(7)?.to_string(),

@@ -118,7 +118,7 @@ struct Job {
 pub struct WriterStats {
     pub batches: AtomicU64,
     pub writes: AtomicU64,
-    pub commit_micros_sum: AtomicU64,
+    pub commit_seconds: crate::metrics::SecondsHistogram,
     pub last_batch_size: AtomicU64,
     pub max_batch_size: AtomicU64,
     pub alive: std::sync::atomic::AtomicBool,
@@ -192,10 +192,9 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &WriterStats) {
         }
         let started = Instant::now();
         let results = apply_batch(&mut conn, &mut batch, &mut caches, &mut pending, stats);
-        let micros = started.elapsed().as_micros() as u64;
+        stats.commit_seconds.observe(started.elapsed());
         stats.batches.fetch_add(1, Relaxed);
         stats.writes.fetch_add(batch.len() as u64, Relaxed);
-        stats.commit_micros_sum.fetch_add(micros, Relaxed);
         stats.last_batch_size.store(batch.len() as u64, Relaxed);
         stats.max_batch_size.fetch_max(batch.len() as u64, Relaxed);
         for (job, result) in batch.drain(..).zip(results) {

@@ -1,5 +1,5 @@
 // Reading the dashboard's pages: values written the way the pages write them
-// (collector/src/alerts/email.rs `value()`, dashboard/layout.rs), and the
+// (core/src/format.rs `metric_value`, dashboard/layout.rs), and the
 // text of tables found by role.
 import assert from 'node:assert/strict';
 
@@ -25,7 +25,7 @@ const BOUNDS = { LCP: [2500, 4000], INP: [200, 500], CLS: [0.1, 0.25], FCP: [180
 export function value(metric, v) {
   if (v === null || v === undefined) return '—';
   if (!TIME.has(metric)) return fixed(v, 2);
-  return v < 1000 ? `${fixed(v, 0)} ms` : `${fixed(v / 1000, 1)} s`;
+  return v < 999.5 ? `${fixed(v, 0)} ms` : `${fixed(v / 1000, 1)} s`;
 }
 
 export function ratingWord(metric, v) {
