@@ -230,7 +230,7 @@ impl Runner {
                 let Action::Request(request) = &step.action else {
                     continue;
                 };
-                let result = crate::http_check::run_request(
+                let (result, checked) = crate::http_check::run_request(
                     &self.http,
                     flow,
                     &step.name,
@@ -238,16 +238,13 @@ impl Runner {
                     flow.step_timeout,
                 )
                 .await;
-                let failed = result.outcome != Outcome::Pass;
-                if failed {
-                    it.outcome = Outcome::Fail;
-                    it.failure = Some(Failure {
-                        step: Some(it.steps.len()),
-                        reason: result.error.clone().unwrap_or_default(),
-                    });
-                }
                 it.steps.push(result);
-                if failed {
+                if let Err(error) = checked {
+                    it.outcome = error.outcome();
+                    it.failure = Some(Failure {
+                        step: Some(it.steps.len() - 1),
+                        reason: error.to_string(),
+                    });
                     break;
                 }
             }
@@ -256,7 +253,7 @@ impl Runner {
         }
         let live = match self.browser().await {
             Ok(live) => live,
-            Err(e) => return Iteration::failed(Outcome::Error, None, e.to_string()),
+            Err(e) => return Iteration::infra(e),
         };
         run.browser_version = Some(live.version.clone());
         let ctx = match with_timeout(
@@ -269,7 +266,7 @@ impl Runner {
             Ok(ctx) => ctx,
             Err(e) => {
                 self.discard(&live).await;
-                return Iteration::failed(Outcome::Error, None, e);
+                return Iteration::infra(e);
             }
         };
         let mut it = self.walk(&live, &ctx, flow, options, index, run).await;
@@ -283,21 +280,19 @@ impl Runner {
         {
             self.discard(&live).await;
             if it.outcome == Outcome::Pass {
-                it = Iteration::failed(
-                    Outcome::Error,
-                    None,
-                    "the browser stopped answering while closing the run".into(),
-                );
+                it = Iteration::infra(InfraError::Unresponsive("while closing the run".into()));
             }
         }
         if !live.alive() {
+            // Whatever the step that was running reported, the browser went
+            // away under it: that step and the run are ours to explain.
             self.discard(&live).await;
-            let steps = std::mem::take(&mut it.steps);
-            it = Iteration::failed(
-                Outcome::Error,
-                it.failure.as_ref().and_then(|f| f.step),
-                InfraError::Crashed.to_string(),
-            );
+            let mut steps = std::mem::take(&mut it.steps);
+            let step = it.failure.as_ref().and_then(|f| f.step);
+            if let Some(running) = step.and_then(|i| steps.get_mut(i)) {
+                running.outcome = Outcome::Error;
+            }
+            it = Iteration::failed(Outcome::Error, step, InfraError::Crashed.to_string());
             it.steps = steps;
         }
         it

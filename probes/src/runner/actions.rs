@@ -1,4 +1,5 @@
 //! What each step kind does in the page: real CDP input, waits and assertions.
+//! Each returns a [`StepError`] that says whose trouble a failure was.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,8 @@ use chromiumoxide::page::Page;
 
 use super::Runner;
 use super::network::{Counters, wait_network_idle};
-use crate::flow::{Action, Assertion, Flow, WaitFor};
+use crate::flow::{Action, Assertion, Flow, Text, WaitFor};
+use crate::step_result::{StepError, lost_the_browser};
 
 impl Runner {
     pub(super) async fn act(
@@ -17,17 +19,30 @@ impl Runner {
         flow: &Flow,
         action: &Action,
         counters: &Arc<std::sync::Mutex<Counters>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         match action {
             Action::Goto(target) => {
                 let url = flow.url(target);
-                page.goto(url.as_str())
-                    .await
-                    .map_err(|e| format!("could not open {url}: {e}"))?;
+                // Chromium's `net::ERR_…` and a load that never finished are
+                // the site's; a lost connection to the browser is ours.
+                page.goto(url.as_str()).await.map_err(|e| {
+                    let reason = e.to_string();
+                    if lost_the_browser(&e) {
+                        StepError::Browser {
+                            what: format!("could not open {url}"),
+                            reason,
+                        }
+                    } else {
+                        StepError::Navigation {
+                            url: url.clone(),
+                            reason,
+                        }
+                    }
+                })?;
                 wait_network_idle(counters, Duration::from_millis(300)).await;
                 let status = counters.lock().unwrap().document_status;
                 match status {
-                    Some(s) if s >= 400 => Err(format!("{url} answered {s}")),
+                    Some(status) if status >= 400 => Err(StepError::ErrorStatus { url, status }),
                     _ => Ok(()),
                 }
             }
@@ -36,28 +51,35 @@ impl Runner {
                 element
                     .click()
                     .await
-                    .map_err(|e| format!("could not click {selector}: {e}"))?;
+                    .map_err(|e| StepError::from_cdp(format!("could not click {selector}"), e))?;
                 wait_network_idle(counters, Duration::from_millis(200)).await;
                 Ok(())
             }
             Action::Type { selector, text } => {
-                let value = text.resolve()?;
+                let value = secret(text)?;
                 let element = find(page, selector).await?;
                 element
                     .click()
                     .await
-                    .map_err(|e| format!("could not focus {selector}: {e}"))?;
+                    .map_err(|e| StepError::from_cdp(format!("could not focus {selector}"), e))?;
                 // The error must not echo the text: it may be a secret.
-                element
-                    .type_str(value)
-                    .await
-                    .map_err(|_| format!("could not type into {selector}"))?;
+                element.type_str(value).await.map_err(|e| {
+                    let what = format!("could not type into {selector}");
+                    if lost_the_browser(&e) {
+                        StepError::Browser {
+                            what,
+                            reason: "the connection to the browser broke".into(),
+                        }
+                    } else {
+                        StepError::Assertion(what)
+                    }
+                })?;
                 Ok(())
             }
             Action::Press(key) => {
                 crate::input::press(page, key)
                     .await
-                    .map_err(|e| format!("could not press {key}: {e}"))?;
+                    .map_err(|e| StepError::from_cdp(format!("could not press {key}"), e))?;
                 wait_network_idle(counters, Duration::from_millis(200)).await;
                 Ok(())
             }
@@ -66,7 +88,7 @@ impl Runner {
                     .await?
                     .hover()
                     .await
-                    .map_err(|e| format!("could not hover {selector}: {e}"))?;
+                    .map_err(|e| StepError::from_cdp(format!("could not hover {selector}"), e))?;
                 Ok(())
             }
             Action::Scroll(selector) => {
@@ -74,7 +96,9 @@ impl Runner {
                     .await?
                     .scroll_into_view()
                     .await
-                    .map_err(|e| format!("could not scroll to {selector}: {e}"))?;
+                    .map_err(|e| {
+                        StepError::from_cdp(format!("could not scroll to {selector}"), e)
+                    })?;
                 Ok(())
             }
             Action::Select { selector, value } => {
@@ -85,15 +109,17 @@ impl Runner {
                 );
                 match eval::<String>(page, &script).await?.as_str() {
                     "ok" => Ok(()),
-                    "missing" => Err(format!("no element matches {selector}")),
-                    _ => Err(format!("{selector} has no option with value {value:?}")),
+                    "missing" => Err(StepError::NoElement(selector.clone())),
+                    _ => Err(StepError::Assertion(format!(
+                        "{selector} has no option with value {value:?}"
+                    ))),
                 }
             }
             Action::WaitFor(condition) => wait_for(page, condition, counters).await,
             Action::Assert(assertion) => assert(page, assertion, counters).await,
             Action::Screenshot(_) => Ok(()),
             Action::Request(request) => {
-                let result = crate::http_check::run_request(
+                let (_, checked) = crate::http_check::run_request(
                     &self.http,
                     flow,
                     "request",
@@ -101,32 +127,47 @@ impl Runner {
                     flow.step_timeout,
                 )
                 .await;
-                match result.error {
-                    None => Ok(()),
-                    Some(e) => Err(e),
-                }
+                checked
             }
         }
     }
 }
 
-async fn eval<T: serde::de::DeserializeOwned>(page: &Page, script: &str) -> Result<T, String> {
+/// The value of a `type` step's text; a secret the agent was not given is
+/// our trouble, not the site's.
+fn secret(text: &Text) -> Result<String, StepError> {
+    text.resolve().map_err(StepError::Secret)
+}
+
+async fn eval<T: serde::de::DeserializeOwned>(page: &Page, script: &str) -> Result<T, StepError> {
     let params = EvaluateParams::builder()
         .expression(script)
         .return_by_value(true)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StepError::Browser {
+            what: "building Runtime.evaluate".into(),
+            reason: e,
+        })?;
     page.evaluate(params)
         .await
-        .map_err(|e| format!("evaluating in the page: {e}"))?
+        .map_err(|e| StepError::from_cdp("evaluating in the page", e))?
         .into_value::<T>()
-        .map_err(|e| format!("reading the page's answer: {e}"))
+        .map_err(|e| StepError::Page {
+            what: "reading the page's answer".into(),
+            reason: e.to_string(),
+        })
 }
 
-async fn find(page: &Page, selector: &str) -> Result<chromiumoxide::element::Element, String> {
-    page.find_element(selector)
-        .await
-        .map_err(|_| format!("no element matches {selector}"))
+/// The first element `selector` matches. chromiumoxide reports "no match" as
+/// an error too, so only a lost connection is told apart from it.
+async fn find(page: &Page, selector: &str) -> Result<chromiumoxide::element::Element, StepError> {
+    page.find_element(selector).await.map_err(|e| {
+        if lost_the_browser(&e) {
+            StepError::from_cdp(format!("looking for {selector}"), e)
+        } else {
+            StepError::NoElement(selector.to_string())
+        }
+    })
 }
 
 fn js_string(s: &str) -> String {
@@ -137,7 +178,7 @@ async fn wait_for(
     page: &Page,
     condition: &WaitFor,
     counters: &Arc<std::sync::Mutex<Counters>>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let check = match condition {
         WaitFor::Delay(d) => {
             tokio::time::sleep(*d).await;
@@ -170,7 +211,7 @@ async fn assert(
     page: &Page,
     assertion: &Assertion,
     counters: &Arc<std::sync::Mutex<Counters>>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     match assertion {
         Assertion::TextContains { selector, text } => {
             let script = format!(
@@ -178,13 +219,13 @@ async fn assert(
                 js_string(selector)
             );
             match eval::<Option<String>>(page, &script).await? {
-                None => Err(format!("no element matches {selector}")),
+                None => Err(StepError::NoElement(selector.clone())),
                 Some(found) if found.contains(text.as_str()) => Ok(()),
                 Some(found) => {
                     let shown: String = found.trim().chars().take(80).collect();
-                    Err(format!(
+                    Err(StepError::Assertion(format!(
                         "text {text:?} not found in {selector} (found {shown:?})"
-                    ))
+                    )))
                 }
             }
         }
@@ -195,30 +236,32 @@ async fn assert(
             );
             let state = eval::<String>(page, &script).await?;
             let want_visible = matches!(assertion, Assertion::Visible(_));
-            match (want_visible, state.as_str()) {
-                (true, "visible") | (false, "hidden") | (false, "absent") => Ok(()),
-                (true, "absent") => Err(format!("{selector} is not on the page, expected visible")),
-                (true, _) => Err(format!("{selector} is hidden, expected visible")),
-                (false, _) => Err(format!("{selector} is visible, expected hidden")),
-            }
+            let problem = match (want_visible, state.as_str()) {
+                (true, "visible") | (false, "hidden") | (false, "absent") => return Ok(()),
+                (true, "absent") => format!("{selector} is not on the page, expected visible"),
+                (true, _) => format!("{selector} is hidden, expected visible"),
+                (false, _) => format!("{selector} is visible, expected hidden"),
+            };
+            Err(StepError::Assertion(problem))
         }
         Assertion::UrlContains(part) => {
             let url = eval::<String>(page, "location.href").await?;
             if url.contains(part.as_str()) {
                 Ok(())
             } else {
-                Err(format!("URL is {url}, expected it to contain {part:?}"))
+                Err(StepError::Assertion(format!(
+                    "URL is {url}, expected it to contain {part:?}"
+                )))
             }
         }
         Assertion::Status(expected) => {
             let status = counters.lock().unwrap().document_status;
-            match status {
-                Some(s) if s == *expected => Ok(()),
-                Some(s) => Err(format!("document status is {s}, expected {expected}")),
-                None => Err(format!(
-                    "no document was loaded, expected status {expected}"
-                )),
-            }
+            let problem = match status {
+                Some(s) if s == *expected => return Ok(()),
+                Some(s) => format!("document status is {s}, expected {expected}"),
+                None => format!("no document was loaded, expected status {expected}"),
+            };
+            Err(StepError::Assertion(problem))
         }
     }
 }

@@ -21,6 +21,9 @@ pub enum InfraError {
     Unresponsive(String),
     #[error("the browser crashed or was killed")]
     Crashed,
+    /// A CDP call that sets up or ends a run failed; `what` names it.
+    #[error("{what}: {reason}")]
+    Cdp { what: String, reason: String },
 }
 
 /// One launched Chromium: Debian's binary, new headless mode, a fresh profile
@@ -167,10 +170,13 @@ async fn exited(pid: u32) {
 pub(super) async fn with_timeout<T>(
     fut: impl std::future::Future<Output = chromiumoxide::error::Result<T>>,
     what: &str,
-) -> Result<T, String> {
+) -> Result<T, InfraError> {
     match tokio::time::timeout(Duration::from_secs(15), fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => Err(InfraError::Unresponsive(format!("{what} timed out")).to_string()),
+        Ok(Err(e)) => Err(InfraError::Cdp {
+            what: what.into(),
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(InfraError::Unresponsive(format!("{what} timed out"))),
     }
 }

@@ -3,8 +3,10 @@
 
 use vitalsign_core::wire::run::{Failure, Outcome, PageView, Step as StepResult, Vitals};
 
+use super::browser::InfraError;
 use crate::flow::Flow;
-use crate::measure::{self};
+use crate::measure;
+use crate::step_result;
 
 #[derive(Debug)]
 pub(super) struct Iteration {
@@ -35,28 +37,22 @@ impl Iteration {
         }
     }
 
+    /// An iteration our own trouble ended before its first step.
+    pub(super) fn infra(error: InfraError) -> Iteration {
+        Iteration::failed(Outcome::Error, None, error.to_string())
+    }
+
     /// Steps after a failure did not run; say so rather than leave them out.
     pub(super) fn fill_skipped(&mut self, flow: &Flow) {
         if self.outcome == Outcome::Pass || self.steps.is_empty() {
             return;
         }
         for step in flow.steps.iter().skip(self.steps.len()) {
-            self.steps.push(StepResult {
-                name: step.name.clone(),
-                kind: step.action.kind().into(),
-                outcome: Outcome::Skipped,
-                duration_ms: 0.0,
-                vitals: Vitals::default(),
-                spread: None,
-                status: None,
-                url: None,
-                requests: 0,
-                transfer_bytes: 0,
-                failed_requests: 0,
-                console_errors: 0,
-                error: None,
-                artifacts: Vec::new(),
-            });
+            self.steps.push(step_result::new(
+                &step.name,
+                step.action.kind(),
+                Outcome::Skipped,
+            ));
         }
     }
 }

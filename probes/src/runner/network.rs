@@ -13,6 +13,8 @@ use chromiumoxide::cdp::js_protocol::runtime::{
 use chromiumoxide::page::Page;
 use futures::StreamExt;
 
+use super::browser::InfraError;
+
 #[derive(Debug, Default, Clone)]
 pub(super) struct Counters {
     in_flight: i64,
@@ -37,8 +39,11 @@ impl Counters {
 pub(super) async fn listen(
     page: &Page,
     counters: Arc<std::sync::Mutex<Counters>>,
-) -> Result<tokio::task::JoinHandle<()>, String> {
-    let err = |e: chromiumoxide::error::CdpError| format!("subscribing to page events: {e}");
+) -> Result<tokio::task::JoinHandle<()>, InfraError> {
+    let err = |e: chromiumoxide::error::CdpError| InfraError::Cdp {
+        what: "subscribing to page events".into(),
+        reason: e.to_string(),
+    };
     let mut sent = page
         .event_listener::<EventRequestWillBeSent>()
         .await

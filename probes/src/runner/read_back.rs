@@ -4,20 +4,38 @@
 use std::time::Duration;
 
 use chromiumoxide::cdp::js_protocol::runtime::{AddBindingParams, EvaluateParams};
+use chromiumoxide::error::CdpError;
 use chromiumoxide::page::Page;
+
+use super::browser::InfraError;
 
 use crate::flow::Action;
 use crate::measure::{self, Packet};
 use crate::profile::Profile;
 
-pub(super) async fn prepare(page: &Page, profile: &Profile) -> Result<(), String> {
-    profile.apply(page).await?;
+/// Emulate the flow's device, and inject the snippet and its recorder into
+/// every document the page will load. Any failure here is ours.
+pub(super) async fn prepare(page: &Page, profile: &Profile) -> Result<(), InfraError> {
+    let cdp = |what: &str| {
+        let what = what.to_string();
+        move |e: CdpError| InfraError::Cdp {
+            what,
+            reason: e.to_string(),
+        }
+    };
+    profile
+        .apply(page)
+        .await
+        .map_err(|reason| InfraError::Cdp {
+            what: format!("emulating the {} profile", profile.name),
+            reason,
+        })?;
     page.execute(AddBindingParams::new(measure::BINDING))
         .await
-        .map_err(|e| format!("Runtime.addBinding: {e}"))?;
+        .map_err(cdp("Runtime.addBinding"))?;
     page.evaluate_on_new_document(measure::init_script())
         .await
-        .map_err(|e| format!("Page.addScriptToEvaluateOnNewDocument: {e}"))?;
+        .map_err(cdp("Page.addScriptToEvaluateOnNewDocument"))?;
     Ok(())
 }
 
@@ -25,11 +43,11 @@ pub(super) async fn prepare(page: &Page, profile: &Profile) -> Result<(), String
 /// with Enter, a link followed by a script) may still be swapping documents:
 /// the old context is gone before the new one exists, so try again briefly
 /// rather than lose the new page's numbers.
-pub(super) async fn read_back(page: &Page, script: &str) -> Result<Option<Packet>, String> {
+pub(super) async fn read_back(page: &Page, script: &str) -> Result<Option<Packet>, CdpError> {
     let mut attempts = 0;
     loop {
         match read_back_once(page, script).await {
-            Err(e) if attempts < 10 && navigating(&e) => {
+            Err(e) if attempts < 10 && document_replaced(&e) => {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -49,10 +67,15 @@ pub(super) async fn current_url(page: &Page) -> Option<String> {
     }
 }
 
-fn navigating(error: &str) -> bool {
-    error.contains("Cannot find context")
-        || error.contains("context was destroyed")
-        || error.contains("Inspected target navigated")
+/// Chrome refused the evaluation itself (a protocol error), rather than
+/// running it and answering or reporting an exception. The read-back script
+/// is ours and valid, so what Chrome refuses is the context it was to run in:
+/// destroyed or not yet created while a document is replaced ("Execution
+/// context was destroyed", "Cannot find context with specified id",
+/// "Inspected target navigated or closed" all arrive as this variant). A
+/// broken connection is a different variant and is not retried.
+fn document_replaced(error: &CdpError) -> bool {
+    matches!(error, CdpError::Chrome(_))
 }
 
 /// How long a step's read-back waits: what the step did that may still be on
@@ -72,15 +95,13 @@ pub(super) fn read_back_script(action: &Action) -> &'static str {
     }
 }
 
-async fn read_back_once(page: &Page, script: &str) -> Result<Option<Packet>, String> {
+async fn read_back_once(page: &Page, script: &str) -> Result<Option<Packet>, CdpError> {
     let params = EvaluateParams::builder()
         .expression(script)
         .await_promise(true)
         .return_by_value(true)
         .build()
-        .map_err(|e| e.to_string())?;
-    let result = page.evaluate(params).await.map_err(|e| e.to_string())?;
-    result
-        .into_value::<Option<Packet>>()
-        .map_err(|e| e.to_string())
+        .map_err(CdpError::ChromeMessage)?;
+    let result = page.evaluate(params).await?;
+    Ok(result.into_value::<Option<Packet>>()?)
 }

@@ -13,9 +13,9 @@ use futures::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 use tracing::warn;
 use vitalsign_core::wire::ProbeRun;
-use vitalsign_core::wire::run::{Artifact, Failure, Outcome, Step as StepResult, Vitals};
+use vitalsign_core::wire::run::{Artifact, Failure, Outcome};
 
-use super::browser::{LiveBrowser, with_timeout};
+use super::browser::{InfraError, LiveBrowser, with_timeout};
 use super::iteration::Iteration;
 use super::network::{Counters, listen};
 use super::read_back::{current_url, prepare, read_back, read_back_script};
@@ -23,6 +23,7 @@ use super::{RunOptions, Runner};
 use crate::attribution::Recorder;
 use crate::flow::{Action, Flow};
 use crate::measure::{self, Packet};
+use crate::step_result::{self, StepError};
 
 impl Runner {
     pub(super) async fn walk(
@@ -41,22 +42,27 @@ impl Runner {
             .build()
         {
             Ok(t) => t,
-            Err(e) => return Iteration::failed(Outcome::Error, None, e),
+            Err(reason) => {
+                return Iteration::infra(InfraError::Cdp {
+                    what: "Target.createTarget".into(),
+                    reason,
+                });
+            }
         };
         let page = match with_timeout(live.browser.new_page(target), "Target.createTarget").await {
             Ok(p) => p,
-            Err(e) => return Iteration::failed(Outcome::Error, None, e),
+            Err(e) => return Iteration::infra(e),
         };
         if let Err(e) = prepare(&page, &flow.profile).await {
             let _ = page.close().await;
-            return Iteration::failed(Outcome::Error, None, e);
+            return Iteration::infra(e);
         }
         let counters = Arc::new(std::sync::Mutex::new(Counters::default()));
         let listeners = match listen(&page, counters.clone()).await {
             Ok(l) => l,
             Err(e) => {
                 let _ = page.close().await;
-                return Iteration::failed(Outcome::Error, None, e);
+                return Iteration::infra(e);
             }
         };
         let mut handed_over = match page.event_listener::<EventBindingCalled>().await {
@@ -64,11 +70,10 @@ impl Runner {
             Err(e) => {
                 listeners.abort();
                 let _ = page.close().await;
-                return Iteration::failed(
-                    Outcome::Error,
-                    None,
-                    format!("subscribing to Runtime.bindingCalled: {e}"),
-                );
+                return Iteration::infra(InfraError::Cdp {
+                    what: "subscribing to Runtime.bindingCalled".into(),
+                    reason: e.to_string(),
+                });
             }
         };
         let mut recorder = Recorder::default();
@@ -80,29 +85,11 @@ impl Runner {
                 self.act(&page, flow, &step.action, &counters),
             )
             .await;
-            let mut result = StepResult {
-                name: step.name.clone(),
-                kind: step.action.kind().into(),
-                outcome: Outcome::Pass,
-                duration_ms: 0.0,
-                vitals: Vitals::default(),
-                spread: None,
-                status: None,
-                url: None,
-                requests: 0,
-                transfer_bytes: 0,
-                failed_requests: 0,
-                console_errors: 0,
-                error: None,
-                artifacts: Vec::new(),
-            };
+            let mut result = step_result::new(&step.name, step.action.kind(), Outcome::Pass);
             let failure = match outcome {
                 Ok(Ok(())) => None,
-                Ok(Err(reason)) => Some(reason),
-                Err(_) => Some(format!(
-                    "step did not finish within {:?}",
-                    flow.step_timeout
-                )),
+                Ok(Err(error)) => Some(error),
+                Err(_) => Some(StepError::Timeout(flow.step_timeout)),
             };
             result.duration_ms = round1(started.elapsed().as_secs_f64() * 1000.0);
             if failure.is_none() {
@@ -147,9 +134,8 @@ impl Runner {
             result.transfer_bytes = c.step_bytes;
             result.failed_requests = c.step_failed;
             result.console_errors = c.step_console_errors;
-            if let Some(reason) = failure {
-                result.outcome = Outcome::Fail;
-                result.error = Some(reason.clone());
+            if let Some(error) = failure {
+                step_result::record_failure(&mut result, &error);
                 if let Ok(artifact) = self
                     .screenshot(&page, options, &format!("step-{}-failure", i + 1))
                     .await
@@ -157,10 +143,10 @@ impl Runner {
                     result.artifacts.push(artifact.name.clone());
                     run.artifacts.push(artifact);
                 }
-                it.outcome = Outcome::Fail;
+                it.outcome = error.outcome();
                 it.failure = Some(Failure {
                     step: Some(i),
-                    reason: format!("step {} ({}): {reason}", i + 1, step.name),
+                    reason: format!("step {} ({}): {error}", i + 1, step.name),
                 });
                 it.steps.push(result);
                 break;
