@@ -102,11 +102,7 @@ impl Runner {
                 Ok(())
             }
             Action::Select { selector, value } => {
-                let script = format!(
-                    "(function(){{var e=document.querySelector({s});if(!e)return 'missing';var ok=[].some.call(e.options||[],function(o){{return o.value==={v}}});if(!ok)return 'no-option';e.value={v};e.dispatchEvent(new Event('input',{{bubbles:true}}));e.dispatchEvent(new Event('change',{{bubbles:true}}));return 'ok'}})()",
-                    s = js_string(selector),
-                    v = js_string(value)
-                );
+                let script = page_check("select", &[selector, value]);
                 match eval::<String>(page, &script).await?.as_str() {
                     "ok" => Ok(()),
                     "missing" => Err(StepError::NoElement(selector.clone())),
@@ -170,8 +166,19 @@ async fn find(page: &Page, selector: &str) -> Result<chromiumoxide::element::Ele
     })
 }
 
-fn js_string(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialise")
+/// The page-side half of `wait_for`, `assert` and `select`, kept as JavaScript
+/// in its own file so it reads (and lints) as JavaScript.
+const PAGE_CHECKS: &str = include_str!("page_checks.js");
+
+/// An expression that calls `function` of [`PAGE_CHECKS`] with `args` as JSON
+/// strings (so a selector or text can hold any character). The newline keeps
+/// a comment on the file's last line from swallowing the closing parenthesis.
+fn page_check(function: &str, args: &[&str]) -> String {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| serde_json::to_string(a).expect("strings serialise"))
+        .collect();
+    format!("({PAGE_CHECKS}\n).{function}({})", args.join(","))
 }
 
 async fn wait_for(
@@ -188,15 +195,9 @@ async fn wait_for(
             wait_network_idle(counters, *quiet).await;
             return Ok(());
         }
-        WaitFor::Selector(s) => format!(
-            "(function(){{var e=document.querySelector({});if(!e)return false;var r=e.getBoundingClientRect();return r.width>0&&r.height>0&&getComputedStyle(e).visibility!=='hidden'}})()",
-            js_string(s)
-        ),
-        WaitFor::Text(t) => format!(
-            "!!(document.body&&document.body.innerText.indexOf({})>=0)",
-            js_string(t)
-        ),
-        WaitFor::UrlContains(u) => format!("location.href.indexOf({})>=0", js_string(u)),
+        WaitFor::Selector(s) => format!("{}==='visible'", page_check("visibility", &[s])),
+        WaitFor::Text(t) => page_check("bodyContains", &[t]),
+        WaitFor::UrlContains(u) => page_check("urlContains", &[u]),
     };
     // Polls until the step timeout around this call ends it.
     loop {
@@ -214,10 +215,7 @@ async fn assert(
 ) -> Result<(), StepError> {
     match assertion {
         Assertion::TextContains { selector, text } => {
-            let script = format!(
-                "(function(){{var e=document.querySelector({});return e?e.innerText:null}})()",
-                js_string(selector)
-            );
+            let script = page_check("text", &[selector]);
             match eval::<Option<String>>(page, &script).await? {
                 None => Err(StepError::NoElement(selector.clone())),
                 Some(found) if found.contains(text.as_str()) => Ok(()),
@@ -230,11 +228,7 @@ async fn assert(
             }
         }
         Assertion::Visible(selector) | Assertion::Hidden(selector) => {
-            let script = format!(
-                "(function(){{var e=document.querySelector({});if(!e)return 'absent';var r=e.getBoundingClientRect();return r.width>0&&r.height>0&&getComputedStyle(e).visibility!=='hidden'?'visible':'hidden'}})()",
-                js_string(selector)
-            );
-            let state = eval::<String>(page, &script).await?;
+            let state = eval::<String>(page, &page_check("visibility", &[selector])).await?;
             let want_visible = matches!(assertion, Assertion::Visible(_));
             let problem = match (want_visible, state.as_str()) {
                 (true, "visible") | (false, "hidden") | (false, "absent") => return Ok(()),
