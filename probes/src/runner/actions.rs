@@ -62,7 +62,8 @@ impl Runner {
                     .click()
                     .await
                     .map_err(|e| StepError::from_cdp(format!("could not focus {selector}"), e))?;
-                // The error must not echo the text: it may be a secret.
+                // The error must not echo the text (it may be a secret), so
+                // the reason says whose trouble it was, not what CDP said.
                 element.type_str(value).await.map_err(|e| {
                     let what = format!("could not type into {selector}");
                     if lost_the_browser(&e) {
@@ -71,7 +72,10 @@ impl Runner {
                             reason: "the connection to the browser broke".into(),
                         }
                     } else {
-                        StepError::Assertion(what)
+                        StepError::Page {
+                            what,
+                            reason: "the page did not take the keys".into(),
+                        }
                     }
                 })?;
                 Ok(())
