@@ -268,22 +268,9 @@ mod tests {
     use vitalsign_core::wire::run::Outcome;
 
     fn step(name: &str) -> Step {
-        Step {
-            name: name.into(),
-            kind: "click".into(),
-            outcome: Outcome::Pass,
-            duration_ms: 1.0,
-            vitals: Vitals::default(),
-            spread: None,
-            status: None,
-            url: None,
-            requests: 0,
-            transfer_bytes: 0,
-            failed_requests: 0,
-            console_errors: 0,
-            error: None,
-            artifacts: Vec::new(),
-        }
+        let mut step = crate::step_result::new(name, "click", Outcome::Pass);
+        step.duration_ms = 1.0;
+        step
     }
 
     fn view(id: &str, kind: &str, reports: &[(&str, f64)]) -> Option<Snapshot> {

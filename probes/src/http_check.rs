@@ -5,40 +5,28 @@ use std::time::{Duration, Instant};
 use vitalsign_core::wire::run::{Outcome, Step as StepResult};
 
 use crate::flow::{Flow, Request};
+use crate::step_result::{self, StepError};
 
-/// Run one request step; failures say what was expected and what came back.
-/// Header and body values that came from `${env:…}` never appear in the result.
+/// Run one request step: its result, and why it did not pass. Failures say
+/// what was expected and what came back. Header and body values that came
+/// from `${env:…}` never appear in the result.
 pub async fn run_request(
     client: &reqwest::Client,
     flow: &Flow,
     name: &str,
     request: &Request,
     timeout: Duration,
-) -> StepResult {
+) -> (StepResult, Result<(), StepError>) {
     let started = Instant::now();
-    let mut step = StepResult {
-        name: name.to_string(),
-        kind: "request".into(),
-        outcome: Outcome::Pass,
-        duration_ms: 0.0,
-        vitals: Default::default(),
-        spread: None,
-        status: None,
-        url: vitalsign_core::wire::run::page_url(&flow.url(&request.url)),
-        requests: 1,
-        transfer_bytes: 0,
-        failed_requests: 0,
-        console_errors: 0,
-        error: None,
-        artifacts: Vec::new(),
-    };
+    let mut step = step_result::new(name, "request", Outcome::Pass);
+    step.url = vitalsign_core::wire::run::page_url(&flow.url(&request.url));
+    step.requests = 1;
     let result = check(client, flow, request, timeout, &mut step).await;
     step.duration_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
-    if let Err(reason) = result {
-        step.outcome = Outcome::Fail;
-        step.error = Some(reason);
+    if let Err(error) = &result {
+        step_result::record_failure(&mut step, error);
     }
-    step
+    (step, result)
 }
 
 async fn check(
@@ -47,17 +35,31 @@ async fn check(
     request: &Request,
     timeout: Duration,
     step: &mut StepResult,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let url = flow.url(&request.url);
-    let method =
-        reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
+    // Flow validation accepts only the methods reqwest knows.
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|e| StepError::Request(format!("method {}: {e}", request.method)))?;
     let mut builder = client.request(method, &url).timeout(timeout);
     for (name, value) in &request.headers {
-        builder = builder.header(name, value.resolve()?);
+        builder = builder.header(name, value.resolve().map_err(StepError::Secret)?);
     }
     if let Some(body) = &request.body {
-        builder = builder.body(body.resolve()?);
+        builder = builder.body(body.resolve().map_err(StepError::Secret)?);
     }
+    check_response(request, &url, timeout, builder, step)
+        .await
+        .map_err(StepError::Request)
+}
+
+/// Send the request and judge the answer; every failure here is the site's.
+async fn check_response(
+    request: &Request,
+    url: &str,
+    timeout: Duration,
+    builder: reqwest::RequestBuilder,
+    step: &mut StepResult,
+) -> Result<(), String> {
     let started = Instant::now();
     let response = builder.send().await.map_err(|e| {
         step.failed_requests = 1;

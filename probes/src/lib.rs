@@ -5,9 +5,17 @@
 //!
 //! # Layout
 //! - [`flow`]: the TOML flow format and its validation (file, step, key, what is valid),
-//!   its document types and the JSON Schema derived from them.
+//!   its document types and the JSON Schema derived from them; `flow::step` parses
+//!   one `[[steps]]` table.
 //! - [`profile`]: desktop / mobile / custom device emulation.
-//! - [`runner`]: [`Runner`] — one shared browser, a context per run, crash recovery.
+//! - [`runner`]: [`Runner`] — one shared browser, a context per run, crash recovery,
+//!   and the run assembled from its iterations. Inside it: `browser` (launching and
+//!   ending Chromium, [`runner::InfraError`]), `walk` (the steps of one iteration in one
+//!   page), `actions` (what each step kind does in the page), `network` (CDP request
+//!   and console counters), `read_back` (the measurement injected and read back),
+//!   `iteration` (medians over iterations).
+//! - [`step_result`]: the one constructor of a step's result, and [`StepError`]:
+//!   the site's trouble (`fail`) told apart from ours (`error`) by type.
 //! - [`measure`]: the injected snippet and the recorder beside it, read-back, medians.
 //! - [`attribution`]: page views, and each step's numbers by what it caused.
 //! - [`input`]: real CDP key events.
@@ -33,6 +41,8 @@ pub mod measure;
 pub mod process;
 pub mod profile;
 pub mod runner;
+pub mod step_result;
 
 pub use flow::{Flow, FlowError};
 pub use runner::{RunOptions, Runner, RunnerConfig};
+pub use step_result::StepError;

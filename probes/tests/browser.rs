@@ -349,6 +349,49 @@ click = "#slow"
     );
     assert_eq!(run.steps[1].outcome, Outcome::Skipped);
 
+    // --- whose trouble: a site that refuses connections fails its goto ---
+    // A port nothing listens on (Chromium refuses the well-known ones, as port 9,
+    // before it tries them).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = flow(
+        &format!("http://127.0.0.1:{closed}"),
+        "[[steps]]\ngoto = \"/\"\n",
+    );
+    let run = runner.run(&refused, &options(dir.path(), "refused")).await;
+    assert_valid(&run);
+    assert_eq!(run.outcome, Outcome::Fail, "{:#?}", run.failure);
+    assert_eq!(run.steps[0].outcome, Outcome::Fail);
+    let reason = run.failure.unwrap().reason;
+    assert!(
+        reason.contains(&format!("could not open http://127.0.0.1:{closed}/"))
+            && reason.contains("ERR_CONNECTION_REFUSED"),
+        "{reason}"
+    );
+
+    // --- ... and a secret the agent was not given is ours: error, not fail ---
+    let unset = flow(
+        &base,
+        "[[steps]]\ngoto = \"/\"\n[[steps]]\ntype = \"#echo-field\"\ntext = \"${env:VITALSIGN_TEST_NEVER_SET}\"\n[[steps]]\nclick = \"#slow\"\n",
+    );
+    let run = runner.run(&unset, &options(dir.path(), "unset")).await;
+    assert_valid(&run);
+    assert_eq!(run.outcome, Outcome::Error, "{:#?}", run.failure);
+    let outcomes: Vec<Outcome> = run.steps.iter().map(|s| s.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Pass, Outcome::Error, Outcome::Skipped]);
+    let failure = run.failure.unwrap();
+    assert_eq!(failure.step, Some(1));
+    assert!(
+        failure
+            .reason
+            .contains("VITALSIGN_TEST_NEVER_SET is not set"),
+        "{}",
+        failure.reason
+    );
+
     // --- a browser killed mid-run is an infrastructure error, then a relaunch ---
     let first_pid = runner.browser_pid().await.expect("a browser is running");
     let long = flow(
