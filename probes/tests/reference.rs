@@ -392,6 +392,11 @@ fn shape(run: &ProbeRun) -> String {
         ] {
             match (metric, value) {
                 ("cls", Some(cls)) => out.push(format!("cls={cls:.4}")),
+                // Only the fixtures' deliberate slow handlers (120 ms and up)
+                // shape a run: a cheap click's interaction sits near
+                // web-vitals' 40 ms threshold, and on a loaded machine it is
+                // reported in one run and not the next.
+                ("inp", Some(inp)) if inp < 100.0 => {}
                 (_, Some(_)) => out.push(metric.to_string()),
                 _ => {}
             }
@@ -519,13 +524,12 @@ const MULTI_STEP: &[MultiStep] = &[
             inp_only_on(run, &["click 80", "click 260", "type 140"])?;
             let inp = |name| step(run, name).vitals.inp.unwrap_or(0.0);
             let (a, b, c) = (inp("click 80"), inp("click 260"), inp("type 140"));
-            ensure((80.0..260.0).contains(&a), || {
-                format!("click 80 has INP {a}")
-            })?;
+            // Lower bounds are the handlers' own work; above them only the
+            // order is checked (each step has its own interaction, not the
+            // 260 ms one), since a loaded machine adds delay to every input.
+            ensure(a >= 80.0 && a < b, || format!("click 80 has INP {a}"))?;
             ensure(b >= 260.0, || format!("click 260 has INP {b}"))?;
-            ensure((140.0..260.0).contains(&c), || {
-                format!("type 140 has INP {c}")
-            })?;
+            ensure(c >= 140.0 && c < b, || format!("type 140 has INP {c}"))?;
             let page = run.page_views[0].vitals.inp;
             ensure(page == Some(b), || {
                 format!("the page's INP {page:?} is not the worst step's {b}")
@@ -551,7 +555,10 @@ const MULTI_STEP: &[MultiStep] = &[
             let first = run.page_views[0].vitals.inp.unwrap_or(0.0);
             let second = run.page_views[1].vitals.inp.unwrap_or(0.0);
             ensure(first >= 90.0, || format!("first page view's INP {first}"))?;
-            ensure((60.0..90.0).contains(&second), || {
+            // Its own click (the step's INP below), not the first page's:
+            // equal values would mean the first view's INP carried over. No
+            // upper bound: a loaded machine delays every input.
+            ensure(second >= 60.0 && second != first, || {
                 format!("second page view's INP {second}: its own 60 ms click, not the first's")
             })?;
             let second_step = step(run, "second slow click").vitals.inp;
@@ -584,7 +591,7 @@ const MULTI_STEP: &[MultiStep] = &[
             let a = run.page_views[0].vitals.inp.unwrap_or(0.0);
             let b = run.page_views[1].vitals.inp.unwrap_or(0.0);
             ensure(a >= 250.0, || format!("route A's INP {a}"))?;
-            ensure((120.0..250.0).contains(&b), || format!("route B's INP {b}"))?;
+            ensure(b >= 120.0 && b < a, || format!("route B's INP {b}"))?;
             let slow_b = step(run, "slow B").vitals.inp;
             ensure(slow_b == Some(b), || format!("slow B's INP {slow_b:?}"))
         },
