@@ -2,7 +2,7 @@
 //! SQLite, answers queries, evaluates alert rules and sends alert emails.
 //!
 //! # Layout
-//! - [`app`]: `Application::build(config)` binds and opens; `run_until_stopped` serves.
+//! - [`app`]: `Application::build(config)` binds and opens; `run_until_cancelled` serves until a `CancellationToken` is cancelled.
 //! - [`config`]: the configuration file and `VITALSIGN_` overrides, validated with key names.
 //! - [`dashboard`]: the server-rendered web pages (overview, pages, series, flows, alerts) and sign-in.
 //! - [`http`]: routes, handlers (ingest, query API, operations) and the error type.

@@ -2,27 +2,26 @@
 //! endpoint, every rejection, dedup, idempotency, grouping, retention, restart.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vitalsign_collector::config::SiteConfig;
 use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::secret::Secret;
+use vitalsign_test_support::collector::InProcess;
+use vitalsign_test_support::wait::wait_for;
 
 const AGENT: &str = "agent-token-1";
 const QUERY: &str = "query-token-1";
 
-struct TestApp {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+/// The in-process collector (the one harness) with this file's request helpers.
+struct TestApp(InProcess);
 
-impl TestApp {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
+impl std::ops::Deref for TestApp {
+    type Target = InProcess;
+    fn deref(&self) -> &InProcess {
+        &self.0
     }
 }
 
@@ -44,21 +43,7 @@ fn config(db: &Path) -> CollectorConfig {
 }
 
 async fn spawn_app(config: CollectorConfig) -> TestApp {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
-    }
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    TestApp {
-        base,
-        client: reqwest::Client::new(),
-        stop: Some(stop),
-        task,
-    }
+    TestApp(InProcess::start(config).await)
 }
 
 fn fixture(path: &str) -> Value {
@@ -75,6 +60,10 @@ fn beacon(pv: &str, url: &str, reports: Value) -> Value {
 }
 
 impl TestApp {
+    async fn stop(self) {
+        self.0.stop().await
+    }
+
     async fn post_beacon(&self, body: &Value, origin: Option<&str>) -> reqwest::Response {
         let mut req = self
             .client
@@ -482,16 +471,11 @@ async fn retention_prunes_raw_rows_and_restart_keeps_everything_acknowledged() {
     let (_, s) = app.query("/api/v1/summary?metric=TTFB&range=1h").await;
     assert_eq!(s["summary"]["count"], 20, "{s}");
     // The pruner runs at startup: the year-old run is past a 1-day retention.
-    let mut pruned = false;
-    for _ in 0..100 {
+    wait_for("the old run pruned", Duration::from_secs(5), async || {
         let (_, runs) = app.query("/api/v1/runs").await;
-        if runs["runs"].as_array().unwrap().is_empty() {
-            pruned = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(pruned, "old run pruned");
+        runs["runs"].as_array().unwrap().is_empty().then_some(())
+    })
+    .await;
     // Hourly rollups outlive raw rows: the run's LCP is still in a long-range summary.
     let (_, s) = app
         .query("/api/v1/summary?metric=LCP&source=synthetic&from=1763856000000&to=1763942400000")

@@ -6,19 +6,23 @@ use std::path::Path;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use vitalsign_collector::CollectorConfig;
 use vitalsign_collector::config::SiteConfig;
 use vitalsign_collector::store::migrations::{MIGRATIONS, current_version};
-use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::secret::Secret;
+use vitalsign_test_support::collector::InProcess;
 
 const QUERY: &str = "query-token-1";
 const ORIGIN: &str = "https://shop.example";
 
-struct TestApp {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+/// The in-process collector (the one harness) with this file's request helpers.
+struct TestApp(InProcess);
+
+impl std::ops::Deref for TestApp {
+    type Target = InProcess;
+    fn deref(&self) -> &InProcess {
+        &self.0
+    }
 }
 
 fn config(db: &Path) -> CollectorConfig {
@@ -38,21 +42,7 @@ fn config(db: &Path) -> CollectorConfig {
 }
 
 async fn spawn_app(config: CollectorConfig) -> TestApp {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
-    }
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    TestApp {
-        base,
-        client: reqwest::Client::new(),
-        stop: Some(stop),
-        task,
-    }
+    TestApp(InProcess::start(config).await)
 }
 
 /// A page view's beacon: `device`, `navigation_type` and the optional
@@ -108,9 +98,8 @@ fn inp_report(value: f64, target: &str, split: [f64; 3]) -> Value {
 }
 
 impl TestApp {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
+    async fn stop(self) {
+        self.0.stop().await
     }
 
     async fn send(&self, body: &Value) {

@@ -4,42 +4,41 @@
 //! pages with the email from the outbox, and forms that change nothing
 //! without a session and its CSRF token. Every view also answers CSV and JSON.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use vitalsign_collector::CollectorConfig;
 use vitalsign_collector::config::{AlertRoute, SmtpConfig};
-use vitalsign_collector::store::Store;
 use vitalsign_collector::store::alerts::{self as alert_store, Delivery};
 use vitalsign_collector::store::writer::WriteOp;
-use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::secret::Secret;
 use vitalsign_core::wire::ProbeRun;
+use vitalsign_test_support::HeldPort;
+use vitalsign_test_support::collector::InProcess;
+use vitalsign_test_support::wait::wait_for;
 
 const AGENT: &str = "agent-token-1";
 const QUERY: &str = "query-token-1";
 
-struct App {
-    base: String,
-    store: Store,
-    /// Follows no redirects: the tests look at each 303 themselves.
-    client: reqwest::Client,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+/// The in-process collector (the one harness) with this file's request helpers.
+struct App(InProcess);
+
+impl std::ops::Deref for App {
+    type Target = InProcess;
+    fn deref(&self) -> &InProcess {
+        &self.0
+    }
 }
 
 /// A port nothing listens on: the SMTP server of a collector whose emails
-/// stay in the outbox (the alert page shows them from there).
+/// stay in the outbox (the alert page shows them from there). Held (bound,
+/// refusing) for the life of the test binary, so nothing else takes it.
 fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    Box::leak(Box::new(HeldPort::new())).port()
 }
 
 fn config(db: &Path) -> CollectorConfig {
@@ -81,41 +80,11 @@ fn alerting_config(db: &Path) -> CollectorConfig {
 }
 
 async fn spawn(config: CollectorConfig) -> App {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
-    }
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let store = app.store().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    App {
-        base,
-        store,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        stop,
-        task,
-    }
+    App(InProcess::start(config).await)
 }
 
 fn now_ms() -> i64 {
     vitalsign_collector::clock::Clock::system().now_ms()
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Text as maud writes it into a page.
@@ -145,8 +114,7 @@ struct Page {
 
 impl App {
     async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
+        self.0.stop().await
     }
 
     /// Sign in through the form; the session cookie (`vs_session=…`).
