@@ -15,15 +15,8 @@ use vitalsign_test_support::collector::InProcess;
 const QUERY: &str = "query-token-1";
 const ORIGIN: &str = "https://shop.example";
 
-/// The in-process collector (the one harness) with this file's request helpers.
-struct TestApp(InProcess);
-
-impl std::ops::Deref for TestApp {
-    type Target = InProcess;
-    fn deref(&self) -> &InProcess {
-        &self.0
-    }
-}
+/// The collector in this process (the one harness), with this file's requests.
+type TestApp = InProcess;
 
 fn config(db: &Path) -> CollectorConfig {
     let mut c = CollectorConfig {
@@ -42,7 +35,7 @@ fn config(db: &Path) -> CollectorConfig {
 }
 
 async fn spawn_app(config: CollectorConfig) -> TestApp {
-    TestApp(InProcess::start(config).await)
+    InProcess::start(config).await
 }
 
 /// A page view's beacon: `device`, `navigation_type` and the optional
@@ -97,15 +90,15 @@ fn inp_report(value: f64, target: &str, split: [f64; 3]) -> Value {
     )
 }
 
-impl TestApp {
-    async fn stop(self) {
-        self.0.stop().await
-    }
+/// Requests this file makes, on the in-process collector.
+trait Requests {
+    fn app(&self) -> &InProcess;
 
     async fn send(&self, body: &Value) {
         let r = self
+            .app()
             .client
-            .post(format!("{}/v1/rum", self.base))
+            .post(format!("{}/v1/rum", self.app().base))
             .header("content-type", "text/plain;charset=UTF-8")
             .header("origin", ORIGIN)
             .body(body.to_string())
@@ -122,7 +115,7 @@ impl TestApp {
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let mut req = self.client.get(format!("{}{path}", self.base));
+        let mut req = self.app().client.get(format!("{}{path}", self.app().base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -142,7 +135,7 @@ impl TestApp {
 
     /// The (item, count) pairs of a ranking, in order.
     async fn ranking(&self, query: &str) -> Vec<(String, u64)> {
-        let body = self.attribution(query).await;
+        let body = self.app().attribution(query).await;
         body["items"]
             .as_array()
             .unwrap_or_else(|| panic!("no items in {body}"))
@@ -162,6 +155,12 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
         body["error"].as_str().unwrap().to_string()
+    }
+}
+
+impl Requests for InProcess {
+    fn app(&self) -> &InProcess {
+        self
     }
 }
 

@@ -24,15 +24,8 @@ use vitalsign_test_support::wait::wait_for;
 const AGENT: &str = "agent-token-1";
 const QUERY: &str = "query-token-1";
 
-/// The in-process collector (the one harness) with this file's request helpers.
-struct App(InProcess);
-
-impl std::ops::Deref for App {
-    type Target = InProcess;
-    fn deref(&self) -> &InProcess {
-        &self.0
-    }
-}
+/// The collector in this process (the one harness), with this file's requests.
+type App = InProcess;
 
 /// A port nothing listens on: the SMTP server of a collector whose emails
 /// stay in the outbox (the alert page shows them from there). Held (bound,
@@ -80,7 +73,7 @@ fn alerting_config(db: &Path) -> CollectorConfig {
 }
 
 async fn spawn(config: CollectorConfig) -> App {
-    App(InProcess::start(config).await)
+    InProcess::start(config).await
 }
 
 fn now_ms() -> i64 {
@@ -112,16 +105,16 @@ struct Page {
     body: String,
 }
 
-impl App {
-    async fn stop(self) {
-        self.0.stop().await
-    }
+/// Requests this file makes, on the in-process collector.
+trait Requests {
+    fn app(&self) -> &InProcess;
 
     /// Sign in through the form; the session cookie (`vs_session=…`).
     async fn sign_in(&self) -> String {
         let r = self
+            .app()
             .client
-            .post(format!("{}/signin", self.base))
+            .post(format!("{}/signin", self.app().base))
             .form(&[("token", QUERY), ("next", "/flows")])
             .send()
             .await
@@ -145,7 +138,7 @@ impl App {
     }
 
     async fn get(&self, path: &str, cookie: Option<&str>) -> Page {
-        let mut req = self.client.get(format!("{}{path}", self.base));
+        let mut req = self.app().client.get(format!("{}{path}", self.app().base));
         if let Some(c) = cookie {
             req = req.header(COOKIE, c);
         }
@@ -154,7 +147,7 @@ impl App {
 
     /// A page that must answer 200 with HTML.
     async fn html(&self, path: &str, cookie: &str) -> String {
-        let p = self.get(path, Some(cookie)).await;
+        let p = self.app().get(path, Some(cookie)).await;
         assert_eq!(p.status, StatusCode::OK, "{path}: {}", p.body);
         assert!(
             p.content_type.starts_with("text/html"),
@@ -170,8 +163,9 @@ impl App {
 
     async fn post_form(&self, path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Page {
         let mut req = self
+            .app()
             .client
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}{path}", self.app().base))
             .form(fields);
         if let Some(c) = cookie {
             req = req.header(COOKIE, c);
@@ -181,8 +175,9 @@ impl App {
 
     async fn api(&self, path: &str) -> Value {
         let r = self
+            .app()
             .client
-            .get(format!("{}/api/v1/{path}", self.base))
+            .get(format!("{}/api/v1/{path}", self.app().base))
             .bearer_auth(QUERY)
             .send()
             .await
@@ -193,8 +188,9 @@ impl App {
 
     async fn post_run(&self, run: &Value) {
         let r = self
+            .app()
             .client
-            .post(format!("{}/v1/runs", self.base))
+            .post(format!("{}/v1/runs", self.app().base))
             .bearer_auth(AGENT)
             .json(run)
             .send()
@@ -205,8 +201,12 @@ impl App {
 
     async fn put_artifact(&self, run_id: &str, name: &str, content_type: &str, bytes: &[u8]) {
         let r = self
+            .app()
             .client
-            .put(format!("{}/v1/runs/{run_id}/artifacts/{name}", self.base))
+            .put(format!(
+                "{}/v1/runs/{run_id}/artifacts/{name}",
+                self.app().base
+            ))
             .bearer_auth(AGENT)
             .header(CONTENT_TYPE, content_type)
             .body(bytes.to_vec())
@@ -239,6 +239,12 @@ impl App {
         assert_eq!(json.status, StatusCode::OK, "{path} json: {}", json.body);
         assert!(json.content_type.starts_with("application/json"));
         serde_json::from_str(&json.body).unwrap()
+    }
+}
+
+impl Requests for InProcess {
+    fn app(&self) -> &InProcess {
+        self
     }
 }
 

@@ -17,9 +17,10 @@ mod common;
 
 use std::time::Instant;
 
-use common::ratio;
 use vitalsign_core::wire::run::Outcome;
 use vitalsign_probes::{RunOptions, Runner, RunnerConfig};
+use vitalsign_test_support::env::env_usize;
+use vitalsign_test_support::stats::ratio;
 
 fn main() {
     common::runtime().block_on(bench());
@@ -33,8 +34,8 @@ struct Sample {
 }
 
 async fn bench() {
-    let runs = common::env_usize("VITALSIGN_BENCH_RUNS", 500);
-    let every = common::env_usize("VITALSIGN_BENCH_SAMPLE_EVERY", 50).max(1);
+    let runs = env_usize("VITALSIGN_BENCH_RUNS", 500);
+    let every = env_usize("VITALSIGN_BENCH_SAMPLE_EVERY", 50).max(1);
     let (base, _timings) = common::serve().await;
     let flow = common::three_step_flow(&base);
     let runner = Runner::new(RunnerConfig::default());

@@ -9,7 +9,9 @@
 //! - [`collector`]: the collector from its binary ([`CollectorProcess`]) and, with the
 //!   `collector` feature, in this process ([`collector::InProcess`]).
 //! - [`agent`]: the agent from its binary ([`AgentProcess`]).
+//! - [`site`]: a tiny HTTP site on loopback answering as the test says.
 //! - [`smtp`]: [`SmtpSink`], a real SMTP server (aiosmtpd) keeping what it accepts.
+//! - [`http`]: one raw HTTP/1.1 request on a fresh loopback connection.
 //! - [`procfs`]: memory, CPU time and liveness of processes from `/proc`.
 //! - [`stats`]: percentiles, medians, ratios.
 //! - [`env`]: benchmark knobs from `VITALSIGN_BENCH_…` variables.
@@ -18,10 +20,12 @@
 pub mod agent;
 pub mod collector;
 pub mod env;
+pub mod http;
 pub mod paths;
 pub mod ports;
 pub mod process;
 pub mod procfs;
+pub mod site;
 pub mod smtp;
 pub mod stats;
 pub mod wait;

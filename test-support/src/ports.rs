@@ -45,6 +45,13 @@ impl HeldPort {
         self.socket.as_raw_fd()
     }
 
+    /// Start listening (connections now queue instead of being refused), for
+    /// a child that takes an inherited socket only when it is listening
+    /// already (nginx's `NGINX=fd;` hand-over).
+    pub fn listen(&self) {
+        self.socket.listen(1024).expect("listening on a held port");
+    }
+
     /// Make the descriptor survive `exec` (or not); only
     /// [`crate::Process::spawn_holding`] does this, under its spawn lock.
     pub(crate) fn inheritable(&self, yes: bool) {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vitalsign_tests::CollectorProcess;
+use vitalsign_test_support::CollectorProcess;
 
 const CONFIG: &str = r#"
 agent_tokens = ["crash-agent"]
@@ -31,7 +31,8 @@ fn beacon(id: &str) -> String {
 fn run(id: &str) -> serde_json::Value {
     let mut run: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
-            vitalsign_tests::workspace_root().join("tests/fixtures/run/valid/checkout-pass.json"),
+            vitalsign_test_support::workspace_root()
+                .join("tests/fixtures/run/valid/checkout-pass.json"),
         )
         .unwrap(),
     )

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use serde_json::{Value, json};
-use vitalsign_tests::{CollectorProcess, binary, workspace_root};
+use vitalsign_test_support::{CollectorProcess, binary, workspace_root};
 
 const QUERY_TOKEN: &str = "dashboard-budget-query-token";
 const AGENT_TOKEN: &str = "dashboard-budget-agent-token";

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vitalsign_tests::CollectorProcess;
+use vitalsign_test_support::CollectorProcess;
 
 const CONFIG: &str = r#"
 retention_days = 1
