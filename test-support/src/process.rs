@@ -175,23 +175,6 @@ fn spawn_locked(name: &str, command: &mut Command, port: Option<HeldPort>) -> Ch
     child
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_address_is_read_from_text_and_json_log_lines() {
-        let addr: std::net::SocketAddr = "127.0.0.1:40123".parse().unwrap();
-        for line in [
-            "2026-12-07T13:00:00Z INFO vitalsign_collector::app: listening on http://127.0.0.1:40123",
-            "INFO listening on http://127.0.0.1:40123 more",
-            r#"{"fields":{"message":"listening on http://127.0.0.1:40123"},"target":"vitalsign_collector::app"}"#,
-        ] {
-            assert_eq!(listening_addr(line), addr, "{line}");
-        }
-    }
-}
-
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill_hard();
@@ -210,4 +193,21 @@ pub fn listening_addr(line: &str) -> std::net::SocketAddr {
         })
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address after `listening on http://` in {line:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_is_read_from_text_and_json_log_lines() {
+        let addr: std::net::SocketAddr = "127.0.0.1:40123".parse().unwrap();
+        for line in [
+            "2026-12-07T13:00:00Z INFO vitalsign_collector::app: listening on http://127.0.0.1:40123",
+            "INFO listening on http://127.0.0.1:40123 more",
+            r#"{"fields":{"message":"listening on http://127.0.0.1:40123"},"target":"vitalsign_collector::app"}"#,
+        ] {
+            assert_eq!(listening_addr(line), addr, "{line}");
+        }
+    }
 }

@@ -14,7 +14,6 @@
 #[path = "agent_bench/mod.rs"]
 mod agent_bench;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use vitalsign_test_support::env::env_u64;
