@@ -11,6 +11,7 @@
 //! - [`agent`]: the agent from its binary ([`AgentProcess`]).
 //! - [`site`]: a tiny HTTP site on loopback answering as the test says.
 //! - [`smtp`]: [`SmtpSink`], a real SMTP server (aiosmtpd) keeping what it accepts.
+//! - [`fixtures`]: a RUM beacon and a probe run to send.
 //! - [`http`]: one raw HTTP/1.1 request on a fresh loopback connection.
 //! - [`procfs`]: memory, CPU time and liveness of processes from `/proc`.
 //! - [`stats`]: percentiles, medians, ratios.
@@ -20,6 +21,7 @@
 pub mod agent;
 pub mod collector;
 pub mod env;
+pub mod fixtures;
 pub mod http;
 pub mod paths;
 pub mod ports;
