@@ -77,12 +77,17 @@ async fn bench() {
     }
     let restarts = runner.restarts();
     runner.shutdown().await;
-    // Give the kernel a moment to finish tearing the tree down.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let orphans: Vec<u32> = profile_dirs
-        .iter()
-        .flat_map(|d| common::live_processes_matching(&d.display().to_string()))
-        .collect();
+    let orphans_now = || -> Vec<u32> {
+        profile_dirs
+            .iter()
+            .flat_map(|d| common::live_processes_matching(&d.display().to_string()))
+            .collect()
+    };
+    // The tree goes down after `shutdown` returns: wait for it, bounded.
+    vitalsign_test_support::wait::poll_until(std::time::Duration::from_secs(5), || {
+        orphans_now().is_empty()
+    });
+    let orphans = orphans_now();
     for pid in &orphans {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(*pid as i32),
