@@ -8,14 +8,21 @@
 //! spools the results and wakes the deliverer. SIGHUP reloads the flows;
 //! SIGINT/SIGTERM stop scheduling, give running flows a grace period, flush
 //! the spool and close the browser.
+//!
+//! Shutdown is one `CancellationToken` and `TaskTracker`s, as in the
+//! collector: running flows are tasks of one tracker (waited for, up to the
+//! grace period, then cancelled through a child token); the deliverer and the
+//! metrics listener watch the token and are tasks of another.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 use uuid_like::new_run_id;
 use vitalsign_core::wire::ProbeRun;
@@ -146,7 +153,7 @@ async fn schedule_flows(
     flows: Vec<(Flow, Schedule)>,
     executor: Arc<Executor>,
     max_jitter: Duration,
-    running: Arc<Mutex<tokio::task::JoinSet<()>>>,
+    running: Running,
 ) -> anyhow::Result<JobScheduler> {
     let scheduler = JobScheduler::new()
         .await
@@ -162,13 +169,18 @@ async fn schedule_flows(
             let executor = executor.clone();
             let running = running.clone();
             Box::pin(async move {
-                let mut set = running.lock().await;
-                set.spawn(async move {
-                    tokio::time::sleep(jitter).await;
-                    executor.execute(&flow).await;
+                let cancel = running.cancel.clone();
+                // A tracker keeps no finished tasks: nothing to reap.
+                running.tasks.spawn(async move {
+                    // Cancelled only after the grace period: dropping the run
+                    // stops it at its next await, as an abort did.
+                    cancel
+                        .run_until_cancelled(async {
+                            tokio::time::sleep(jitter).await;
+                            executor.execute(&flow).await;
+                        })
+                        .await;
                 });
-                // Reap finished runs so the set does not grow forever.
-                while set.try_join_next().is_some() {}
             }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
         };
         let job = match &schedule {
@@ -190,6 +202,14 @@ fn describe(schedule: &Schedule) -> String {
     }
 }
 
+/// The flows running now: tasks of one tracker, and the token that cancels
+/// them when the grace period is over.
+#[derive(Clone)]
+struct Running {
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
 /// The daemon's main loop.
 pub async fn run(config: AgentConfig, runner: Runner) -> anyhow::Result<()> {
     let metrics = Arc::new(AgentMetrics::default());
@@ -202,17 +222,15 @@ pub async fn run(config: AgentConfig, runner: Runner) -> anyhow::Result<()> {
         spool.clone(),
         metrics.clone(),
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let delivery = {
-        let deliverer = deliverer.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(deliverer.run(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }))
-    };
+    let shutdown = CancellationToken::new();
+    // The deliverer and the metrics listener: stopped by `shutdown` after the
+    // runs, so the last results are still delivered and scraped.
+    let services = TaskTracker::new();
+    services.spawn(deliverer.clone().run(shutdown.clone().cancelled_owned()));
     if let Some(listen) = &config.listen {
-        crate::http::serve(listen, metrics.clone(), stop_rx.clone()).await?;
+        crate::http::serve(listen, metrics.clone(), shutdown.clone(), &services).await?;
     }
+    services.close();
     let slots = Arc::new(Semaphore::new(config.effective_concurrency()));
     let executor = Arc::new(Executor {
         config: config.clone(),
@@ -222,7 +240,10 @@ pub async fn run(config: AgentConfig, runner: Runner) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         slots: slots.clone(),
     });
-    let running = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
+    let running = Running {
+        tasks: TaskTracker::new(),
+        cancel: shutdown.child_token(),
+    };
     let max_jitter = Duration::from_secs(config.max_jitter_secs);
     let flows = load_flows(&config.flows_dir, &metrics)?;
     info!(
@@ -259,20 +280,21 @@ pub async fn run(config: AgentConfig, runner: Runner) -> anyhow::Result<()> {
 
     let _ = scheduler.shutdown().await;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let mut set = std::mem::take(&mut *running.lock().await);
-    let drained =
-        tokio::time::timeout(grace, async { while set.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
+    running.tasks.close();
+    if tokio::time::timeout(grace, running.tasks.wait())
+        .await
+        .is_err()
+    {
         warn!(
             ?grace,
-            "running flows did not finish in time; aborting them"
+            "running flows did not finish in time; cancelling them"
         );
-        set.abort_all();
-        while set.join_next().await.is_some() {}
+        running.cancel.cancel();
+        running.tasks.wait().await;
     }
     slots.close();
-    let _ = stop_tx.send(true);
-    let _ = delivery.await;
+    shutdown.cancel();
+    services.wait().await;
     executor.runner.shutdown().await;
     info!(spooled = executor.spool.depth(), "agent stopped");
     Ok(())

@@ -6,7 +6,8 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::metrics::AgentMetrics;
@@ -14,7 +15,8 @@ use crate::metrics::AgentMetrics;
 pub async fn serve(
     listen: &std::net::SocketAddr,
     metrics: Arc<AgentMetrics>,
-    mut stop: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -37,11 +39,9 @@ pub async fn serve(
             }),
         )
         .with_state(metrics);
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
+            .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;
     });
     Ok(())

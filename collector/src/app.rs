@@ -1,5 +1,11 @@
 //! Building and running the collector: the same path for `main` and the tests
 //! (port 0, temp database), as zero2prod's `Application` does.
+//!
+//! Shutdown is one [`CancellationToken`]: `main` cancels it on SIGTERM or
+//! SIGINT, a test when it is done. The server, the alert evaluator, the
+//! outbox worker, the pruner and the checkpointer all watch it and are tasks
+//! of one [`TaskTracker`], so stopping is "cancel, then wait for the tracker"
+//! (bounded), never an `abort` in the middle of a write.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,10 +13,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::alerts::evaluator::{self, Evaluator};
 use crate::alerts::outbox::{self, OutboxWorker};
+use crate::clock::Clock;
 use crate::config::CollectorConfig;
 use crate::http::{self, AppState, ops::SnippetAsset};
 use crate::metrics::Metrics;
@@ -28,7 +37,16 @@ pub struct Application {
 impl Application {
     /// Open the database (migrating it) and bind the listener.
     pub async fn build(config: CollectorConfig) -> anyhow::Result<Application> {
-        let store = Store::open(&config.db)
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// [`Application::build`] with `clock` as "now" for everything the
+    /// collector does (tests drive a fixed one).
+    pub async fn build_with_clock(
+        config: CollectorConfig,
+        clock: Clock,
+    ) -> anyhow::Result<Application> {
+        let store = Store::open_with_clock(&config.db, clock)
             .with_context(|| format!("opening the database {}", config.db.display()))?;
         let listener = TcpListener::bind(&config.listen)
             .await
@@ -71,52 +89,53 @@ impl Application {
         &self.state.store
     }
 
-    /// Serve until `shutdown` resolves, then stop accepting, let in-flight
-    /// requests finish (each is answered only after its write committed).
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    /// Serve until `shutdown` is cancelled, then stop accepting, let
+    /// in-flight requests finish (each is answered only after its write
+    /// committed) and the background tasks finish what they are writing or
+    /// sending.
+    pub async fn run_until_cancelled(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let addr = self.local_addr();
         info!("listening on http://{addr}");
-        let pruner = tokio::spawn(prune_forever(self.state.clone()));
-        let checkpointer = tokio::spawn(checkpoint_forever(self.state.store.clone()));
-        // Background alert tasks stop at the same signal as the server; each
-        // finishes what it is writing or sending, then returns.
-        let (stop, stopping) = tokio::sync::watch::channel(false);
-        let mut background = Vec::new();
+        let background = TaskTracker::new();
+        background.spawn(prune_forever(self.state.clone(), shutdown.clone()));
+        background.spawn(checkpoint_forever(
+            self.state.store.clone(),
+            shutdown.clone(),
+        ));
         if self.state.config.alerts.enabled {
             let evaluator = Evaluator::new(
                 self.state.store.clone(),
                 self.state.config.clone(),
                 self.state.metrics.clone(),
             );
-            background.push(tokio::spawn(evaluator::run(evaluator, stopping.clone())));
+            background.spawn(evaluator::run(evaluator, shutdown.clone()));
         }
         if let Some(worker) = self.outbox {
-            background.push(tokio::spawn(outbox::run(worker, stopping.clone())));
+            background.spawn(outbox::run(worker, shutdown.clone()));
         }
+        background.close();
         let app = http::router(self.state.clone());
         let served = crate::server::serve(
             self.listener,
             app,
             self.state.config.connections.clone(),
-            async move {
-                shutdown.await;
-                let _ = stop.send(true);
-            },
+            shutdown,
         )
         .await
         .context("serving HTTP");
+        // An SMTP conversation in flight is bounded by its timeout; a prune
+        // slice or checkpoint by the database.
         let drain = Duration::from_secs(self.state.config.smtp.timeout_secs + 5);
-        for task in background {
-            if tokio::time::timeout(drain, task).await.is_err() {
-                warn!("an alert task did not stop within {drain:?}; leaving it");
-            }
+        if tokio::time::timeout(drain, background.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                left = background.len(),
+                "background tasks did not stop within {drain:?}; leaving them"
+            );
         }
         served?;
-        pruner.abort();
-        checkpointer.abort();
         info!("stopped; every acknowledged write is committed");
         Ok(())
     }
@@ -126,13 +145,15 @@ impl Application {
 /// write deletes one slice (`writer::PRUNE_SLICE` rows), and the next is
 /// queued only when it is answered, so ingest batches run between slices and
 /// pruning a day of rows never holds the writer for long.
-async fn prune_forever(state: AppState) {
+async fn prune_forever(state: AppState, shutdown: CancellationToken) {
     let every = Duration::from_secs(state.config.prune_interval_secs);
     let retention_ms = i64::from(state.config.retention_days) * 86_400_000;
-    loop {
+    let clock = state.store.clock.clone();
+    while !shutdown.is_cancelled() {
         let before_ms = state.store.clock.now_ms() - retention_ms;
         let (mut rows, mut runs) = (0, 0);
-        loop {
+        // Between slices too: a long prune does not hold up the shutdown.
+        while !shutdown.is_cancelled() {
             match state.store.writer.write(WriteOp::Prune { before_ms }).await {
                 Ok(WriteOutcome::Pruned {
                     rows: r,
@@ -156,17 +177,23 @@ async fn prune_forever(state: AppState) {
                 }
             }
         }
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            () = clock.sleep(every) => {}
+            () = shutdown.cancelled() => break,
+        }
     }
 }
 
 /// Keep the WAL bounded: a truncating checkpoint every minute (see
 /// `Store::checkpoint`); a failure is logged and retried at the next tick.
-async fn checkpoint_forever(store: crate::store::Store) {
+async fn checkpoint_forever(store: crate::store::Store, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.tick().await;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => break,
+        }
         let store = store.clone();
         match tokio::task::spawn_blocking(move || store.checkpoint()).await {
             Ok(Ok(())) => {}

@@ -3,7 +3,8 @@
 //! `docs/architecture.md` follows a beacon and a probe run through it.
 //!
 //! # Layout
-//! - [`app`]: `Application::build(config)` binds and opens; `run_until_stopped` serves.
+//! - [`app`]: `Application::build(config)` binds and opens; `run_until_cancelled`
+//!   serves until a `CancellationToken` is cancelled.
 //! - [`config`]: the configuration file and `VITALSIGN_` overrides, typed (enums,
 //!   `Metric`-keyed maps, compiled globs) so a bad value names its file and key.
 //! - [`dashboard`]: the server-rendered web pages (overview, pages, series, flows, alerts) and sign-in.

@@ -122,7 +122,16 @@ fn backup(config: Option<PathBuf>, db: Option<PathBuf>, to: &Path) -> ExitCode {
 
 async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
-    app.run_until_stopped(shutdown_signal()).await
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    // Cancelled on the signal; the task ends with the runtime otherwise.
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    app.run_until_cancelled(shutdown).await
 }
 
 /// SIGINT or SIGTERM.

@@ -30,7 +30,8 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
@@ -64,18 +65,18 @@ pub fn effective_max_connections(configured: usize) -> usize {
     }
 }
 
-/// Serve `router` on `listener` until `shutdown` resolves; then stop
+/// Serve `router` on `listener` until `shutdown` is cancelled; then stop
 /// accepting, let every connection finish the request it is serving, and
-/// return when all are closed.
+/// return when all are closed (each connection is a task of one tracker).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let max_total = effective_max_connections(limits.max_connections);
     let counts = Arc::new(Counts::default());
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let connections = TaskTracker::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -83,10 +84,9 @@ pub async fn serve(
         .keep_alive(true);
     let builder = Arc::new(builder);
     let idle = Duration::from_secs(limits.idle_timeout_secs);
-    tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
+            () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -107,8 +107,8 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = router.clone();
         let builder = builder.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
+        let stop = shutdown.clone();
+        connections.spawn(async move {
             let _slot = slot;
             let activity = Arc::new(Activity::new());
             let io = TokioIo::new(Tracked {
@@ -133,8 +133,7 @@ pub async fn serve(
                         }
                         break;
                     }
-                    changed = stop.changed(), if !closing => {
-                        let _ = changed;
+                    () = stop.cancelled(), if !closing => {
                         closing = true;
                         connection.as_mut().graceful_shutdown();
                     }
@@ -149,19 +148,20 @@ pub async fn serve(
         });
     }
     drop(listener);
-    drop(stop_rx);
+    connections.close();
     info!(
         open = counts.total.load(Ordering::Relaxed),
         "stopped accepting; finishing open requests"
     );
-    let _ = stop_tx.send(true);
-    // Every connection task holds a receiver; all dropped means all closed.
     // Each in-flight request ends within the header and body timeouts; a
     // connection still open after both (a peer that never lets go) must not
     // keep the process from stopping.
     let drain =
         Duration::from_secs(limits.header_read_timeout_secs + limits.body_read_timeout_secs + 5);
-    if tokio::time::timeout(drain, stop_tx.closed()).await.is_err() {
+    if tokio::time::timeout(drain, connections.wait())
+        .await
+        .is_err()
+    {
         warn!(
             open = counts.total.load(Ordering::Relaxed),
             ?drain,

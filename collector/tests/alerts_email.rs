@@ -4,116 +4,39 @@
 //! never loses or repeats a message; a collector killed with SIGKILL during
 //! the outage still delivers each message exactly once after a restart; a 5xx
 //! is dead-lettered and visible in the API and in `/metrics`.
+//!
+//! The in-process collectors run on a fixed clock that the test moves
+//! ([`drive`]): the evaluator and the outbox worker wait on that clock, so
+//! retries, backoff and "nothing more happens later" are driven, not slept
+//! through.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use vitalsign_collector::CollectorConfig;
 use vitalsign_collector::alerts::detector::Numbers;
 use vitalsign_collector::alerts::email::{self, NoticeKind, OutboxMessage};
 use vitalsign_collector::alerts::engine::Evaluation;
 use vitalsign_collector::alerts::outbox::OutboxWorker;
 use vitalsign_collector::alerts::rules::{RuleKind, SeriesKey};
 use vitalsign_collector::alerts::state::{AlertRecord, State};
+use vitalsign_collector::clock::Clock;
 use vitalsign_collector::config::{AlertRoute, SmtpConfig};
 use vitalsign_collector::metrics::Metrics;
 use vitalsign_collector::store::Store;
 use vitalsign_collector::store::alerts as alert_store;
 use vitalsign_collector::store::writer::WriteOp;
-use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::metric::Metric;
 use vitalsign_core::secret::Secret;
+use vitalsign_test_support::collector::InProcess;
+use vitalsign_test_support::wait::wait_for;
+use vitalsign_test_support::{CollectorProcess, HeldPort, SmtpSink};
 
 const AGENT: &str = "agent-token-1";
 const QUERY: &str = "query-token-1";
 const FROM: &str = "vitalsign <alerts@vitals.example>";
-
-/// The venv's Python, or a failure that says how to get it: never a skip.
-fn python() -> PathBuf {
-    let python = match std::env::var_os("VITALSIGN_TEST_AIOSMTPD") {
-        Some(aiosmtpd) => PathBuf::from(aiosmtpd).with_file_name("python"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv/bin/python"),
-    };
-    assert!(
-        python.exists(),
-        "{} is missing: run ./test.sh once (it creates target/test-venv with aiosmtpd==1.4.6)",
-        python.display()
-    );
-    python
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// aiosmtpd on 127.0.0.1:`port`, killed on drop.
-struct SmtpSink {
-    child: Child,
-}
-
-impl SmtpSink {
-    fn start(port: u16, dir: &Path) -> SmtpSink {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting the SMTP sink");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "READY", "the SMTP sink did not start");
-        SmtpSink { child }
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn set_mode(dir: &Path, mode: &str) {
-    std::fs::write(dir.join("mode"), mode).unwrap();
-}
-
-/// Parsed messages the sink accepted, in arrival order.
-fn received(dir: &Path) -> Vec<Value> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-        .collect()
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn smtp(port: u16) -> SmtpConfig {
     SmtpConfig {
@@ -200,9 +123,8 @@ Acknowledge to stop reminders: POST https://vitals.example/api/v1/alerts/ALERT_I
 async fn the_email_has_the_exact_subject_and_both_parts_and_the_resolution_threads_under_it() {
     let dir = tempfile::tempdir().unwrap();
     let mail = dir.path().join("mail");
-    std::fs::create_dir(&mail).unwrap();
-    let port = free_port();
-    let _sink = SmtpSink::start(port, &mail);
+    let sink = SmtpSink::start(&mail);
+    let port = sink.port;
     let store = Store::open(&dir.path().join("c.db")).unwrap();
 
     let record = regression_record();
@@ -272,7 +194,7 @@ async fn the_email_has_the_exact_subject_and_both_parts_and_the_resolution_threa
         OutboxWorker::new(store.clone(), smtp(port), Arc::new(Metrics::default())).unwrap();
     assert_eq!(worker.deliver_due(later).await, 2);
 
-    let got = received(&mail);
+    let got = sink.received();
     assert_eq!(got.len(), 2, "{got:?}");
     let (f, r) = (&got[0], &got[1]);
     assert_eq!(
@@ -394,6 +316,9 @@ fn collector_config(db: &Path, smtp_port: u16) -> CollectorConfig {
         ..CollectorConfig::default()
     };
     c.alerts.evaluate_every_secs = 1;
+    // The tests move the clock by minutes; a flow quiet for that long is not
+    // what they are about (its own tests are in the engine and flow_stale).
+    c.alerts.flow.stale_min_secs = 30 * 86_400;
     c.alerts.routes.insert(
         "default".into(),
         AlertRoute {
@@ -403,34 +328,62 @@ fn collector_config(db: &Path, smtp_port: u16) -> CollectorConfig {
     c
 }
 
-struct Live {
-    base: String,
-    store: Store,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+/// A collector in this process on a fixed clock set to the present.
+async fn spawn(config: CollectorConfig) -> (InProcess, Clock) {
+    let clock = Clock::fixed(Clock::system().now_ms());
+    (
+        InProcess::start_with_clock(config, clock.clone()).await,
+        clock,
+    )
 }
 
-async fn spawn(config: CollectorConfig) -> Live {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
-    }
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let store = app.store().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    Live {
-        base,
-        store,
-        stop,
-        task,
-    }
+/// Wait for `check`, moving `clock` on by a second before each look: the
+/// evaluator (every second) and the outbox worker (retries after at most a
+/// second) wait on that clock, so they run exactly as fast as the test moves it.
+async fn drive<T>(clock: &Clock, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    wait_for(what, Duration::from_secs(20), async || {
+        clock.advance(Duration::from_secs(1));
+        check().await
+    })
+    .await
 }
 
 fn now_ms() -> i64 {
-    vitalsign_collector::clock::Clock::system().now_ms()
+    Clock::system().now_ms()
+}
+
+/// A value in the collector's `/metrics` text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn evaluations(client: &reqwest::Client, base: &str) -> f64 {
+    let text = metrics_text(client, base).await;
+    metric(&text, "vitalsign_alert_evaluation_seconds_count")
+        .unwrap_or_else(|| panic!("no evaluation count in /metrics:\n{text}"))
+}
+
+/// Let the evaluator run `ticks` more times: whatever it would queue late
+/// (a duplicate, an email a silence should stop) is in the outbox after this.
+async fn more_evaluations(clock: &Clock, client: &reqwest::Client, base: &str, ticks: f64) {
+    let before = evaluations(client, base).await;
+    drive(clock, "more alert evaluations", async || {
+        (evaluations(client, base).await >= before + ticks).then_some(())
+    })
+    .await;
 }
 
 fn count_id(mail: &[Value], id: &str) -> usize {
@@ -441,50 +394,33 @@ fn count_id(mail: &[Value], id: &str) -> usize {
 async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let mail = dir.path().join("mail");
-    std::fs::create_dir(&mail).unwrap();
-    let port = free_port();
-    let live = spawn(collector_config(&dir.path().join("c.db"), port)).await;
+    // Held, not listening: the collector's connections are refused until the sink takes it.
+    let smtp_port = HeldPort::new();
+    let (live, clock) = spawn(collector_config(&dir.path().join("c.db"), smtp_port.port())).await;
     let client = reqwest::Client::new();
     let t = now_ms() - 60_000;
 
     // Nobody listens on the SMTP port: connection refused, retried.
     fail_checkout_twice(&client, &live.base, t).await;
     let store = live.store.clone();
-    wait_for(
-        "retries while SMTP is down",
-        Duration::from_secs(20),
-        async || {
-            let rows = store.read(alert_store::outbox_all).await.unwrap();
-            (rows.len() == 1 && rows[0].attempts >= 2).then_some(())
-        },
-    )
-    .await;
-
-    // The outage is visible in /metrics: one message waiting, and for how long.
-    let waiting = wait_for("the outbox gauges", Duration::from_secs(10), async || {
-        let m = client
-            .get(format!("{}/metrics", live.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let age: f64 = m
-            .lines()
-            .find_map(|l| l.strip_prefix("vitalsign_alert_outbox_oldest_age_seconds "))?
-            .parse()
-            .ok()?;
-        (m.contains("\nvitalsign_alert_outbox_depth 1\n") && age > 0.0).then_some(age)
+    drive(&clock, "retries while SMTP is down", async || {
+        let rows = store.read(alert_store::outbox_all).await.unwrap();
+        (rows.len() == 1 && rows[0].attempts >= 2).then_some(())
     })
     .await;
-    assert!(waiting < 600.0, "{waiting}");
+
+    // The outage is visible in /metrics: one message waiting, and for how long
+    // (by the collector's clock, which the test has moved on).
+    let m = metrics_text(&client, &live.base).await;
+    assert_eq!(metric(&m, "vitalsign_alert_outbox_depth"), Some(1.0), "{m}");
+    let waiting = metric(&m, "vitalsign_alert_outbox_oldest_age_seconds").unwrap();
+    assert!(waiting > 0.0 && waiting < 600.0, "{waiting}");
 
     // The server comes up answering 451: still retried, nothing accepted.
-    set_mode(&mail, "4xx");
-    let sink = SmtpSink::start(port, &mail);
+    SmtpSink::set_mode(&mail, "4xx");
+    let sink = SmtpSink::start_on(smtp_port, &mail);
     let before = store.read(alert_store::outbox_all).await.unwrap()[0].attempts;
-    wait_for("retries on 4xx", Duration::from_secs(20), async || {
+    drive(&clock, "retries on 4xx", async || {
         let rows = store.read(alert_store::outbox_all).await.unwrap();
         (rows[0].attempts >= before + 2
             && rows[0]
@@ -494,7 +430,7 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
         .then_some(())
     })
     .await;
-    assert!(received(&mail).is_empty());
+    assert!(sink.received().is_empty());
 
     // A second flow fails while mail is still refused.
     post_run(
@@ -509,16 +445,14 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
         &run_doc("s-2", "search", false, t + 3000),
     )
     .await;
-    wait_for(
-        "the second notification queued",
-        Duration::from_secs(20),
-        async || (store.read(alert_store::outbox_all).await.unwrap().len() == 2).then_some(()),
-    )
+    drive(&clock, "the second notification queued", async || {
+        (store.read(alert_store::outbox_all).await.unwrap().len() == 2).then_some(())
+    })
     .await;
 
-    set_mode(&mail, "ok");
-    wait_for("both firing emails", Duration::from_secs(20), async || {
-        (received(&mail).len() == 2).then_some(())
+    SmtpSink::set_mode(&mail, "ok");
+    drive(&clock, "both firing emails", async || {
+        (sink.received().len() == 2).then_some(())
     })
     .await;
 
@@ -535,14 +469,16 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
         &run_doc("c-4", "checkout", true, t + 5000),
     )
     .await;
-    wait_for("the resolved email", Duration::from_secs(20), async || {
-        (received(&mail).len() == 3).then_some(())
+    drive(&clock, "every notification sent", async || {
+        let rows = store.read(alert_store::outbox_all).await.unwrap();
+        (rows.len() == 3 && rows.iter().all(|r| r.status == "sent")).then_some(())
     })
     .await;
-    // Give a duplicate every chance to show up.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A duplicate would be queued by a later evaluation, or sent again by a
+    // later outbox pass: give it several of each.
+    more_evaluations(&clock, &client, &live.base, 3.0).await;
 
-    let got = received(&mail);
+    let got = sink.received();
     let rows = store.read(alert_store::outbox_all).await.unwrap();
     assert_eq!(got.len(), 3, "{got:#?}");
     assert_eq!(rows.len(), 3);
@@ -587,52 +523,45 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
         rows[0].attempts
     );
 
-    let metrics = client
-        .get(format!("{}/metrics", live.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("\nvitalsign_alert_outbox_depth 0\n"),
+    let metrics = drive(&clock, "the outbox gauges after delivery", async || {
+        let m = metrics_text(&client, &live.base).await;
+        (metric(&m, "vitalsign_alert_outbox_depth") == Some(0.0)).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        metric(&metrics, "vitalsign_alert_notifications_sent_total"),
+        Some(3.0),
         "{metrics}"
     );
     assert!(
-        metrics.contains("\nvitalsign_alert_notifications_sent_total 3\n"),
-        "{metrics}"
-    );
-    assert!(
-        !metrics.contains("\nvitalsign_alert_delivery_retries_total 0\n"),
+        metric(&metrics, "vitalsign_alert_delivery_retries_total").is_some_and(|n| n >= 3.0),
         "{metrics}"
     );
     drop(sink);
-    let _ = live.stop.send(());
-    live.task.await.unwrap().unwrap();
+    live.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5xx_is_dead_lettered_and_shown_in_the_api_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let mail = dir.path().join("mail");
-    std::fs::create_dir(&mail).unwrap();
-    set_mode(&mail, "5xx");
-    let port = free_port();
-    let _sink = SmtpSink::start(port, &mail);
-    let live = spawn(collector_config(&dir.path().join("c.db"), port)).await;
+    SmtpSink::set_mode(&mail, "5xx");
+    let sink = SmtpSink::start(&mail);
+    let (live, clock) = spawn(collector_config(&dir.path().join("c.db"), sink.port)).await;
     let client = reqwest::Client::new();
     let t = now_ms() - 60_000;
     fail_checkout_twice(&client, &live.base, t).await;
     let store = live.store.clone();
-    wait_for("the dead letter", Duration::from_secs(20), async || {
+    drive(&clock, "the dead letter", async || {
         let rows = store.read(alert_store::outbox_all).await.unwrap();
         (rows.len() == 1 && rows[0].status == "dead").then_some(())
     })
     .await;
+    // Retries would come after at most `retry_max_secs` (1 s): move well past it.
+    more_evaluations(&clock, &client, &live.base, 3.0).await;
     let rows = store.read(alert_store::outbox_all).await.unwrap();
     assert_eq!(rows[0].attempts, 1, "a permanent refusal is not retried");
-    assert!(received(&mail).is_empty());
+    assert!(sink.received().is_empty());
 
     let letters: Value = client
         .get(format!("{}/api/v1/alerts/dead-letters", live.base))
@@ -659,25 +588,14 @@ async fn a_5xx_is_dead_lettered_and_shown_in_the_api_and_metrics() {
         .unwrap();
     assert_eq!(unauthorized.status(), 401);
 
-    let metrics = wait_for(
-        "the dead-letter gauge",
-        Duration::from_secs(10),
-        async || {
-            let m = client
-                .get(format!("{}/metrics", live.base))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            m.contains("\nvitalsign_alert_dead_letters 1\n")
-                .then_some(m)
-        },
-    )
+    let metrics = drive(&clock, "the dead-letter gauge", async || {
+        let m = metrics_text(&client, &live.base).await;
+        (metric(&m, "vitalsign_alert_dead_letters") == Some(1.0)).then_some(m)
+    })
     .await;
-    assert!(
-        metrics.contains("\nvitalsign_alert_outbox_depth 0\n"),
+    assert_eq!(
+        metric(&metrics, "vitalsign_alert_outbox_depth"),
+        Some(0.0),
         "{metrics}"
     );
 
@@ -692,59 +610,10 @@ async fn a_5xx_is_dead_lettered_and_shown_in_the_api_and_metrics() {
         .await
         .unwrap();
     assert_eq!(alerts["alerts"].as_array().unwrap().len(), 1, "{alerts}");
-    let _ = live.stop.send(());
-    live.task.await.unwrap().unwrap();
+    live.stop().await;
 }
 
 // --------------------------------------------- the real binary, killed mid-outage
-
-struct Collector {
-    child: Child,
-}
-
-impl Collector {
-    fn start(config: &Path) -> Collector {
-        let child = Command::new(env!("CARGO_BIN_EXE_vitalsign-collector"))
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting vitalsign-collector");
-        Collector { child }
-    }
-
-    /// SIGKILL: no chance to finish anything, as in a crash or an OOM kill.
-    fn kill_hard(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.kill_hard();
-    }
-}
-
-async fn wait_healthy(client: &reqwest::Client, base: &str) {
-    wait_for(
-        "the collector to answer",
-        Duration::from_secs(20),
-        async || {
-            client
-                .get(format!("{base}/healthz"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        },
-    )
-    .await;
-}
 
 fn outbox_rows(db: &Path) -> Vec<(String, String, i64)> {
     let conn =
@@ -759,32 +628,26 @@ fn outbox_rows(db: &Path) -> Vec<(String, String, i64)> {
         .unwrap()
 }
 
+/// The real binary on the system clock (a process cannot share the test's
+/// fixed clock): the waits are for conditions, each bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_killed_during_the_outage_still_delivers_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let mail = dir.path().join("mail");
-    std::fs::create_dir(&mail).unwrap();
-    let (http_port, smtp_port) = (free_port(), free_port());
-    let db = dir.path().join("c.db");
-    let config = dir.path().join("collector.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"listen = "127.0.0.1:{http_port}"
-db = "{db}"
-agent_tokens = ["{AGENT}"]
+    let smtp_port = HeldPort::new();
+    let config = format!(
+        r#"agent_tokens = ["{AGENT}"]
 query_tokens = ["{QUERY}"]
 
 [alerts]
 evaluate_every_secs = 1
-public_url = "http://127.0.0.1:{http_port}"
 
 [alerts.routes.default]
 to = ["oncall@example.com"]
 
 [smtp]
 host = "127.0.0.1"
-port = {smtp_port}
+port = {port}
 tls = "plain"
 from = "{FROM}"
 timeout_secs = 5
@@ -792,16 +655,14 @@ retry_initial_secs = 0.2
 retry_max_secs = 1.0
 poll_ms = 100
 "#,
-            db = db.display()
-        ),
-    )
-    .unwrap();
-    let base = format!("http://127.0.0.1:{http_port}");
+        port = smtp_port.port()
+    );
+    let bin = Path::new(env!("CARGO_BIN_EXE_vitalsign-collector"));
     let client = reqwest::Client::new();
-    let mut collector = Collector::start(&config);
-    wait_healthy(&client, &base).await;
+    let mut collector = CollectorProcess::start_binary(bin, dir.path(), &config, "127.0.0.1:0");
+    let db = collector.db.clone();
     let t = now_ms() - 60_000;
-    fail_checkout_twice(&client, &base, t).await;
+    fail_checkout_twice(&client, &collector.base_url, t).await;
     wait_for(
         "the firing email to be retried while SMTP is down",
         Duration::from_secs(20),
@@ -812,29 +673,51 @@ poll_ms = 100
     )
     .await;
 
-    collector.kill_hard();
-    let _sink = SmtpSink::start(smtp_port, &mail);
-    // While the collector is dead, nothing is sent.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(received(&mail).is_empty());
+    collector.process.kill_hard();
+    // What the crash left behind: the message, still pending, its failed
+    // attempts counted (an outbox kept in memory would have nothing here).
+    let rows = outbox_rows(&db);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (firing_id, status, attempts) = rows[0].clone();
+    assert_eq!(status, "pending");
 
-    let _collector = Collector::start(&config);
-    wait_healthy(&client, &base).await;
-    wait_for(
-        "the firing email after the restart",
+    let sink = SmtpSink::start_on(smtp_port, &mail);
+    let collector = CollectorProcess::start_binary(bin, dir.path(), &config, "127.0.0.1:0");
+    let base = collector.base_url.clone();
+    // The sink keeps a message before it answers 250; the collector records
+    // it as sent after that answer.
+    let sent = wait_for(
+        "the firing email sent after the restart",
         Duration::from_secs(20),
-        async || (received(&mail).len() == 1).then_some(()),
+        async || {
+            let rows = outbox_rows(&db);
+            (rows[0].1 == "sent").then_some(rows)
+        },
     )
     .await;
+    // The message that survived the crash went out, in one more attempt: not
+    // a new one queued by the restarted evaluator.
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0],
+        (firing_id.clone(), "sent".to_string(), attempts + 1)
+    );
+    assert_eq!(sink.received().len(), 1);
     post_run(&client, &base, &run_doc("c-3", "checkout", true, t + 2000)).await;
     post_run(&client, &base, &run_doc("c-4", "checkout", true, t + 3000)).await;
-    wait_for("the resolved email", Duration::from_secs(20), async || {
-        (received(&mail).len() == 2).then_some(())
-    })
+    wait_for(
+        "the resolved email sent",
+        Duration::from_secs(20),
+        async || {
+            let rows = outbox_rows(&db);
+            (rows.len() == 2 && rows.iter().all(|r| r.1 == "sent")).then_some(())
+        },
+    )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A duplicate would come from a later evaluation: wait for two.
+    more_evaluations(&Clock::system(), &client, &base, 2.0).await;
 
-    let got = received(&mail);
+    let got = sink.received();
     let rows = outbox_rows(&db);
     assert_eq!(got.len(), 2, "{got:#?}");
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -842,21 +725,21 @@ poll_ms = 100
         assert_eq!(status, "sent");
         assert_eq!(count_id(&got, id), 1, "{id} delivered exactly once");
     }
+    assert_eq!(got[0]["message_id"], firing_id);
     assert_eq!(
         got[0]["subject"],
         "[FIRING] flow checkout failing at eu-west (2 failed runs in a row)"
     );
     assert_eq!(got[1]["in_reply_to"], got[0]["message_id"]);
+    collector.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silences_acknowledgements_and_transitions_over_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let mail = dir.path().join("mail");
-    std::fs::create_dir(&mail).unwrap();
-    let port = free_port();
-    let _sink = SmtpSink::start(port, &mail);
-    let live = spawn(collector_config(&dir.path().join("c.db"), port)).await;
+    let sink = SmtpSink::start(&mail);
+    let (live, clock) = spawn(collector_config(&dir.path().join("c.db"), sink.port)).await;
     let client = reqwest::Client::new();
     let api = |path: &str| format!("{}/api/v1/{path}", live.base);
 
@@ -872,27 +755,26 @@ async fn silences_acknowledgements_and_transitions_over_the_api() {
     let silence: Value = created.json().await.unwrap();
     let t = now_ms() - 60_000;
     fail_checkout_twice(&client, &live.base, t).await;
-    let firing = wait_for(
-        "the silenced alert to fire",
-        Duration::from_secs(20),
-        async || {
-            let v: Value = client
-                .get(api("alerts?state=firing"))
-                .bearer_auth(QUERY)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["alerts"].as_array().unwrap().first().cloned()
-        },
-    )
+    let firing = drive(&clock, "the silenced alert to fire", async || {
+        let v: Value = client
+            .get(api("alerts?state=firing"))
+            .bearer_auth(QUERY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["alerts"].as_array().unwrap().first().cloned()
+    })
     .await;
     assert_eq!(firing["silenced"], true);
     assert_eq!(firing["notified"], false);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(received(&mail).is_empty(), "a silence stops email");
+    // Later evaluations (and outbox passes) while the silence lasts queue nothing.
+    more_evaluations(&clock, &client, &live.base, 3.0).await;
+    let queued = live.store.read(alert_store::outbox_all).await.unwrap();
+    assert!(queued.is_empty(), "a silence stops email: {queued:?}");
+    assert!(sink.received().is_empty(), "a silence stops email");
 
     // Ending the silence announces the still-firing alert.
     let id = silence["id"].as_str().unwrap();
@@ -903,11 +785,9 @@ async fn silences_acknowledgements_and_transitions_over_the_api() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), 204);
-    wait_for(
-        "the email after the silence",
-        Duration::from_secs(20),
-        async || (received(&mail).len() == 1).then_some(()),
-    )
+    drive(&clock, "the email after the silence", async || {
+        (sink.received().len() == 1).then_some(())
+    })
     .await;
 
     // Acknowledge; unknown ids and non-firing alerts are clear errors.
@@ -1010,8 +890,7 @@ async fn silences_acknowledgements_and_transitions_over_the_api() {
         .await
         .unwrap();
     assert_eq!(silences["silences"].as_array().unwrap().len(), 0);
-    let _ = live.stop.send(());
-    live.task.await.unwrap().unwrap();
+    live.stop().await;
 }
 
 /// The whole chain for a regression: hourly rollups in SQLite → the evaluator
@@ -1023,9 +902,8 @@ async fn a_regression_in_stored_rollups_becomes_one_delivered_email() {
     use vitalsign_collector::histogram::Histogram;
     let dir = tempfile::tempdir().unwrap();
     let mail = dir.path().join("mail");
-    std::fs::create_dir(&mail).unwrap();
-    let port = free_port();
-    let _sink = SmtpSink::start(port, &mail);
+    let sink = SmtpSink::start(&mail);
+    let port = sink.port;
     let db = dir.path().join("c.db");
     let store = Store::open(&db).unwrap();
     let hour = 3_600_000i64;
@@ -1069,7 +947,7 @@ async fn a_regression_in_stored_rollups_becomes_one_delivered_email() {
     assert_eq!(rows.len(), 1, "one email");
     let worker = OutboxWorker::new(store.clone(), config.smtp.clone(), metrics).unwrap();
     worker.deliver_due(now_ms()).await;
-    let got = received(&mail);
+    let got = sink.received();
     assert_eq!(got.len(), 1);
     let subject = got[0]["subject"].as_str().unwrap();
     assert_eq!(

@@ -2,29 +2,21 @@
 //! endpoint, every rejection, dedup, idempotency, grouping, retention, restart.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vitalsign_collector::config::SiteConfig;
 use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::secret::Secret;
+use vitalsign_test_support::collector::InProcess;
+use vitalsign_test_support::wait::wait_for;
 
 const AGENT: &str = "agent-token-1";
 const QUERY: &str = "query-token-1";
 
-struct TestApp {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl TestApp {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
-    }
-}
+/// The collector in this process (the one harness), with this file's requests.
+type TestApp = InProcess;
 
 fn config(db: &Path) -> CollectorConfig {
     let mut c = CollectorConfig {
@@ -44,21 +36,7 @@ fn config(db: &Path) -> CollectorConfig {
 }
 
 async fn spawn_app(config: CollectorConfig) -> TestApp {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
-    }
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    TestApp {
-        base,
-        client: reqwest::Client::new(),
-        stop: Some(stop),
-        task,
-    }
+    InProcess::start(config).await
 }
 
 fn fixture(path: &str) -> Value {
@@ -74,11 +52,15 @@ fn beacon(pv: &str, url: &str, reports: Value) -> Value {
            "reports": reports})
 }
 
-impl TestApp {
+/// Requests this file makes, on the in-process collector.
+trait Requests {
+    fn app(&self) -> &InProcess;
+
     async fn post_beacon(&self, body: &Value, origin: Option<&str>) -> reqwest::Response {
         let mut req = self
+            .app()
             .client
-            .post(format!("{}/v1/rum", self.base))
+            .post(format!("{}/v1/rum", self.app().base))
             .header("content-type", "text/plain;charset=UTF-8")
             .body(body.to_string());
         if let Some(o) = origin {
@@ -89,8 +71,9 @@ impl TestApp {
 
     async fn query(&self, path: &str) -> (StatusCode, Value) {
         let r = self
+            .app()
             .client
-            .get(format!("{}{path}", self.base))
+            .get(format!("{}{path}", self.app().base))
             .bearer_auth(QUERY)
             .send()
             .await
@@ -100,13 +83,20 @@ impl TestApp {
     }
 
     async fn post_run(&self, run: &Value, token: &str) -> reqwest::Response {
-        self.client
-            .post(format!("{}/v1/runs", self.base))
+        self.app()
+            .client
+            .post(format!("{}/v1/runs", self.app().base))
             .bearer_auth(token)
             .json(run)
             .send()
             .await
             .unwrap()
+    }
+}
+
+impl Requests for InProcess {
+    fn app(&self) -> &InProcess {
+        self
     }
 }
 
@@ -482,16 +472,11 @@ async fn retention_prunes_raw_rows_and_restart_keeps_everything_acknowledged() {
     let (_, s) = app.query("/api/v1/summary?metric=TTFB&range=1h").await;
     assert_eq!(s["summary"]["count"], 20, "{s}");
     // The pruner runs at startup: the year-old run is past a 1-day retention.
-    let mut pruned = false;
-    for _ in 0..100 {
+    wait_for("the old run pruned", Duration::from_secs(5), async || {
         let (_, runs) = app.query("/api/v1/runs").await;
-        if runs["runs"].as_array().unwrap().is_empty() {
-            pruned = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(pruned, "old run pruned");
+        runs["runs"].as_array().unwrap().is_empty().then_some(())
+    })
+    .await;
     // Hourly rollups outlive raw rows: the run's LCP is still in a long-range summary.
     let (_, s) = app
         .query("/api/v1/summary?metric=LCP&source=synthetic&from=1763856000000&to=1763942400000")
@@ -513,5 +498,74 @@ async fn refuses_a_database_from_a_newer_version() {
     assert!(
         format!("{err:#}").contains("newer than this collector"),
         "{err:#}"
+    );
+}
+
+/// Shutdown (the token `main` cancels on SIGTERM) while eight clients post
+/// beacons: every beacon answered 204 is in the database afterwards, and
+/// every request the server had started is answered rather than cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_drains_requests_in_flight_and_keeps_every_acknowledged_beacon() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let mut c = config(&db);
+    c.rate_limit_per_second = 100_000.0;
+    c.rate_limit_burst = 100_000.0;
+    let app = spawn_app(c).await;
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut clients = Vec::new();
+    for w in 0..8 {
+        let (url, acked) = (app.url("/v1/rum"), acked.clone());
+        let client = reqwest::Client::new();
+        clients.push(tokio::spawn(async move {
+            for i in 0.. {
+                let id = format!("pv-{w}-{i}");
+                let body = beacon(
+                    &id,
+                    "https://shop.example/p/1",
+                    json!([{"metric": "TTFB", "value": 90, "rating": "good"}]),
+                );
+                let sent = client
+                    .post(&url)
+                    .header("content-type", "text/plain;charset=UTF-8")
+                    .header("origin", "https://shop.example")
+                    .body(body.to_string())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == StatusCode::NO_CONTENT => acked.lock().unwrap().push(id),
+                    Ok(r) => panic!("{id}: {}", r.status()),
+                    // Closed after its last answer, then refused: the shutdown is under way.
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    wait_for(
+        "200 acknowledged beacons",
+        Duration::from_secs(30),
+        async || (acked.lock().unwrap().len() >= 200).then_some(()),
+    )
+    .await;
+    app.stop().await;
+    for client in clients {
+        client.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored: std::collections::HashSet<String> = conn
+        .prepare("SELECT origin_id FROM measurements WHERE step_index = -1")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged beacons lost in the shutdown: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
     );
 }

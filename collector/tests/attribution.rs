@@ -6,20 +6,17 @@ use std::path::Path;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use vitalsign_collector::CollectorConfig;
 use vitalsign_collector::config::SiteConfig;
 use vitalsign_collector::store::migrations::{MIGRATIONS, current_version};
-use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::secret::Secret;
+use vitalsign_test_support::collector::InProcess;
 
 const QUERY: &str = "query-token-1";
 const ORIGIN: &str = "https://shop.example";
 
-struct TestApp {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+/// The collector in this process (the one harness), with this file's requests.
+type TestApp = InProcess;
 
 fn config(db: &Path) -> CollectorConfig {
     let mut c = CollectorConfig {
@@ -38,21 +35,7 @@ fn config(db: &Path) -> CollectorConfig {
 }
 
 async fn spawn_app(config: CollectorConfig) -> TestApp {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
-    }
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    TestApp {
-        base,
-        client: reqwest::Client::new(),
-        stop: Some(stop),
-        task,
-    }
+    InProcess::start(config).await
 }
 
 /// A page view's beacon: `device`, `navigation_type` and the optional
@@ -107,16 +90,15 @@ fn inp_report(value: f64, target: &str, split: [f64; 3]) -> Value {
     )
 }
 
-impl TestApp {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
-    }
+/// Requests this file makes, on the in-process collector.
+trait Requests {
+    fn app(&self) -> &InProcess;
 
     async fn send(&self, body: &Value) {
         let r = self
+            .app()
             .client
-            .post(format!("{}/v1/rum", self.base))
+            .post(format!("{}/v1/rum", self.app().base))
             .header("content-type", "text/plain;charset=UTF-8")
             .header("origin", ORIGIN)
             .body(body.to_string())
@@ -133,7 +115,7 @@ impl TestApp {
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let mut req = self.client.get(format!("{}{path}", self.base));
+        let mut req = self.app().client.get(format!("{}{path}", self.app().base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -153,7 +135,7 @@ impl TestApp {
 
     /// The (item, count) pairs of a ranking, in order.
     async fn ranking(&self, query: &str) -> Vec<(String, u64)> {
-        let body = self.attribution(query).await;
+        let body = self.app().attribution(query).await;
         body["items"]
             .as_array()
             .unwrap_or_else(|| panic!("no items in {body}"))
@@ -173,6 +155,12 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
         body["error"].as_str().unwrap().to_string()
+    }
+}
+
+impl Requests for InProcess {
+    fn app(&self) -> &InProcess {
+        self
     }
 }
 

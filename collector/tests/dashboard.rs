@@ -4,42 +4,34 @@
 //! pages with the email from the outbox, and forms that change nothing
 //! without a session and its CSRF token. Every view also answers CSV and JSON.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use vitalsign_collector::CollectorConfig;
 use vitalsign_collector::config::{AlertRoute, SmtpConfig};
-use vitalsign_collector::store::Store;
 use vitalsign_collector::store::alerts::{self as alert_store, Delivery};
 use vitalsign_collector::store::writer::WriteOp;
-use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::secret::Secret;
 use vitalsign_core::wire::ProbeRun;
+use vitalsign_test_support::HeldPort;
+use vitalsign_test_support::collector::InProcess;
+use vitalsign_test_support::wait::wait_for;
 
 const AGENT: &str = "agent-token-1";
 const QUERY: &str = "query-token-1";
 
-struct App {
-    base: String,
-    store: Store,
-    /// Follows no redirects: the tests look at each 303 themselves.
-    client: reqwest::Client,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+/// The collector in this process (the one harness), with this file's requests.
+type App = InProcess;
 
 /// A port nothing listens on: the SMTP server of a collector whose emails
-/// stay in the outbox (the alert page shows them from there).
+/// stay in the outbox (the alert page shows them from there). Held (bound,
+/// refusing) for the life of the test binary, so nothing else takes it.
 fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    Box::leak(Box::new(HeldPort::new())).port()
 }
 
 fn config(db: &Path) -> CollectorConfig {
@@ -81,41 +73,11 @@ fn alerting_config(db: &Path) -> CollectorConfig {
 }
 
 async fn spawn(config: CollectorConfig) -> App {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
-    }
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let store = app.store().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    App {
-        base,
-        store,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        stop,
-        task,
-    }
+    InProcess::start(config).await
 }
 
 fn now_ms() -> i64 {
     vitalsign_collector::clock::Clock::system().now_ms()
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Text as maud writes it into a page.
@@ -143,17 +105,16 @@ struct Page {
     body: String,
 }
 
-impl App {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
-    }
+/// Requests this file makes, on the in-process collector.
+trait Requests {
+    fn app(&self) -> &InProcess;
 
     /// Sign in through the form; the session cookie (`vs_session=…`).
     async fn sign_in(&self) -> String {
         let r = self
+            .app()
             .client
-            .post(format!("{}/signin", self.base))
+            .post(format!("{}/signin", self.app().base))
             .form(&[("token", QUERY), ("next", "/flows")])
             .send()
             .await
@@ -177,7 +138,7 @@ impl App {
     }
 
     async fn get(&self, path: &str, cookie: Option<&str>) -> Page {
-        let mut req = self.client.get(format!("{}{path}", self.base));
+        let mut req = self.app().client.get(format!("{}{path}", self.app().base));
         if let Some(c) = cookie {
             req = req.header(COOKIE, c);
         }
@@ -186,7 +147,7 @@ impl App {
 
     /// A page that must answer 200 with HTML.
     async fn html(&self, path: &str, cookie: &str) -> String {
-        let p = self.get(path, Some(cookie)).await;
+        let p = self.app().get(path, Some(cookie)).await;
         assert_eq!(p.status, StatusCode::OK, "{path}: {}", p.body);
         assert!(
             p.content_type.starts_with("text/html"),
@@ -202,8 +163,9 @@ impl App {
 
     async fn post_form(&self, path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Page {
         let mut req = self
+            .app()
             .client
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}{path}", self.app().base))
             .form(fields);
         if let Some(c) = cookie {
             req = req.header(COOKIE, c);
@@ -213,8 +175,9 @@ impl App {
 
     async fn api(&self, path: &str) -> Value {
         let r = self
+            .app()
             .client
-            .get(format!("{}/api/v1/{path}", self.base))
+            .get(format!("{}/api/v1/{path}", self.app().base))
             .bearer_auth(QUERY)
             .send()
             .await
@@ -225,8 +188,9 @@ impl App {
 
     async fn post_run(&self, run: &Value) {
         let r = self
+            .app()
             .client
-            .post(format!("{}/v1/runs", self.base))
+            .post(format!("{}/v1/runs", self.app().base))
             .bearer_auth(AGENT)
             .json(run)
             .send()
@@ -237,8 +201,12 @@ impl App {
 
     async fn put_artifact(&self, run_id: &str, name: &str, content_type: &str, bytes: &[u8]) {
         let r = self
+            .app()
             .client
-            .put(format!("{}/v1/runs/{run_id}/artifacts/{name}", self.base))
+            .put(format!(
+                "{}/v1/runs/{run_id}/artifacts/{name}",
+                self.app().base
+            ))
             .bearer_auth(AGENT)
             .header(CONTENT_TYPE, content_type)
             .body(bytes.to_vec())
@@ -271,6 +239,12 @@ impl App {
         assert_eq!(json.status, StatusCode::OK, "{path} json: {}", json.body);
         assert!(json.content_type.starts_with("application/json"));
         serde_json::from_str(&json.body).unwrap()
+    }
+}
+
+impl Requests for InProcess {
+    fn app(&self) -> &InProcess {
+        self
     }
 }
 

@@ -8,17 +8,24 @@ use std::path::{Path, PathBuf};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vitalsign_collector::CollectorConfig;
 use vitalsign_collector::config::SiteConfig;
-use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::secret::Secret;
+use vitalsign_test_support::collector::InProcess;
 
 const AGENT: &str = "agent-token-1";
 
+/// The in-process collector (the one harness) and its temp directory.
 struct TestApp {
-    base: String,
-    addr: std::net::SocketAddr,
-    client: reqwest::Client,
+    app: InProcess,
     _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = InProcess;
+    fn deref(&self) -> &InProcess {
+        &self.app
+    }
 }
 
 fn config(db: &Path) -> CollectorConfig {
@@ -38,20 +45,11 @@ fn config(db: &Path) -> CollectorConfig {
 }
 
 async fn spawn_app(change: impl FnOnce(&mut CollectorConfig)) -> TestApp {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
-    }
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(&dir.path().join("c.db"));
     change(&mut c);
-    let app = Application::build(c).await.unwrap();
-    let addr = app.local_addr();
-    // The server task ends with the test's runtime.
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {
-        base: format!("http://{addr}"),
-        addr,
-        client: reqwest::Client::new(),
+        app: InProcess::start(c).await,
         _dir: dir,
     }
 }

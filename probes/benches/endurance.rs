@@ -17,9 +17,10 @@ mod common;
 
 use std::time::Instant;
 
-use common::ratio;
 use vitalsign_core::wire::run::Outcome;
 use vitalsign_probes::{RunOptions, Runner, RunnerConfig};
+use vitalsign_test_support::env::env_usize;
+use vitalsign_test_support::stats::ratio;
 
 fn main() {
     common::runtime().block_on(bench());
@@ -33,8 +34,8 @@ struct Sample {
 }
 
 async fn bench() {
-    let runs = common::env_usize("VITALSIGN_BENCH_RUNS", 500);
-    let every = common::env_usize("VITALSIGN_BENCH_SAMPLE_EVERY", 50).max(1);
+    let runs = env_usize("VITALSIGN_BENCH_RUNS", 500);
+    let every = env_usize("VITALSIGN_BENCH_SAMPLE_EVERY", 50).max(1);
     let (base, _timings) = common::serve().await;
     let flow = common::three_step_flow(&base);
     let runner = Runner::new(RunnerConfig::default());
@@ -76,12 +77,17 @@ async fn bench() {
     }
     let restarts = runner.restarts();
     runner.shutdown().await;
-    // Give the kernel a moment to finish tearing the tree down.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let orphans: Vec<u32> = profile_dirs
-        .iter()
-        .flat_map(|d| common::live_processes_matching(&d.display().to_string()))
-        .collect();
+    let orphans_now = || -> Vec<u32> {
+        profile_dirs
+            .iter()
+            .flat_map(|d| common::live_processes_matching(&d.display().to_string()))
+            .collect()
+    };
+    // The tree goes down after `shutdown` returns: wait for it, bounded.
+    vitalsign_test_support::wait::poll_until(std::time::Duration::from_secs(5), || {
+        orphans_now().is_empty()
+    });
+    let orphans = orphans_now();
     for pid in &orphans {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(*pid as i32),

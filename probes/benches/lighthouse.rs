@@ -15,9 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::{median, ms, ratio};
+use common::ms;
 use vitalsign_core::wire::run::Outcome;
 use vitalsign_probes::{RunOptions, Runner, RunnerConfig};
+use vitalsign_test_support::env::env_usize;
+use vitalsign_test_support::stats::{median, ratio};
 
 fn main() {
     let lighthouse = install_lighthouse();
@@ -101,7 +103,7 @@ fn run_lighthouse(bin: &Path, url: &str) -> LighthouseRun {
 }
 
 async fn bench(lighthouse: &Path) {
-    let runs = common::env_usize("VITALSIGN_BENCH_RUNS", 3);
+    let runs = env_usize("VITALSIGN_BENCH_RUNS", 3);
     let (base, _timings) = common::serve().await;
     let url = format!("{base}/");
     let flow = common::one_page_flow(&base);

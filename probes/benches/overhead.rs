@@ -30,10 +30,12 @@ use chromiumoxide::cdp::browser_protocol::target::{
     CloseTargetParams, CreateBrowserContextParams, CreateTargetParams,
 };
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
-use common::{median, ms, percentile, ratio};
+use common::ms;
 use futures::StreamExt;
 use vitalsign_core::wire::run::Outcome;
 use vitalsign_probes::{RunOptions, Runner, RunnerConfig, measure};
+use vitalsign_test_support::env::env_usize;
+use vitalsign_test_support::stats::{median, percentile, ratio};
 
 #[derive(Default)]
 struct Bare {
@@ -57,7 +59,7 @@ fn main() {
 }
 
 async fn bench() {
-    let runs = common::env_usize("VITALSIGN_BENCH_RUNS", 30);
+    let runs = env_usize("VITALSIGN_BENCH_RUNS", 30);
     let (base, timings) = common::serve().await;
     let flow = common::three_step_flow(&base);
     let runner = Runner::new(RunnerConfig::default());

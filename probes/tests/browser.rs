@@ -12,6 +12,8 @@ use axum::routing::get;
 use sha2::Digest;
 use vitalsign_core::wire::run::{Outcome, ProbeRun};
 use vitalsign_probes::{Flow, RunOptions, Runner, RunnerConfig};
+use vitalsign_test_support::procfs::alive;
+use vitalsign_test_support::wait::wait_until;
 
 const HOME: &str = r#"<!doctype html><html><head><title>Probe test</title></head><body>
 <h1 id="title">Welcome to the test shop</h1>
@@ -415,11 +417,11 @@ click = "#slow"
     assert_eq!(runner.restarts(), 1);
     let new_pid = runner.browser_pid().await.unwrap();
     assert_ne!(new_pid, first_pid);
-    tokio::time::sleep(Duration::from_millis(300)).await;
     for pid in old_tree.iter().chain([&first_pid]) {
-        assert!(
-            !alive(*pid),
-            "process {pid} of the killed browser is still running"
+        wait_until(
+            &format!("process {pid} of the killed browser to be gone"),
+            Duration::from_secs(5),
+            || !alive(*pid),
         );
     }
 
@@ -427,9 +429,12 @@ click = "#slow"
     let tree = vitalsign_probes::process::descendants(new_pid);
     assert!(!tree.is_empty(), "chromium runs helper processes");
     runner.shutdown().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     for pid in tree.iter().chain([&new_pid]) {
-        assert!(!alive(*pid), "process {pid} outlived shutdown");
+        wait_until(
+            &format!("process {pid} to be gone after shutdown"),
+            Duration::from_secs(5),
+            || !alive(*pid),
+        );
     }
 }
 
@@ -481,11 +486,4 @@ request = { url = "/api/health?key=not-for-the-collector", expect_status = 200, 
         Outcome::Fail,
         "an unreachable site is a site failure"
     );
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie has exited; only running processes count.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| !stat.split(") ").nth(1).unwrap_or("").starts_with('Z'))
-        .unwrap_or(false)
 }

@@ -14,34 +14,19 @@
 #[path = "agent_bench/mod.rs"]
 mod agent_bench;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use agent_bench::{env_u64, ratio, rss_mib};
+use vitalsign_test_support::env::env_u64;
+use vitalsign_test_support::procfs::rss_mib;
+use vitalsign_test_support::site;
+use vitalsign_test_support::stats::ratio;
 
 const PAGE: &str = "<!doctype html><html><head><title>tiny</title></head><body>\
 <h1>Tiny page</h1><p style=\"font-size:30px\">Largest paint of a tiny page.</p></body></html>";
 
 /// A loopback site that answers every request with [`PAGE`].
 fn tiny_site() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{PAGE}",
-                    PAGE.len()
-                );
-            });
-        }
-    });
-    format!("http://{addr}")
+    site::serve(|_| ("200 OK", "text/html", PAGE.into()))
 }
 
 struct Sample {
@@ -106,6 +91,7 @@ fn main() {
     let (_, peak) = rss_mib(pid);
     let elapsed = started.elapsed().as_secs_f64();
     let failed = agent
+        .agent
         .process
         .log()
         .iter()

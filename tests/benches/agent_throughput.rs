@@ -26,7 +26,9 @@ mod agent_bench;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use agent_bench::{env_u64, now_ms, percentile, ratio, stored_runs};
+use agent_bench::{now_ms, stored_runs};
+use vitalsign_test_support::env::env_u64;
+use vitalsign_test_support::stats::{percentile, ratio};
 
 struct Throughput {
     concurrency: usize,

@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use collector_bench::{cpu_ms_tree, env_u64, percentile_sorted, print_table, rss_mib, verdict};
+use collector_bench::{print_table, verdict};
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HOST, ORIGIN};
 use hyper_util::rt::TokioIo;
@@ -51,7 +51,11 @@ use vitalsign_core::metric::Metric;
 use vitalsign_core::wire::beacon::{
     Attribution, Beacon, DeviceClass, EffectiveType, InteractionType, NavigationType, Report,
 };
-use vitalsign_tests::Process;
+use vitalsign_test_support::env::env_u64;
+use vitalsign_test_support::process::listening_addr;
+use vitalsign_test_support::procfs::{cpu_ms_tree, rss_mib};
+use vitalsign_test_support::stats::percentile_sorted;
+use vitalsign_test_support::{HeldPort, Process};
 
 const BARE_SERVER_VAR: &str = "VITALSIGN_BENCH_BARE_SERVER";
 
@@ -135,9 +139,9 @@ fn main() {
             ("RUST_LOG", "info".into()),
         ],
     );
-    let (_, rss_idle) = rss_mib(collector.pid);
-    let collected = phase(collector.addr, collector.pid, "collector");
-    let (_, peak_rss) = rss_mib(collector.pid);
+    let (_, rss_idle) = rss_mib(collector.pid());
+    let collected = phase(collector.addr(), collector.pid(), "collector");
+    let (_, peak_rss) = rss_mib(collector.pid());
     let writer = runtime.block_on(writer_stats(&collector.base_url));
     collector.stop();
     let stored = count_stored(&db);
@@ -600,7 +604,7 @@ fn start_bare_server() -> (Process, SocketAddr) {
     command.env(BARE_SERVER_VAR, "1");
     let mut process = Process::spawn("bare 204 server", command);
     let line = process.wait_for_line("listening on http://", Duration::from_secs(30));
-    let addr = collector_bench::listening_addr(&line);
+    let addr = listening_addr(&line);
     (process, addr)
 }
 
@@ -707,7 +711,11 @@ impl Nginx {
             .prefix("vitalsign-bench-nginx-")
             .tempdir()
             .unwrap();
-        let port = vitalsign_tests::free_port();
+        // nginx takes this socket over (its `NGINX=fd;` hand-over, meant for
+        // binary upgrades) instead of binding a port that was free a moment ago.
+        let held = HeldPort::new();
+        held.listen();
+        let port = held.port();
         let d = dir.path().display();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let config = format!(
@@ -742,23 +750,11 @@ http {{
             .arg(dir.path())
             .arg("-e")
             .arg("stderr");
-        let mut process = Process::spawn("nginx", command);
+        command.env("NGINX", format!("{};", held.fd()));
+        let mut process = Process::spawn_holding("nginx", command, held);
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = process.child.try_wait() {
-                panic!(
-                    "nginx exited with {status} before listening on {addr}; its log:\n{}",
-                    process.log().join("\n")
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not listen on {addr} within 10 s; its log:\n{}",
-                process.log().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // Ready once its workers run (the socket queued connections from the start).
+        process.wait_for_line("start worker process", Duration::from_secs(10));
         Nginx {
             process,
             addr,
@@ -767,7 +763,7 @@ http {{
     }
 
     fn pid(&self) -> u32 {
-        self.process.child.id()
+        self.process.pid()
     }
 }
 

@@ -26,12 +26,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use collector_bench::{QUERY_TOKEN, env_u64, median, print_table, verdict};
+use collector_bench::{QUERY_TOKEN, print_table, verdict};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, params};
 use vitalsign_collector::histogram::Histogram;
 use vitalsign_core::metric::{Metric, Rating};
+use vitalsign_test_support::env::env_u64;
+use vitalsign_test_support::procfs::rss_mib;
+use vitalsign_test_support::stats::median;
+use vitalsign_test_support::target_dir;
 
 const DAYS: i64 = 30;
 const HOUR_MS: i64 = 3_600_000;
@@ -150,7 +154,7 @@ fn main() {
         ]);
     }
     let pages = dashboard_pages(&runtime, &client, &collector.base_url, &from, &to, reps);
-    let (_, peak_rss) = collector_bench::rss_mib(collector.pid);
+    let (_, peak_rss) = rss_mib(collector.pid());
     collector.stop();
 
     println!();
@@ -330,7 +334,7 @@ struct Dataset {
 
 /// The cached dataset, built first if missing or from another generator/schema.
 fn dataset(samples: u64) -> Dataset {
-    let dir = collector_bench::target_dir().join("bench-data");
+    let dir = target_dir().join("bench-data");
     std::fs::create_dir_all(&dir).unwrap();
     let schema = vitalsign_collector::store::migrations::current_version();
     let name = format!("query-{samples}-s{schema}-g{GENERATOR_VERSION}");

@@ -5,13 +5,14 @@
 //! delivery path is tested without waiting for a browser.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use vitalsign_tests::{CollectorProcess, Process, binary};
+use vitalsign_test_support::agent::{AgentProcess, agent_config};
+use vitalsign_test_support::site;
+use vitalsign_test_support::wait::wait_until;
+use vitalsign_test_support::{CollectorProcess, Process, binary};
 
 const COLLECTOR: &str = r#"
 agent_tokens = ["agent-secret-token"]
@@ -21,29 +22,17 @@ query_tokens = ["query-token"]
 /// A loopback site that answers 503 "down for maintenance" on `/down` and
 /// 200 "shop is open" on every other path.
 fn tiny_site() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 4096];
-                let n = stream.read(&mut buf).unwrap_or(0);
-                let down = buf[..n].starts_with(b"GET /down ");
-                let (status, body) = if down {
-                    ("503 Service Unavailable", "down for maintenance")
-                } else {
-                    ("200 OK", "shop is open")
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
+    site::serve(|request| {
+        if request.starts_with("GET /down ") {
+            (
+                "503 Service Unavailable",
+                "text/plain",
+                "down for maintenance".into(),
+            )
+        } else {
+            ("200 OK", "text/plain", "shop is open".into())
         }
-    });
-    format!("http://{addr}")
+    })
 }
 
 fn write_flow(dir: &Path, file: &str, name: &str, site: &str, schedule: &str) {
@@ -62,20 +51,8 @@ fn write_flow_to(dir: &Path, file: &str, name: &str, site: &str, schedule: &str,
 }
 
 fn start_agent(dir: &Path, collector_url: &str) -> Process {
-    let config = dir.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "collector_url = \"{collector_url}\"\ntoken = \"agent-secret-token\"\nlocation = \"test-lab\"\n\
-             flows_dir = \"{}\"\nspool_dir = \"{}\"\nmax_jitter_secs = 0\nlog_format = \"json\"\n",
-            dir.join("flows").display(),
-            dir.join("spool").display()
-        ),
-    )
-    .unwrap();
-    let mut command = Command::new(binary("vitalsign-agent"));
-    command.arg("run").arg("--config").arg(&config);
-    Process::spawn("vitalsign-agent", command)
+    let config = agent_config(dir, collector_url, "agent-secret-token", "test-lab");
+    AgentProcess::start(dir, &config).process
 }
 
 /// Run ids in the agent's spool, waiting to be delivered.
@@ -116,14 +93,6 @@ fn finished_ids(agent: &Process) -> Vec<String> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v["fields"]["run_id"].as_str().map(str::to_string))
         .collect()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use vitalsign_tests::{binary, workspace_root};
+use vitalsign_test_support::{binary, workspace_root};
 
 const PAGE: &str = r#"<!doctype html><html><head><title>shop</title></head><body>
 <h1>Shop</h1><p style="font-size:28px">Everything you need, delivered tomorrow.</p>

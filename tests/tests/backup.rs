@@ -4,14 +4,14 @@
 //! database (docs/operations.md), a collector serves them.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use vitalsign_tests::{CollectorProcess, binary};
+use vitalsign_test_support::http::request as http;
+use vitalsign_test_support::wait::wait_until;
+use vitalsign_test_support::{CollectorProcess, binary};
 
 const TOKEN: &str = "backup-query-token";
 
@@ -20,34 +20,6 @@ fn config() -> String {
         "query_tokens = [\"{TOKEN}\"]\nrate_limit_per_second = 100000.0\nrate_limit_burst = 100000.0\n\
          [sites.shop]\norigins = [\"*\"]\n"
     )
-}
-
-/// One HTTP/1.1 request on a fresh loopback connection: (status, body).
-fn http(addr: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-type: text/plain\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
 }
 
 fn beacon(page_view_id: &str) -> String {
@@ -104,14 +76,9 @@ fn a_backup_under_load_holds_every_acknowledged_beacon_and_restores() {
             })
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acked.lock().unwrap().len() < 1000 {
-        assert!(
-            Instant::now() < deadline,
-            "1000 beacons acknowledged in 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("1000 beacons acknowledged", Duration::from_secs(30), || {
+        acked.lock().unwrap().len() >= 1000
+    });
 
     let before: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
     let copy = dir.path().join("backup.db");
@@ -184,7 +151,7 @@ fn a_backup_under_load_holds_every_acknowledged_beacon_and_restores() {
     std::fs::copy(&copy, restored_dir.join("collector.db")).unwrap();
     let restored = CollectorProcess::start(&restored_dir, &config());
     let (status, body) = http(
-        restored.addr(),
+        &restored.addr().to_string(),
         "GET",
         "/api/v1/summary?metric=LCP&range=1d&site=shop",
         "",

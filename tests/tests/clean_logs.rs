@@ -3,64 +3,22 @@
 //! `NO_COLOR` (the binaries must decide by themselves that a file is not a
 //! terminal). With `log_format = "json"` every line is one JSON object.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use vitalsign_tests::{binary, free_port};
+use vitalsign_test_support::http::request as http;
+use vitalsign_test_support::process::listening_addr;
+use vitalsign_test_support::wait::wait_until;
+use vitalsign_test_support::{Process, binary};
 
 const TOKEN: &str = "clean-logs-token";
 
-/// A child whose stdout and stderr both go to `log`, killed on drop.
-struct Logged(Child);
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Logged {
-    /// SIGTERM, so the binary logs its shutdown too, then wait (bounded).
-    fn stop(mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn spawn_logged(mut command: Command, log: &Path) -> Logged {
-    let file = File::create(log).unwrap();
-    command
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        // What a user's shell or a CI runner may have set must not decide the test.
-        .env_remove("NO_COLOR")
-        .env_remove("RUST_LOG");
-    Logged(
-        command
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {command:?}: {e}")),
-    )
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// `command` with stdout and stderr both going to the file `log`; nothing a
+/// user's shell or a CI runner may have set (`NO_COLOR`, `RUST_LOG`) decides it.
+fn spawn_logged(name: &str, mut command: Command, log: &Path) -> Process {
+    command.env_remove("NO_COLOR").env_remove("RUST_LOG");
+    Process::spawn_to_file(name, command, log)
 }
 
 fn read(log: &Path) -> String {
@@ -78,8 +36,7 @@ fn assert_no_escapes(log: &Path) {
     }
 }
 
-fn start_collector(dir: &Path, name: &str, log_format: &str) -> (Logged, String) {
-    let port = free_port();
+fn start_collector(dir: &Path, name: &str, log_format: &str) -> (Process, String) {
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
@@ -95,42 +52,12 @@ fn start_collector(dir: &Path, name: &str, log_format: &str) -> (Logged, String)
         .arg("--config")
         .arg(&config)
         .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
+        .arg("127.0.0.1:0")
         .arg("--db")
         .arg(dir.join(format!("{name}.db")));
-    let child = spawn_logged(command, &log);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until(
-        "the collector logs its address",
-        Duration::from_secs(30),
-        || read(&log).contains("listening on"),
-    );
-    (child, base)
-}
-
-/// One HTTP/1.1 request over a fresh loopback connection: (status, body).
-fn http(base: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
-    let addr = base.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    let mut child = spawn_logged("vitalsign-collector", command, &log);
+    let line = child.wait_for_line("listening on http://", Duration::from_secs(30));
+    (child, format!("http://{}", listening_addr(&line)))
 }
 
 fn stored_runs(base: &str) -> usize {
@@ -146,7 +73,7 @@ fn stored_runs(base: &str) -> usize {
 #[test]
 fn collector_and_agent_write_no_escape_codes_to_a_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (collector, base) = start_collector(dir.path(), "collector", "text");
+    let (mut collector, base) = start_collector(dir.path(), "collector", "text");
     // Warnings and errors are where colour would show first: a refused beacon
     // and an unauthorised query.
     assert_eq!(http(&base, "POST", "/v1/rum", "{not json", None).0, 400);
@@ -178,12 +105,12 @@ fn collector_and_agent_write_no_escape_codes_to_a_file() {
     let agent_log = dir.path().join("agent.log");
     let mut command = Command::new(binary("vitalsign-agent"));
     command.arg("run").arg("--config").arg(&agent_config);
-    let agent = spawn_logged(command, &agent_log);
+    let mut agent = spawn_logged("vitalsign-agent", command, &agent_log);
     wait_until("the agent delivers a run", Duration::from_secs(30), || {
         stored_runs(&base) > 0
     });
-    agent.stop();
-    collector.stop();
+    agent.terminate(Duration::from_secs(10));
+    collector.terminate(Duration::from_secs(10));
 
     let agent_text = read(&agent_log);
     assert!(
@@ -202,9 +129,9 @@ fn collector_and_agent_write_no_escape_codes_to_a_file() {
 #[test]
 fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
-    let (collector, base) = start_collector(dir.path(), "collector", "json");
+    let (mut collector, base) = start_collector(dir.path(), "collector", "json");
     assert_eq!(http(&base, "POST", "/v1/rum", "{not json", None).0, 400);
-    collector.stop();
+    collector.terminate(Duration::from_secs(10));
 
     let log = dir.path().join("collector.log");
     assert_no_escapes(&log);

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use vitalsign_tests::CollectorProcess;
+use vitalsign_test_support::CollectorProcess;
+use vitalsign_test_support::fixtures::{checkout_run, demo_beacon, now_ms};
 
 const CONFIG: &str = r#"
 agent_tokens = ["crash-agent"]
@@ -17,34 +17,9 @@ rate_limit_burst = 100000.0
 origins = ["*"]
 "#;
 
-fn beacon(id: &str) -> String {
-    json!({"schema_version": 1, "site": "demo", "page_view_id": id, "url": "https://shop.example/p/1",
-           "navigation_type": "navigate", "snippet_version": "0.1.0",
-           "reports": [{"metric": "LCP", "value": 1200, "rating": "good"},
-                       {"metric": "FCP", "value": 800, "rating": "good"},
-                       {"metric": "TTFB", "value": 90, "rating": "good"},
-                       {"metric": "CLS", "value": 0.01, "rating": "good"},
-                       {"metric": "INP", "value": 80, "rating": "good"}]})
-    .to_string()
-}
-
+/// Recent, or the restarted collector's retention pruner would rightly delete it.
 fn run(id: &str) -> serde_json::Value {
-    let mut run: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(
-            vitalsign_tests::workspace_root().join("tests/fixtures/run/valid/checkout-pass.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    // Recent, or the restarted collector's retention pruner would rightly delete it.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    run["run_id"] = json!(id);
-    run["started_at_ms"] = json!(now);
-    run["finished_at_ms"] = json!(now + 4200);
-    run
+    checkout_run(id, now_ms())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +65,7 @@ async fn sigkill_during_ingest_loses_nothing_acknowledged() {
                     let r = client
                         .post(format!("{base}/v1/rum"))
                         .header("content-type", "text/plain")
-                        .body(beacon(&id))
+                        .body(demo_beacon(&id))
                         .send()
                         .await;
                     match r {

@@ -6,7 +6,8 @@
 use std::process::Command;
 
 use serde_json::{Value, json};
-use vitalsign_tests::{CollectorProcess, binary, workspace_root};
+use vitalsign_test_support::fixtures::{checkout_run, now_ms};
+use vitalsign_test_support::{CollectorProcess, binary, workspace_root};
 
 const QUERY_TOKEN: &str = "dashboard-budget-query-token";
 const AGENT_TOKEN: &str = "dashboard-budget-agent-token";
@@ -54,22 +55,9 @@ async fn the_dashboard_keeps_its_own_budget() {
             .status();
         assert_eq!(status, 204);
     }
-    let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            workspace_root().join("tests/fixtures/run/valid/checkout-pass.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = now_ms();
     for i in 0..5u64 {
-        let mut run = fixture.clone();
-        run["run_id"] = json!(format!("budget-run-{i}"));
-        run["started_at_ms"] = json!(now - (5 - i) * 60_000);
-        run["finished_at_ms"] = json!(now - (5 - i) * 60_000 + 4_000);
+        let run = checkout_run(&format!("budget-run-{i}"), now - (5 - i) * 60_000);
         let status = client
             .post(format!("{base}/v1/runs"))
             .bearer_auth(AGENT_TOKEN)

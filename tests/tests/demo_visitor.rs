@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vitalsign_probes::process::{descendants, running};
-use vitalsign_tests::{CollectorProcess, Process, binary, workspace_root};
+use vitalsign_test_support::{CollectorProcess, Process, binary, workspace_root};
 
 const QUERY_TOKEN: &str = "query-token";
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vitalsign_tests::{CollectorProcess, binary, workspace_root};
+use vitalsign_test_support::{CollectorProcess, binary, workspace_root};
 
 /// Run `validate` on `files`; (exit success, stdout + stderr).
 fn validate(files: &[PathBuf]) -> (bool, String) {

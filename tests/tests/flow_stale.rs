@@ -7,12 +7,13 @@
 //! email threaded under the firing one.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vitalsign_collector::store::flows::{self, FlowHealth};
-use vitalsign_tests::{CollectorProcess, Process, SmtpSink, binary, workspace_root};
+use vitalsign_test_support::agent::{AgentProcess, agent_config};
+use vitalsign_test_support::wait::wait_for;
+use vitalsign_test_support::{CollectorProcess, Process, SmtpSink, workspace_root};
 
 const AGENT_TOKEN: &str = "agent-secret-token";
 const QUERY_TOKEN: &str = "query-token";
@@ -87,21 +88,9 @@ wait_for = {{ selector = "#add-to-cart" }}
 }
 
 fn start_agent(dir: &Path, collector_url: &str) -> Process {
-    let config = dir.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "collector_url = \"{collector_url}\"\ntoken = \"{AGENT_TOKEN}\"\nlocation = \"{LOCATION}\"\n\
-             flows_dir = \"{}\"\nspool_dir = \"{}\"\nmax_jitter_secs = 0\nshutdown_grace_secs = 10\n\
-             log_format = \"json\"\n",
-            dir.join("flows").display(),
-            dir.join("spool").display()
-        ),
-    )
-    .unwrap();
-    let mut command = Command::new(binary("vitalsign-agent"));
-    command.arg("run").arg("--config").arg(&config);
-    Process::spawn("vitalsign-agent", command)
+    let config =
+        agent_config(dir, collector_url, AGENT_TOKEN, LOCATION) + "shutdown_grace_secs = 10\n";
+    AgentProcess::start(dir, &config).process
 }
 
 /// Outcomes of the stored runs of the flow, oldest first.
@@ -125,17 +114,6 @@ fn health(db: &Path) -> FlowHealth {
     let mut all = flows::flow_health(&conn, now, 0).unwrap();
     assert_eq!(all.len(), 1, "{all:?}");
     all.remove(0)
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn get_text(client: &reqwest::Client, url: &str) -> String {

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vitalsign_tests::CollectorProcess;
+use vitalsign_test_support::CollectorProcess;
 
 const CONFIG: &str = r#"
 rate_limit_per_second = 100000.0
@@ -43,7 +43,7 @@ async fn a_full_disk_makes_readyz_fail_with_the_reason_and_logs_stay_bounded() {
         &wrapper,
         format!(
             "#!/bin/sh\ntrap '' XFSZ\nexec prlimit --fsize={FILE_SIZE_LIMIT} -- {} \"$@\"\n",
-            vitalsign_tests::binary("vitalsign-collector").display()
+            vitalsign_test_support::binary("vitalsign-collector").display()
         ),
     )
     .unwrap();

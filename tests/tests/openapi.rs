@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vitalsign_tests::{CollectorProcess, workspace_root};
+use vitalsign_test_support::{CollectorProcess, workspace_root};
 
 const TOKEN: &str = "openapi-test-token";
 

@@ -9,8 +9,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use vitalsign_tests::CollectorProcess;
+use vitalsign_test_support::CollectorProcess;
+use vitalsign_test_support::fixtures::demo_beacon;
 
 const CONFIG: &str = r#"
 retention_days = 1
@@ -22,17 +22,6 @@ origins = ["*"]
 "#;
 
 const OLD_ROWS: i64 = 200_000;
-
-fn beacon(id: &str) -> String {
-    json!({"schema_version": 1, "site": "demo", "page_view_id": id, "url": "https://shop.example/p/1",
-           "navigation_type": "navigate", "snippet_version": "0.1.0",
-           "reports": [{"metric": "LCP", "value": 1200, "rating": "good"},
-                       {"metric": "FCP", "value": 800, "rating": "good"},
-                       {"metric": "TTFB", "value": 90, "rating": "good"},
-                       {"metric": "CLS", "value": 0.01, "rating": "good"},
-                       {"metric": "INP", "value": 80, "rating": "good"}]})
-    .to_string()
-}
 
 /// Rows a day past retention, written the way the collector lays them out.
 fn insert_old_rows(db: &std::path::Path) {
@@ -104,7 +93,7 @@ async fn load(base: &str, prefix: &str, seconds: u64) -> Vec<f64> {
                     let answer = client
                         .post(format!("{base}/v1/rum"))
                         .header("content-type", "text/plain")
-                        .body(beacon(&format!("{prefix}-{c}-{n}")))
+                        .body(demo_beacon(&format!("{prefix}-{c}-{n}")))
                         .send()
                         .await;
                     match answer {

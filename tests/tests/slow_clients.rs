@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use vitalsign_tests::CollectorProcess;
+use vitalsign_test_support::CollectorProcess;
 
 const SLOW: usize = 1_100;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -51,7 +51,7 @@ async fn slow_connections_cannot_starve_other_clients() {
         &wrapper,
         format!(
             "#!/bin/sh\nulimit -n 1024 || exit 97\nexec {} \"$@\"\n",
-            vitalsign_tests::binary("vitalsign-collector").display()
+            vitalsign_test_support::binary("vitalsign-collector").display()
         ),
     )
     .unwrap();
@@ -67,7 +67,7 @@ async fn slow_connections_cannot_starve_other_clients() {
         nofile.split_whitespace().nth(3) == Some("1024"),
         "the limit did not apply: {nofile}"
     );
-    let addr: std::net::SocketAddr = collector.addr().parse().unwrap();
+    let addr = collector.addr();
 
     // The attacker, from 127.0.0.1: half a request each, then silence.
     let mut slow: Vec<(TcpStream, Instant)> = Vec::with_capacity(SLOW);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::detector::HOUR_MS;
@@ -142,20 +142,18 @@ pub async fn refresh_outbox_metrics(store: &Store, metrics: &Metrics) {
     }
 }
 
-/// Evaluate every `alerts.evaluate_every_secs` until `stop` turns true.
-pub async fn run(mut evaluator: Evaluator, mut stop: watch::Receiver<bool>) {
+/// Evaluate every `alerts.evaluate_every_secs` of the store's clock until
+/// `shutdown` is cancelled; an evaluation under way is finished first.
+pub async fn run(mut evaluator: Evaluator, shutdown: CancellationToken) {
     let every = Duration::from_secs(evaluator.config.alerts.evaluate_every_secs);
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        if let Err(e) = evaluator.tick(evaluator.store.clock.now_ms()).await {
+    let clock = evaluator.store.clock.clone();
+    while !shutdown.is_cancelled() {
+        if let Err(e) = evaluator.tick(clock.now_ms()).await {
             warn!(error = %e, "alert evaluation failed; retrying at the next tick");
         }
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            // An error means the sender is gone: the collector is stopping.
-            changed = stop.changed() => if changed.is_err() { break },
+            () = clock.sleep(every) => {}
+            () = shutdown.cancelled() => break,
         }
     }
 }

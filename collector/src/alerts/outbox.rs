@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::email::{self, SendError};
@@ -115,20 +115,18 @@ impl OutboxWorker {
     }
 }
 
-/// Poll the outbox every `smtp.poll_ms` until `stop` turns true; a message
-/// being sent when it does is finished first (bounded by `smtp.timeout_secs`).
-pub async fn run(worker: OutboxWorker, mut stop: watch::Receiver<bool>) {
+/// Poll the outbox every `smtp.poll_ms` of the store's clock until
+/// `shutdown` is cancelled; a message being sent then is finished first
+/// (bounded by `smtp.timeout_secs`).
+pub async fn run(worker: OutboxWorker, shutdown: CancellationToken) {
     let every = Duration::from_millis(worker.smtp.poll_ms);
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        worker.deliver_due(worker.store.clock.now_ms()).await;
+    let clock = worker.store.clock.clone();
+    while !shutdown.is_cancelled() {
+        worker.deliver_due(clock.now_ms()).await;
         refresh_outbox_metrics(&worker.store, &worker.metrics).await;
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            // An error means the sender is gone: the collector is stopping.
-            changed = stop.changed() => if changed.is_err() { break },
+            () = clock.sleep(every) => {}
+            () = shutdown.cancelled() => break,
         }
     }
 }

@@ -108,38 +108,8 @@ pub fn one_page_flow(base: &str) -> Flow {
     Flow::parse(&text, "bench-load.toml").unwrap()
 }
 
-pub fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Nearest-rank percentile of `samples` (sorted inside); `q` in 0..=1.
-pub fn percentile(samples: &[f64], q: f64) -> f64 {
-    if samples.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = samples.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
-    s[rank - 1]
-}
-
-pub fn median(samples: &[f64]) -> f64 {
-    percentile(samples, 0.5)
-}
-
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-pub fn ratio(value: f64, baseline: f64) -> String {
-    if baseline > 0.0 && value.is_finite() {
-        format!("{:.2}x", value / baseline)
-    } else {
-        "-".into()
-    }
 }
 
 /// Pids of `root`'s descendants: the runner's own walk of /proc, so the

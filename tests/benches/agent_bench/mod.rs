@@ -5,45 +5,19 @@
 #![allow(dead_code)] // each bench binary uses a different part of this module
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use vitalsign_tests::{CollectorProcess, Process, workspace_root};
+use vitalsign_test_support::procfs::alive;
+use vitalsign_test_support::{AgentProcess, agent::agent_config};
+use vitalsign_test_support::{CollectorProcess, paths, workspace_root};
 
 pub const AGENT_TOKEN: &str = "bench-agent-token";
 
-/// Release binaries, built here unless `VITALSIGN_AGENT_BIN` and
-/// `VITALSIGN_COLLECTOR_BIN` name them (cargo's lock is free while a bench runs).
+/// Release binaries (agent, collector), built here unless `VITALSIGN_AGENT_BIN`
+/// and `VITALSIGN_COLLECTOR_BIN` name them.
 pub fn release_binaries() -> (PathBuf, PathBuf) {
-    if let (Ok(agent), Ok(collector)) = (
-        std::env::var("VITALSIGN_AGENT_BIN"),
-        std::env::var("VITALSIGN_COLLECTOR_BIN"),
-    ) {
-        return (agent.into(), collector.into());
-    }
-    let root = workspace_root();
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "vitalsign-agent",
-            "-p",
-            "vitalsign-collector",
-            "--bins",
-        ])
-        .current_dir(&root)
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "building the release binaries failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    (
-        target.join("release/vitalsign-agent"),
-        target.join("release/vitalsign-collector"),
-    )
+    let [agent, collector] = paths::release_binaries(["vitalsign-agent", "vitalsign-collector"]);
+    (agent, collector)
 }
 
 pub type Collector = CollectorProcess;
@@ -69,53 +43,34 @@ pub fn demo_flow(collector_url: &str, name: &str, schedule: &str) -> String {
         .replace("schedule = \"20s\"", &format!("schedule = \"{schedule}\""))
 }
 
+/// The agent with the clean-up of its process tree the benches need.
 pub struct Agent {
-    pub process: Process,
+    pub agent: AgentProcess,
     pub pid: u32,
 }
 
 /// `vitalsign-agent run` with the flows in `dir/flows`, no start jitter.
 pub fn start_agent(bin: &Path, dir: &Path, collector_url: &str, concurrency: usize) -> Agent {
-    let config = dir.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "collector_url = \"{collector_url}\"\ntoken = \"{AGENT_TOKEN}\"\nlocation = \"bench\"\n\
-             flows_dir = \"{}\"\nspool_dir = \"{}\"\nconcurrency = {concurrency}\n\
-             max_jitter_secs = 0\nshutdown_grace_secs = 5\nlog_format = \"json\"\n",
-            dir.join("flows").display(),
-            dir.join("spool").display()
-        ),
-    )
-    .unwrap();
-    let mut command = Command::new(bin);
-    command
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .current_dir(dir);
-    let mut process = Process::spawn("vitalsign-agent", command);
-    process.wait_for_line("agent started", Duration::from_secs(30));
-    let pid = process.child.id();
-    Agent { process, pid }
+    let config = format!(
+        "{}concurrency = {concurrency}\nshutdown_grace_secs = 5\n",
+        agent_config(dir, collector_url, AGENT_TOKEN, "bench")
+    );
+    let agent = AgentProcess::start_binary(bin, dir, &config);
+    let pid = agent.pid();
+    Agent { agent, pid }
 }
 
 impl Agent {
     /// Runs the agent logged as finished so far.
     pub fn finished(&self) -> usize {
-        self.process
-            .log()
-            .iter()
-            .filter(|l| l.contains("flow finished"))
-            .count()
+        self.agent.finished()
     }
 
     /// SIGTERM (the agent closes its browser and flushes its spool), then
     /// SIGKILL whatever of its process tree is still alive.
     pub fn stop(mut self) {
         let tree = descendants(self.pid);
-        if !self.process.terminate(Duration::from_secs(60)) {
+        if !self.agent.process.terminate(Duration::from_secs(60)) {
             eprintln!("the agent did not stop within 60 s; killed");
         }
         let mut leftovers = 0;
@@ -172,58 +127,6 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-pub fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Nearest-rank percentile; `q` in 0..=1.
-pub fn percentile(samples: &[f64], q: f64) -> f64 {
-    if samples.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = samples.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
-    s[rank - 1]
-}
-
-pub fn ratio(value: f64, baseline: f64) -> String {
-    if baseline > 0.0 && value.is_finite() {
-        format!("{:.2}x", value / baseline)
-    } else {
-        "-".into()
-    }
-}
-
-/// Resident set of one process (not its children), in MiB, and its peak.
-pub fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 /// Pids of `root`'s descendants: the runner's own walk of /proc, so the

@@ -1,8 +1,10 @@
 """A real SMTP server for the alert delivery tests, on loopback only.
 
-Usage: smtp_sink.py PORT DIR
+Usage: smtp_sink.py (PORT | fd:N) DIR
 
-Accepts mail on 127.0.0.1:PORT with aiosmtpd and writes each accepted message
+Accepts mail on 127.0.0.1:PORT, or on the bound socket inherited as
+descriptor N (the test held the port until now; see test-support/src/ports.rs),
+with aiosmtpd and writes each accepted message
 to DIR as <n>.json (decoded subject, threading headers, text and HTML parts)
 next to <n>.eml (the raw bytes). The file DIR/mode, read for every message,
 decides the answer: absent or "ok" accepts, "4xx" answers 451 (try again
@@ -14,10 +16,25 @@ import email.policy
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 
 from aiosmtpd.controller import Controller
+
+
+class InheritedSocketController(Controller):
+    """aiosmtpd's controller on a socket this process inherited, bound already."""
+
+    def __init__(self, handler, sock):
+        self.sock = sock
+        host, port = sock.getsockname()
+        super().__init__(handler, hostname=host, port=port)
+
+    def _create_server(self):
+        return self.loop.create_server(
+            self._factory_invoker, sock=self.sock, ssl=self.ssl_context
+        )
 
 
 class Sink:
@@ -69,8 +86,13 @@ class Sink:
 
 
 def main():
-    port, directory = int(sys.argv[1]), sys.argv[2]
-    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port)
+    where, directory = sys.argv[1], sys.argv[2]
+    if where.startswith("fd:"):
+        sock = socket.socket(fileno=int(where[3:]))
+        sock.listen(100)
+        controller = InheritedSocketController(Sink(directory), sock)
+    else:
+        controller = Controller(Sink(directory), hostname="127.0.0.1", port=int(where))
     controller.start()
     print("READY", flush=True)
     stop = threading.Event()
