@@ -15,8 +15,7 @@ use crate::config::CollectorConfig;
 use crate::http::{self, AppState, ops::SnippetAsset};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::store::writer::WriteOp;
-use crate::store::{Store, WriteOutcome};
+use crate::store::{Storage, Store, WriteOutcome};
 
 pub struct Application {
     listener: TcpListener,
@@ -133,7 +132,7 @@ async fn prune_forever(state: AppState) {
         let before_ms = state.store.clock.now_ms() - retention_ms;
         let (mut rows, mut runs) = (0, 0);
         loop {
-            match state.store.writer.write(WriteOp::Prune { before_ms }).await {
+            match state.store.prune(before_ms).await {
                 Ok(WriteOutcome::Pruned {
                     rows: r,
                     runs: n,
@@ -167,13 +166,8 @@ async fn checkpoint_forever(store: crate::store::Store) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.checkpoint()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                crate::store::health::error_limited("WAL checkpoint failed", &e.to_string())
-            }
-            Err(_) => warn!("the WAL checkpoint task panicked"),
+        if let Err(e) = store.maintain().await {
+            crate::store::health::error_limited("WAL checkpoint failed", &e.to_string())
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Mutex, RwLock};
 
-use crate::store::Store;
+use crate::store::{Storage, Store};
 
 /// HTTP status codes are three digits: a counter for each, per route.
 const STATUSES: usize = 900;
@@ -162,7 +162,7 @@ impl Metrics {
         for (reason, n) in self.rejections.lock().unwrap().iter() {
             let _ = writeln!(out, "vitalsign_rejections_total{{reason=\"{reason}\"}} {n}");
         }
-        let stats = &store.writer.stats;
+        let stats = store.writer_stats();
         let batches = stats.batches.load(Relaxed);
         let gauges = [
             (
@@ -211,7 +211,7 @@ impl Metrics {
                 "write_queue_depth",
                 "gauge",
                 "Writes waiting for the writer.",
-                store.writer.queue_depth() as f64,
+                store.queue_depth() as f64,
             ),
             (
                 "db_size_bytes",

@@ -29,6 +29,8 @@ pub mod health;
 pub(crate) mod measurements;
 pub mod migrations;
 pub mod query;
+mod sqlite;
+pub mod storage;
 pub mod views;
 pub mod writer;
 
@@ -39,6 +41,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::clock::Clock;
 
+pub use storage::{NewArtifact, NewPageView, NewRun, Storage};
 pub use writer::{WriteOutcome, Writer};
 
 #[derive(Debug, thiserror::Error)]

@@ -164,6 +164,30 @@ impl Writer {
         result
     }
 
+    /// Queue several writes at once and wait until each has committed; they
+    /// are queued together, so they share a batch unless it fills.
+    pub async fn write_all(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>> {
+        let mut answers = Vec::with_capacity(ops.len());
+        for op in ops {
+            let (reply, answer) = oneshot::channel();
+            if self.queue.send(Job { op, reply }).await.is_err() {
+                answers.push(None);
+                break;
+            }
+            answers.push(Some(answer));
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            let result = match answer {
+                Some(a) => a.await.unwrap_or(Err(StoreError::WriterGone)),
+                None => Err(StoreError::WriterGone),
+            };
+            self.stats.health.record(&result);
+            results.push(result);
+        }
+        results
+    }
+
     pub fn queue_depth(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
     }
