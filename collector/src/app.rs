@@ -15,7 +15,7 @@ use crate::config::CollectorConfig;
 use crate::http::{self, AppState, ops::SnippetAsset};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::store::{Storage, Store, WriteOutcome};
+use crate::store::{Store, WriteOutcome};
 
 pub struct Application {
     listener: TcpListener,

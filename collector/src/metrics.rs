@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Mutex, RwLock};
 
-use crate::store::{Storage, Store};
+use crate::store::Store;
 
 /// HTTP status codes are three digits: a counter for each, per route.
 const STATUSES: usize = 900;

@@ -22,8 +22,6 @@ use vitalsign_collector::alerts::state::{AlertRecord, State};
 use vitalsign_collector::config::{AlertRoute, SmtpConfig};
 use vitalsign_collector::metrics::Metrics;
 use vitalsign_collector::store::Store;
-use vitalsign_collector::store::alerts as alert_store;
-use vitalsign_collector::store::writer::WriteOp;
 use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::metric::Metric;
 use vitalsign_core::secret::Secret;
@@ -260,14 +258,7 @@ async fn the_email_has_the_exact_subject_and_both_parts_and_the_resolution_threa
         outbox: vec![firing.clone(), resolved.clone()],
         ..Evaluation::default()
     };
-    store
-        .writer
-        .write(WriteOp::AlertEvaluation {
-            evaluation: queued,
-            now_ms: now,
-        })
-        .await
-        .unwrap();
+    store.record_evaluation(queued, now).await.unwrap();
     let worker =
         OutboxWorker::new(store.clone(), smtp(port), Arc::new(Metrics::default())).unwrap();
     assert_eq!(worker.deliver_due(later).await, 2);
@@ -306,7 +297,7 @@ async fn the_email_has_the_exact_subject_and_both_parts_and_the_resolution_threa
         ),
         "{text}"
     );
-    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    let rows = store.outbox_all().await.unwrap();
     assert!(rows.iter().all(|r| r.status == "sent" && r.attempts == 1));
 }
 
@@ -454,7 +445,7 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
         "retries while SMTP is down",
         Duration::from_secs(20),
         async || {
-            let rows = store.read(alert_store::outbox_all).await.unwrap();
+            let rows = store.outbox_all().await.unwrap();
             (rows.len() == 1 && rows[0].attempts >= 2).then_some(())
         },
     )
@@ -483,9 +474,9 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     // The server comes up answering 451: still retried, nothing accepted.
     set_mode(&mail, "4xx");
     let sink = SmtpSink::start(port, &mail);
-    let before = store.read(alert_store::outbox_all).await.unwrap()[0].attempts;
+    let before = store.outbox_all().await.unwrap()[0].attempts;
     wait_for("retries on 4xx", Duration::from_secs(20), async || {
-        let rows = store.read(alert_store::outbox_all).await.unwrap();
+        let rows = store.outbox_all().await.unwrap();
         (rows[0].attempts >= before + 2
             && rows[0]
                 .last_error
@@ -512,7 +503,7 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     wait_for(
         "the second notification queued",
         Duration::from_secs(20),
-        async || (store.read(alert_store::outbox_all).await.unwrap().len() == 2).then_some(()),
+        async || (store.outbox_all().await.unwrap().len() == 2).then_some(()),
     )
     .await;
 
@@ -543,7 +534,7 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let got = received(&mail);
-    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    let rows = store.outbox_all().await.unwrap();
     assert_eq!(got.len(), 3, "{got:#?}");
     assert_eq!(rows.len(), 3);
     for row in &rows {
@@ -626,11 +617,11 @@ async fn a_5xx_is_dead_lettered_and_shown_in_the_api_and_metrics() {
     fail_checkout_twice(&client, &live.base, t).await;
     let store = live.store.clone();
     wait_for("the dead letter", Duration::from_secs(20), async || {
-        let rows = store.read(alert_store::outbox_all).await.unwrap();
+        let rows = store.outbox_all().await.unwrap();
         (rows.len() == 1 && rows[0].status == "dead").then_some(())
     })
     .await;
-    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    let rows = store.outbox_all().await.unwrap();
     assert_eq!(rows[0].attempts, 1, "a permanent refusal is not retried");
     assert!(received(&mail).is_empty());
 
@@ -1065,7 +1056,7 @@ async fn a_regression_in_stored_rollups_becomes_one_delivered_email() {
         }
     }
     assert!(fired_at.is_some_and(|d| d <= 5), "{fired_at:?}");
-    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    let rows = store.outbox_all().await.unwrap();
     assert_eq!(rows.len(), 1, "one email");
     let worker = OutboxWorker::new(store.clone(), config.smtp.clone(), metrics).unwrap();
     worker.deliver_due(now_ms()).await;
@@ -1078,10 +1069,7 @@ async fn a_regression_in_stored_rollups_becomes_one_delivered_email() {
     );
     assert_eq!(got[0]["message_id"], rows[0].message.message_id);
     // The transitions are stored with their numbers.
-    let transitions = store
-        .read(|c| alert_store::transitions(c, None, 0, 100))
-        .await
-        .unwrap();
+    let transitions = store.transitions(None, 0, 100).await.unwrap();
     let firing = transitions.iter().find(|t| t.to == "firing").unwrap();
     assert!(firing.numbers["p_value"].as_f64().unwrap() < 0.01);
     assert!(firing.numbers["change"].as_f64().unwrap() > 0.4);

@@ -15,7 +15,7 @@ use super::rules::{RuleKind, RuleSet};
 use crate::config::CollectorConfig;
 use crate::metrics::Metrics;
 use crate::store::alerts as alert_store;
-use crate::store::{Storage, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Flows not seen for this long are not re-read on every tick.
 const RUN_LOOKBACK_MS: i64 = 7 * 24 * HOUR_MS;

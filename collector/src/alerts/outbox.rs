@@ -19,8 +19,8 @@ use super::email::{self, SendError};
 use super::evaluator::refresh_outbox_metrics;
 use crate::config::SmtpConfig;
 use crate::metrics::Metrics;
+use crate::store::Store;
 use crate::store::alerts::{Delivery, OutboxRow};
-use crate::store::{Storage, Store};
 
 /// Delay before attempt `attempts + 1`: `initial × 2^attempts`, at most `max`.
 pub fn backoff_ms(smtp: &SmtpConfig, attempts: i64) -> i64 {

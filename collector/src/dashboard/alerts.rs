@@ -34,7 +34,6 @@ use crate::alerts::silences::{Matchers, Silence};
 use crate::alerts::state::{AlertRecord, State as AlertState};
 use crate::http::alerts::{NewSilence, end_silence, write_ack, write_silence};
 use crate::http::{AppError, AppState, read_body};
-use crate::store::Storage;
 use crate::store::alerts::{OutboxRow, StoredState, TransitionView};
 
 /// The order of the list: what needs someone first.

@@ -23,7 +23,6 @@ use super::overview::{gap, params_path};
 use super::params::{Format, ViewParams, link};
 use super::{Viewer, error_page, html_response, store_failed};
 use crate::http::AppState;
-use crate::store::Storage;
 use crate::store::flows::{self, FlowHealth};
 use crate::store::views::Dimensions;
 

@@ -17,10 +17,10 @@ use super::layout::{self, FilterSet, Nav, ago, change, percent, rated};
 use super::params::{DAY_MS, Format, HOUR_MS, ViewParams};
 use super::{Viewer, html_response, store_failed, svg};
 use crate::http::AppState;
+use crate::store::Store;
 use crate::store::flows::FlowHealth;
 use crate::store::query::{self, Filter, Summary};
 use crate::store::views::Dimensions;
-use crate::store::{Storage, Store};
 
 /// The field metrics of the overview, in reading order.
 pub const FIELD: [Metric; 5] = [

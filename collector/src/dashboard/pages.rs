@@ -15,7 +15,6 @@ use super::overview::site_list;
 use super::params::{Format, ParamError};
 use super::{Viewer, error_page, html_response, store_failed};
 use crate::http::AppState;
-use crate::store::Storage;
 use crate::store::query::PageRank;
 
 pub const PAGE_SIZE: usize = 50;

@@ -19,10 +19,10 @@ use super::{Viewer, html_response, store_failed};
 use crate::alerts::detector::Numbers;
 use crate::grouping;
 use crate::http::AppState;
+use crate::store::Store;
 use crate::store::attribution::{self, AttributionRank};
 use crate::store::query::{Filter, SeriesPoint, Summary};
 use crate::store::views::Dimensions;
-use crate::store::{Storage, Store};
 
 const CHART_POINTS: i64 = 60;
 const HISTOGRAM_BINS: usize = 40;

@@ -18,7 +18,6 @@ use super::{AppError, AppState, authorize, read_body};
 use crate::alerts::engine::{self, Context};
 use crate::alerts::rules::RuleSet;
 use crate::alerts::silences::{Matchers, Silence};
-use crate::store::Storage;
 
 const MAX_SILENCE_MS: i64 = 90 * 86_400_000;
 const MAX_BODY: usize = 16 * 1024;

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use vitalsign_core::metric::Metric;
 
 use super::{AppError, AppState, authorize};
-use crate::store::Storage;
 use crate::store::attribution::{AttributionKind, attribution_kinds_for};
 use crate::store::query::Filter;
 

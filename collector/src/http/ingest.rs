@@ -14,7 +14,7 @@ use vitalsign_core::wire;
 
 use super::{AppError, AppState, authorize, read_body};
 use crate::grouping::page_group;
-use crate::store::{NewArtifact, NewPageView, NewRun, Storage, WriteOutcome};
+use crate::store::{NewArtifact, NewPageView, NewRun, WriteOutcome};
 
 fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     crate::client_ip::client_ip(peer.ip(), headers, &state.config.trusted_proxies)

@@ -4,7 +4,7 @@
 //!
 //! Rollups (value histograms, attribution counts) change in memory and are
 //! written one row per touched series and hour, at most [`MAX_ROLLUP_LAG`]
-//! after the first unwritten change, or before any read ([`Store::read`] asks
+//! after the first unwritten change, or before any read ([`SqliteStore::read`] asks
 //! for them with [`WriteOp::WriteRollups`] while some are pending): a reader
 //! always sees rollups that count every acknowledged write. Under load many
 //! batches merge into one write of each rollup row instead of one per batch. What a crash loses of them is
@@ -1039,7 +1039,7 @@ fn write_rollups(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::SqliteStore;
     use crate::store::query::{self, Filter};
 
     fn beacon(id: &str, cls: f64) -> Beacon {
@@ -1061,7 +1061,7 @@ mod tests {
         let db = dir.path().join("r.db");
         let now = 1_763_870_000_000i64;
         {
-            let store = Store::open(&db).unwrap();
+            let store = SqliteStore::open(&db).unwrap();
             for (id, cls) in [("pv-a", 0.05), ("pv-b", 0.3)] {
                 store
                     .writer
@@ -1100,7 +1100,7 @@ mod tests {
             measurements::insert(&tx, now, a.series, "pv-c", PAGE_VIEW_STEP, &c).unwrap();
             tx.commit().unwrap();
         }
-        let store = Store::open(&db).unwrap();
+        let store = SqliteStore::open(&db).unwrap();
         // Over 7 hours the summary reads the rollups, not the raw rows.
         let (from, to) = (now - 3 * 3_600_000, now + 4 * 3_600_000);
         let rolled = store
