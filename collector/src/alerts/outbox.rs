@@ -48,7 +48,7 @@ impl OutboxWorker {
 
     /// Deliver what is due now; returns how many attempts were made.
     pub async fn deliver_due(&self, now_ms: i64) -> usize {
-        let due = match self.store.due_outbox(now_ms, 32).await {
+        let due = match self.store.claim_outbox(now_ms, 32).await {
             Ok(d) => d,
             Err(e) => {
                 warn!(error = %e, "reading the outbox failed");

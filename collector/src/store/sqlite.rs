@@ -448,7 +448,7 @@ impl Storage for SqliteStore {
             .await
     }
 
-    async fn due_outbox(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    async fn claim_outbox(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         self.read(move |c| alerts::due(c, now_ms, limit)).await
     }
 

@@ -275,8 +275,11 @@ pub trait Storage: Send + Sync + 'static {
 
     // ---- the email outbox ----
 
-    /// Messages due for a delivery attempt at `now_ms`, oldest first.
-    async fn due_outbox(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Claim messages due for a delivery attempt at `now_ms`, oldest first:
+    /// each is this caller's until it records the attempt. (SQLite has one
+    /// outbox worker, so its claim is a read; a backend shared by replicas
+    /// must lock the rows, with an expiry so a crashed sender's come back.)
+    async fn claim_outbox(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError>;
 
     /// What a delivery attempt came to (sent, retry later, dead letter).
     async fn record_delivery(
