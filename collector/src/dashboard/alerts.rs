@@ -293,12 +293,11 @@ pub async fn list(State(state): State<AppState>, v: Viewer) -> Response {
     };
     let exporting = v.params.format != super::params::Format::Html;
     let now = v.now_ms;
-    let st = state.clone();
     let read = async {
         let store = &state.store;
         let counts: HashMap<String, u64> = store.alert_counts().await?.into_iter().collect();
         let silences = store.silences(now).await?;
-        let rules = RuleSet::new(&st.config.alerts);
+        let rules = RuleSet::new(&state.config.alerts);
         let ctx = Context {
             rules: &rules,
             silences: &silences,
@@ -638,7 +637,6 @@ fn transition_row(t: TransitionView) -> TransitionRow {
 
 pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, v: Viewer) -> Response {
     let now = v.now_ms;
-    let st = state.clone();
     let alert_id = id.clone();
     let read = async {
         let store = &state.store;
@@ -646,7 +644,7 @@ pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, v: Vi
             return Ok(None);
         };
         let all_silences = store.silences(now).await?;
-        let rules = RuleSet::new(&st.config.alerts);
+        let rules = RuleSet::new(&state.config.alerts);
         let ctx = Context {
             rules: &rules,
             silences: &all_silences,

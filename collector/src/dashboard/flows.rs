@@ -848,8 +848,7 @@ pub async fn artifact(
     Path((run_id, name)): Path<(String, String)>,
     v: Viewer,
 ) -> Response {
-    let (id, n) = (run_id.clone(), name.clone());
-    let found = match state.store.artifact(&id, &n).await {
+    let found = match state.store.artifact(&run_id, &name).await {
         Ok(f) => f,
         Err(e) => return store_failed(e, v.now_ms),
     };

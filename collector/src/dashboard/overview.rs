@@ -137,14 +137,13 @@ pub fn site_list(state: &AppState, dims: &Dimensions) -> Vec<String> {
 
 pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
     let p = v.params.clone();
-    let st = state.clone();
     let now = v.now_ms;
     let read = async {
         let store = &state.store;
         let dims = store.dimensions().await?;
         let sites: Vec<String> = match &p.site {
             Some(s) => vec![s.clone()],
-            None => site_list(&st, &dims),
+            None => site_list(&state, &dims),
         };
         let mut rows = Vec::new();
         if p.source.shows_field() {

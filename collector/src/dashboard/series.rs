@@ -144,7 +144,6 @@ fn points(series: &[SeriesPoint]) -> Vec<Point> {
 
 pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
     let p = v.params.clone();
-    let st = state.clone();
     let now = v.now_ms;
     let read = async {
         let store = &state.store;
@@ -164,7 +163,7 @@ pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
             None
         };
         let lab_steps = match (&p.site, &p.page_group) {
-            (Some(site), Some(group)) => steps_on_page(&st, site, group, metric).await?,
+            (Some(site), Some(group)) => steps_on_page(&state, site, group, metric).await?,
             _ => Vec::new(),
         };
         let chosen = match (&p.flow, &p.step) {
