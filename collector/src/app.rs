@@ -24,7 +24,6 @@ use crate::config::CollectorConfig;
 use crate::http::{self, AppState, ops::SnippetAsset};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::store::writer::WriteOp;
 use crate::store::{Store, WriteOutcome};
 
 pub struct Application {
@@ -154,7 +153,7 @@ async fn prune_forever(state: AppState, shutdown: CancellationToken) {
         let (mut rows, mut runs) = (0, 0);
         // Between slices too: a long prune does not hold up the shutdown.
         while !shutdown.is_cancelled() {
-            match state.store.writer.write(WriteOp::Prune { before_ms }).await {
+            match state.store.prune(before_ms).await {
                 Ok(WriteOutcome::Pruned {
                     rows: r,
                     runs: n,
@@ -194,13 +193,8 @@ async fn checkpoint_forever(store: crate::store::Store, shutdown: CancellationTo
             _ = tick.tick() => {}
             () = shutdown.cancelled() => break,
         }
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.checkpoint()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                crate::store::health::error_limited("WAL checkpoint failed", &e.to_string())
-            }
-            Err(_) => warn!("the WAL checkpoint task panicked"),
+        if let Err(e) = store.maintain().await {
+            crate::store::health::error_limited("WAL checkpoint failed", &e.to_string())
         }
     }
 }

@@ -195,7 +195,7 @@ impl Metrics {
             "Rejected ingest requests by reason",
             self.rejections.clone(),
         );
-        let stats = &store.writer.stats;
+        let stats = store.writer_stats();
         registry.register(
             "write_batches",
             "Transactions the writer committed",
@@ -229,7 +229,7 @@ impl Metrics {
         registry.register(
             "write_queue_depth",
             "Writes waiting for the writer",
-            ConstGauge::new(store.writer.queue_depth() as i64),
+            ConstGauge::new(store.queue_depth() as i64),
         );
         registry.register(
             "db_size_bytes",

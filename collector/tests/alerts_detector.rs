@@ -858,9 +858,7 @@ async fn a_full_evaluation_from_sqlite_of_300_series_takes_well_under_a_second()
     }
     let started = Instant::now();
     let snap = store
-        .read(move |c| {
-            vitalsign_collector::store::alerts::load_snapshot(c, Some((T0 - 200, T0 + hours)), 0)
-        })
+        .alert_snapshot(Some((T0 - 200, T0 + hours)), 0)
         .await
         .unwrap();
     let load = started.elapsed();

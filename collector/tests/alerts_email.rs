@@ -26,8 +26,6 @@ use vitalsign_collector::clock::Clock;
 use vitalsign_collector::config::{AlertRoute, SmtpConfig};
 use vitalsign_collector::metrics::Metrics;
 use vitalsign_collector::store::Store;
-use vitalsign_collector::store::alerts as alert_store;
-use vitalsign_collector::store::writer::WriteOp;
 use vitalsign_core::metric::Metric;
 use vitalsign_core::secret::Secret;
 use vitalsign_test_support::collector::InProcess;
@@ -182,14 +180,7 @@ async fn the_email_has_the_exact_subject_and_both_parts_and_the_resolution_threa
         outbox: vec![firing.clone(), resolved.clone()],
         ..Evaluation::default()
     };
-    store
-        .writer
-        .write(WriteOp::AlertEvaluation {
-            evaluation: queued,
-            now_ms: now,
-        })
-        .await
-        .unwrap();
+    store.record_evaluation(queued, now).await.unwrap();
     let worker =
         OutboxWorker::new(store.clone(), smtp(port), Arc::new(Metrics::default())).unwrap();
     assert_eq!(worker.deliver_due(later).await, 2);
@@ -228,7 +219,7 @@ async fn the_email_has_the_exact_subject_and_both_parts_and_the_resolution_threa
         ),
         "{text}"
     );
-    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    let rows = store.outbox_all().await.unwrap();
     assert!(rows.iter().all(|r| r.status == "sent" && r.attempts == 1));
 }
 
@@ -404,7 +395,7 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     fail_checkout_twice(&client, &live.base, t).await;
     let store = live.store.clone();
     drive(&clock, "retries while SMTP is down", async || {
-        let rows = store.read(alert_store::outbox_all).await.unwrap();
+        let rows = store.outbox_all().await.unwrap();
         (rows.len() == 1 && rows[0].attempts >= 2).then_some(())
     })
     .await;
@@ -419,9 +410,9 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     // The server comes up answering 451: still retried, nothing accepted.
     SmtpSink::set_mode(&mail, "4xx");
     let sink = SmtpSink::start_on(smtp_port, &mail);
-    let before = store.read(alert_store::outbox_all).await.unwrap()[0].attempts;
+    let before = store.outbox_all().await.unwrap()[0].attempts;
     drive(&clock, "retries on 4xx", async || {
-        let rows = store.read(alert_store::outbox_all).await.unwrap();
+        let rows = store.outbox_all().await.unwrap();
         (rows[0].attempts >= before + 2
             && rows[0]
                 .last_error
@@ -446,7 +437,7 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     )
     .await;
     drive(&clock, "the second notification queued", async || {
-        (store.read(alert_store::outbox_all).await.unwrap().len() == 2).then_some(())
+        (store.outbox_all().await.unwrap().len() == 2).then_some(())
     })
     .await;
 
@@ -470,7 +461,7 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     )
     .await;
     drive(&clock, "every notification sent", async || {
-        let rows = store.read(alert_store::outbox_all).await.unwrap();
+        let rows = store.outbox_all().await.unwrap();
         (rows.len() == 3 && rows.iter().all(|r| r.status == "sent")).then_some(())
     })
     .await;
@@ -479,7 +470,7 @@ async fn an_outage_delays_mail_but_every_notification_arrives_exactly_once() {
     more_evaluations(&clock, &client, &live.base, 3.0).await;
 
     let got = sink.received();
-    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    let rows = store.outbox_all().await.unwrap();
     assert_eq!(got.len(), 3, "{got:#?}");
     assert_eq!(rows.len(), 3);
     for row in &rows {
@@ -553,13 +544,13 @@ async fn a_5xx_is_dead_lettered_and_shown_in_the_api_and_metrics() {
     fail_checkout_twice(&client, &live.base, t).await;
     let store = live.store.clone();
     drive(&clock, "the dead letter", async || {
-        let rows = store.read(alert_store::outbox_all).await.unwrap();
+        let rows = store.outbox_all().await.unwrap();
         (rows.len() == 1 && rows[0].status == "dead").then_some(())
     })
     .await;
     // Retries would come after at most `retry_max_secs` (1 s): move well past it.
     more_evaluations(&clock, &client, &live.base, 3.0).await;
-    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    let rows = store.outbox_all().await.unwrap();
     assert_eq!(rows[0].attempts, 1, "a permanent refusal is not retried");
     assert!(sink.received().is_empty());
 
@@ -772,7 +763,7 @@ async fn silences_acknowledgements_and_transitions_over_the_api() {
     assert_eq!(firing["notified"], false);
     // Later evaluations (and outbox passes) while the silence lasts queue nothing.
     more_evaluations(&clock, &client, &live.base, 3.0).await;
-    let queued = live.store.read(alert_store::outbox_all).await.unwrap();
+    let queued = live.store.outbox_all().await.unwrap();
     assert!(queued.is_empty(), "a silence stops email: {queued:?}");
     assert!(sink.received().is_empty(), "a silence stops email");
 
@@ -943,7 +934,7 @@ async fn a_regression_in_stored_rollups_becomes_one_delivered_email() {
         }
     }
     assert!(fired_at.is_some_and(|d| d <= 5), "{fired_at:?}");
-    let rows = store.read(alert_store::outbox_all).await.unwrap();
+    let rows = store.outbox_all().await.unwrap();
     assert_eq!(rows.len(), 1, "one email");
     let worker = OutboxWorker::new(store.clone(), config.smtp.clone(), metrics).unwrap();
     worker.deliver_due(now_ms()).await;
@@ -956,10 +947,7 @@ async fn a_regression_in_stored_rollups_becomes_one_delivered_email() {
     );
     assert_eq!(got[0]["message_id"], rows[0].message.message_id);
     // The transitions are stored with their numbers.
-    let transitions = store
-        .read(|c| alert_store::transitions(c, None, 0, 100))
-        .await
-        .unwrap();
+    let transitions = store.transitions(None, 0, 100).await.unwrap();
     let firing = transitions.iter().find(|t| t.to == "firing").unwrap();
     assert!(firing.numbers["p_value"].as_f64().unwrap() < 0.01);
     assert!(firing.numbers["change"].as_f64().unwrap() > 0.4);

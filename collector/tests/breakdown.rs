@@ -6,9 +6,8 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vitalsign_collector::histogram::Accumulator;
-use vitalsign_collector::store::Store;
-use vitalsign_collector::store::query::{self, Filter};
-use vitalsign_collector::store::writer::WriteOp;
+use vitalsign_collector::store::query::Filter;
+use vitalsign_collector::store::{NewPageView, Store};
 use vitalsign_core::metric::{Metric, Rating};
 use vitalsign_core::wire::beacon::{Beacon, DeviceClass, NavigationType, Report};
 
@@ -50,12 +49,11 @@ async fn one_read_gives_what_the_separate_queries_give() {
         let slow = if ts > now - 4 * HOUR { 1.6 } else { 1.0 };
         let lcp = rng.random_range(400.0..3000.0) * slow;
         store
-            .writer
-            .write(WriteOp::Beacon {
+            .append_page_views(vec![NewPageView {
                 beacon: beacon(i, device, lcp),
                 page_group: "/checkout".into(),
                 received_ms: ts,
-            })
+            }])
             .await
             .unwrap();
     }
@@ -69,38 +67,38 @@ async fn one_read_gives_what_the_separate_queries_give() {
         b.site = "blog".into();
         let ts = now - rng.random_range(0..48 * HOUR);
         store
-            .writer
-            .write(WriteOp::Beacon {
+            .append_page_views(vec![NewPageView {
                 beacon: b,
                 page_group: "/post/:id".into(),
                 received_ms: ts,
-            })
+            }])
             .await
             .unwrap();
     }
     for (span, bucket) in [(3 * HOUR, 10 * 60_000), (30 * HOUR, 24 * HOUR)] {
         let (from, to) = (now - span, now);
-        let (all, shop, blog) = store
-            .read(move |c| {
-                let rum = Filter {
-                    source: Some("rum".into()),
-                    ..Filter::default()
-                };
-                let one = |site: &str| {
-                    let f = Filter {
-                        site: Some(site.into()),
-                        ..rum.clone()
-                    };
-                    query::breakdown(c, Metric::Lcp, from, to, bucket, true, &f)
-                };
-                Ok((
-                    query::breakdowns(c, Metric::Lcp, from, to, bucket, true, &rum, true)?,
-                    one("shop")?,
-                    one("blog")?,
-                ))
-            })
-            .await
-            .unwrap();
+        let rum = Filter {
+            source: Some("rum".into()),
+            ..Filter::default()
+        };
+        let one = async |site: &str| {
+            let f = Filter {
+                site: Some(site.into()),
+                ..rum.clone()
+            };
+            store
+                .breakdown(Metric::Lcp, from, to, bucket, true, &f)
+                .await
+                .unwrap()
+        };
+        let (all, shop, blog) = (
+            store
+                .breakdowns(Metric::Lcp, from, to, bucket, true, &rum, true)
+                .await
+                .unwrap(),
+            one("shop").await,
+            one("blog").await,
+        );
         assert_eq!(
             all,
             vec![("blog".to_string(), blog), ("shop".to_string(), shop)],
@@ -120,26 +118,22 @@ async fn one_read_gives_what_the_separate_queries_give() {
         (24 * HOUR, 2 * HOUR),
     ] {
         let (from, to) = (now - span, now);
-        let f = filter.clone();
-        let (b, summary, previous, series, devices) = store
-            .read(move |c| {
-                let b = query::breakdown(c, Metric::Lcp, from, to, bucket, true, &f)?;
-                let summary = query::summary(c, Metric::Lcp, from, to, &f)?;
-                let previous = query::summary(c, Metric::Lcp, from - span, from, &f)?;
-                let series = query::series(c, Metric::Lcp, from, to, bucket, &f)?;
-                let mut devices = Vec::new();
-                for d in ["desktop", "mobile", "tablet"] {
-                    let mut fd = f.clone();
-                    fd.device = Some(d.into());
-                    devices.push((
-                        d.to_string(),
-                        query::summary(c, Metric::Lcp, from, to, &fd)?,
-                    ));
-                }
-                Ok((b, summary, previous, series, devices))
-            })
+        let f = &filter;
+        let lcp = Metric::Lcp;
+        let b = store
+            .breakdown(lcp, from, to, bucket, true, f)
             .await
             .unwrap();
+        let summary = store.summary(lcp, from, to, f).await.unwrap();
+        let previous = store.summary(lcp, from - span, from, f).await.unwrap();
+        let series = store.series(lcp, from, to, bucket, f).await.unwrap();
+        let mut devices = Vec::new();
+        for d in ["desktop", "mobile", "tablet"] {
+            let mut fd = f.clone();
+            fd.device = Some(d.into());
+            let by_device = store.summary(lcp, from, to, &fd).await.unwrap();
+            devices.push((d.to_string(), by_device));
+        }
         assert!(summary.count > 100, "{span}: {summary:?}");
         assert_eq!(b.current, summary, "summary over {span} ms");
         assert_eq!(b.previous, Some(previous), "previous period of {span} ms");
@@ -155,7 +149,7 @@ async fn one_read_gives_what_the_separate_queries_give() {
     let (from, to) = (now - 40 * HOUR, now);
     let f = filter.clone();
     let b = store
-        .read(move |c| query::breakdown(c, Metric::Lcp, from, to, 24 * HOUR, true, &f))
+        .breakdown(Metric::Lcp, from, to, 24 * HOUR, true, &f)
         .await
         .unwrap();
     let conn = rusqlite::Connection::open(&db).unwrap();

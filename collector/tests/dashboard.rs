@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use vitalsign_collector::CollectorConfig;
 use vitalsign_collector::config::{AlertRoute, SmtpConfig};
-use vitalsign_collector::store::alerts::{self as alert_store, Delivery};
-use vitalsign_collector::store::writer::WriteOp;
+use vitalsign_collector::store::NewRun;
+use vitalsign_collector::store::alerts::Delivery;
 use vitalsign_core::secret::Secret;
 use vitalsign_core::wire::ProbeRun;
 use vitalsign_test_support::HeldPort;
@@ -436,8 +436,7 @@ async fn flows_runs_and_a_run_show_what_the_agent_sent() {
         let run: ProbeRun = serde_json::from_value(doc).unwrap();
         let received_ms = run.started_at_ms as i64 + 5_000;
         app.store
-            .writer
-            .write(WriteOp::Run {
+            .record_run(NewRun {
                 run,
                 page_view_groups: Vec::new(),
                 received_ms,
@@ -688,7 +687,7 @@ async fn alert_pages_and_forms_that_need_a_session_and_its_csrf_token() {
         "its email in the outbox",
         Duration::from_secs(20),
         async || {
-            let rows = store.read(alert_store::outbox_all).await.unwrap();
+            let rows = store.outbox_all().await.unwrap();
             rows.into_iter().find(|r| r.message.alerts.contains(&id))
         },
     )
@@ -897,14 +896,13 @@ async fn alert_pages_and_forms_that_need_a_session_and_its_csrf_token() {
     // A refused email becomes a dead letter on both pages.
     let seq = email.seq;
     app.store
-        .writer
-        .write(WriteOp::Delivery {
+        .record_delivery(
             seq,
-            outcome: Delivery::Dead {
+            Delivery::Dead {
                 error: "550 mailbox unavailable".into(),
             },
-            now_ms: now_ms(),
-        })
+            now_ms(),
+        )
         .await
         .unwrap();
     for page in ["/alerts", path.as_str()] {
@@ -1022,14 +1020,7 @@ async fn a_regression_alert_shows_the_detectors_numbers_and_links_its_series_vie
         }],
         ..Evaluation::default()
     };
-    app.store
-        .writer
-        .write(WriteOp::AlertEvaluation {
-            evaluation: eval,
-            now_ms: t,
-        })
-        .await
-        .unwrap();
+    app.store.record_evaluation(eval, t).await.unwrap();
     let id = alert_id(key);
     let cookie = app.sign_in().await;
 

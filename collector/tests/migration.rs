@@ -7,9 +7,8 @@ use std::collections::BTreeSet;
 
 use rusqlite::{Connection, params};
 use vitalsign_collector::store::migrations::{MIGRATIONS, current_version};
-use vitalsign_collector::store::query::{self, Filter};
-use vitalsign_collector::store::writer::WriteOp;
-use vitalsign_collector::store::{Store, WriteOutcome};
+use vitalsign_collector::store::query::Filter;
+use vitalsign_collector::store::{NewPageView, Store};
 use vitalsign_core::metric::Metric;
 use vitalsign_core::wire::{Beacon, ProbeRun};
 
@@ -355,7 +354,7 @@ async fn a_schema_5_database_opens_in_place_with_everything_it_held() {
     // The queries read the migrated rows: raw summaries per metric and filter.
     let (from, to) = (t - 3 * HOUR_MS, t + 60_000);
     let lcp = store
-        .read(move |c| query::summary(c, Metric::Lcp, from, to, &Filter::default()))
+        .summary(Metric::Lcp, from, to, &Filter::default())
         .await
         .unwrap();
     assert_eq!(lcp.count, 4, "three page views and one probe step");
@@ -365,18 +364,18 @@ async fn a_schema_5_database_opens_in_place_with_everything_it_held() {
         ..Filter::default()
     };
     let inp = store
-        .read(move |c| query::raw_values(c, Metric::Inp, from, to, &mobile_rum))
+        .raw_values(Metric::Inp, from, to, &mobile_rum)
         .await
         .unwrap();
     assert_eq!(inp, vec![180.0]);
     let runs = store
-        .read(|c| query::recent_runs(c, Some("checkout"), None, None, None, 10))
+        .recent_runs(Some("checkout".into()), None, None, None, 10)
         .await
         .unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].run_id, "r-migrated");
     let artifact = store
-        .read(|c| query::artifact(c, "r-migrated", "step-2-failure.png"))
+        .artifact("r-migrated", "step-2-failure.png")
         .await
         .unwrap();
     assert_eq!(
@@ -395,16 +394,14 @@ async fn a_schema_5_database_opens_in_place_with_everything_it_held() {
         "reports": [{"metric": "CLS", "value": 0.3, "rating": "poor"}]
     }))
     .unwrap();
-    let outcome = store
-        .writer
-        .write(WriteOp::Beacon {
+    store
+        .append_page_views(vec![NewPageView {
             beacon,
             page_group: "/product/:id".into(),
             received_ms: now_ms(),
-        })
+        }])
         .await
         .unwrap();
-    assert_eq!(outcome, WriteOutcome::Stored);
     let (rows, cls): (i64, f64) = conn
         .query_row(
             "SELECT (SELECT count(*) FROM measurements), cls FROM measurements WHERE origin_id = 'pv-1'",

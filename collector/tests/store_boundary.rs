@@ -1,7 +1,9 @@
 //! The storage boundary (DESIGN.md, Storage): every SQL statement of the
-//! collector lives under `collector/src/store/`, so a second backend
-//! (PostgreSQL) replaces one directory. This reads the sources and names every
-//! line outside it that holds an SQL statement.
+//! collector lives under `collector/src/store/`, and the rest of the
+//! collector reaches storage only through the `store::Storage` trait, never a
+//! connection, so a second backend (PostgreSQL) replaces one directory. This
+//! reads the sources and names every line outside it that holds an SQL
+//! statement or names `rusqlite`.
 
 use std::path::{Path, PathBuf};
 
@@ -86,6 +88,54 @@ fn no_sql_outside_the_store_module() {
     // The check itself sees SQL where it is: the store has plenty.
     let writer = std::fs::read_to_string(store.join("writer.rs")).unwrap();
     assert!(!sql_lines(&writer).is_empty());
+}
+
+/// Lines of `source`, comments aside, that name the SQLite driver: a
+/// connection type, an import, an error type.
+fn driver_lines(source: &str) -> Vec<(usize, String)> {
+    source
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let code = line.trim_start();
+            !code.starts_with("//") && line.contains("rusqlite")
+        })
+        .map(|(number, line)| (number + 1, line.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn no_sqlite_driver_outside_the_store_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let store = src.join("store");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut offenders = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(&store)) {
+        let source = std::fs::read_to_string(file).unwrap();
+        for (line, text) in driver_lines(&source) {
+            offenders.push(format!("{}:{line}: {text}", file.display()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "rusqlite outside collector/src/store/ (call a store::Storage method instead):\n{}",
+        offenders.join("\n")
+    );
+    // The check itself sees the driver where it is used.
+    let backend = std::fs::read_to_string(store.join("sqlite.rs")).unwrap();
+    assert!(!driver_lines(&backend).is_empty());
+}
+
+#[test]
+fn the_driver_check_skips_comments_only() {
+    let source = "
+        // rusqlite in a comment is prose
+        fn f(c: &rusqlite::Connection) {}
+        use rusqlite::params;
+    ";
+    let lines: Vec<usize> = driver_lines(source).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(lines, vec![3, 4]);
 }
 
 #[test]

@@ -15,7 +15,6 @@ use super::rules::{RuleKind, RuleSet};
 use crate::config::CollectorConfig;
 use crate::metrics::Metrics;
 use crate::store::alerts as alert_store;
-use crate::store::writer::WriteOp;
 use crate::store::{Store, StoreError};
 
 /// Flows not seen for this long are not re-read on every tick.
@@ -62,23 +61,17 @@ impl Evaluator {
         let with_series = self.last_series_end != Some(end);
         let listening_since_ms = *self.first_tick_ms.get_or_insert(now_ms);
         let cfg = self.config.alerts.clone();
-        let (states, silences, mut snapshot) = self
-            .store
-            .read(move |conn| {
-                let states = alert_store::load_states(conn)?;
-                let silences = alert_store::silences(conn, now_ms)?;
-                let hours = with_series.then(|| alert_store::series_hours(&cfg, &states, now_ms));
-                let seen = states
-                    .values()
-                    .filter(|r| r.kind == RuleKind::FlowFailure)
-                    .map(|r| r.last_bucket)
-                    .min()
-                    .unwrap_or(now_ms);
-                let runs_since = seen.min(now_ms - HOUR_MS).max(now_ms - RUN_LOOKBACK_MS);
-                let snapshot = alert_store::load_snapshot(conn, hours, runs_since)?;
-                Ok((states, silences, snapshot))
-            })
-            .await?;
+        let states = self.store.alert_records().await?;
+        let silences = self.store.silences(now_ms).await?;
+        let hours = with_series.then(|| alert_store::series_hours(&cfg, &states, now_ms));
+        let seen = states
+            .values()
+            .filter(|r| r.kind == RuleKind::FlowFailure)
+            .map(|r| r.last_bucket)
+            .min()
+            .unwrap_or(now_ms);
+        let runs_since = seen.min(now_ms - HOUR_MS).max(now_ms - RUN_LOOKBACK_MS);
+        let mut snapshot = self.store.alert_snapshot(hours, runs_since).await?;
         snapshot.listening_since_ms = listening_since_ms;
         let ctx = Context {
             rules: &self.rules,
@@ -97,21 +90,12 @@ impl Evaluator {
                 outbox,
                 evaluated: eval.evaluated,
             };
-            self.store
-                .writer
-                .write(WriteOp::AlertEvaluation {
-                    evaluation: write,
-                    now_ms,
-                })
-                .await?;
+            self.store.record_evaluation(write, now_ms).await?;
         }
         if with_series {
             self.last_series_end = Some(end);
             let before_ms = now_ms - i64::from(self.config.retention_days) * 24 * HOUR_MS;
-            self.store
-                .writer
-                .write(WriteOp::AlertPrune { before_ms })
-                .await?;
+            self.store.prune_alerts(before_ms).await?;
         }
         for t in &eval.transitions {
             info!(alert = %engine::alert_id(&t.key), rule = %t.rule, from = t.from.as_str(), to = t.to.as_str(), "alert transition");
@@ -130,7 +114,7 @@ impl Evaluator {
 }
 
 pub async fn refresh_outbox_metrics(store: &Store, metrics: &Metrics) {
-    match store.read(alert_store::outbox_stats).await {
+    match store.outbox_stats().await {
         Ok(stats) => {
             let am = &metrics.alerts;
             am.outbox_pending.set(stats.pending);

@@ -19,8 +19,7 @@ use super::evaluator::refresh_outbox_metrics;
 use crate::config::SmtpConfig;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::store::alerts::{self as alert_store, Delivery, OutboxRow};
-use crate::store::writer::WriteOp;
+use crate::store::alerts::{Delivery, OutboxRow};
 
 /// Delay before attempt `attempts + 1`: `initial × 2^attempts`, at most `max`.
 pub fn backoff_ms(smtp: &SmtpConfig, attempts: i64) -> i64 {
@@ -48,11 +47,7 @@ impl OutboxWorker {
 
     /// Deliver what is due now; returns how many attempts were made.
     pub async fn deliver_due(&self, now_ms: i64) -> usize {
-        let due = match self
-            .store
-            .read(move |c| alert_store::due(c, now_ms, 32))
-            .await
-        {
+        let due = match self.store.claim_outbox(now_ms, 32).await {
             Ok(d) => d,
             Err(e) => {
                 warn!(error = %e, "reading the outbox failed");
@@ -99,15 +94,7 @@ impl OutboxWorker {
         };
         let retry = matches!(outcome, Delivery::Retry { .. });
         let seq = row.seq;
-        let write = self
-            .store
-            .writer
-            .write(WriteOp::Delivery {
-                seq,
-                outcome,
-                now_ms,
-            })
-            .await;
+        let write = self.store.record_delivery(seq, outcome, now_ms).await;
         if let Err(e) = write {
             warn!(error = %e, seq, "recording an email delivery failed");
         }

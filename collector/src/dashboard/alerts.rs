@@ -34,8 +34,7 @@ use crate::alerts::silences::{Matchers, Silence};
 use crate::alerts::state::{AlertRecord, State as AlertState};
 use crate::http::alerts::{NewSilence, end_silence, write_ack, write_silence};
 use crate::http::{AppError, AppState, read_body};
-use crate::store::alerts::{self as alert_store, OutboxRow, StoredState, TransitionView};
-use crate::store::views;
+use crate::store::alerts::{OutboxRow, StoredState, TransitionView};
 
 /// The order of the list: what needs someone first.
 pub const STATES: [AlertState; 6] = [
@@ -294,57 +293,59 @@ pub async fn list(State(state): State<AppState>, v: Viewer) -> Response {
     };
     let exporting = v.params.format != super::params::Format::Html;
     let now = v.now_ms;
-    let st = state.clone();
-    let read = state
-        .store
-        .read(move |c| {
-            let counts: HashMap<String, u64> = views::alert_counts(c)?.into_iter().collect();
-            let silences = alert_store::silences(c, now)?;
-            let rules = RuleSet::new(&st.config.alerts);
-            let ctx = Context {
-                rules: &rules,
-                silences: &silences,
-                deliver: false,
-                mail_domain: "",
-            };
-            let mut groups = Vec::new();
-            for s in STATES {
-                if chosen.is_some_and(|c| c != s) {
-                    continue;
-                }
-                let total = counts.get(s.as_str()).copied().unwrap_or(0);
-                let (offset, limit) = match (chosen, exporting) {
-                    (_, true) => (0, usize::MAX >> 1),
-                    (Some(_), false) => ((page - 1) * STATE_PAGE, STATE_PAGE),
-                    (None, false) => (0, GROUP_LIMIT),
-                };
-                let alerts = if total == 0 {
-                    Vec::new()
-                } else {
-                    views::alerts_in_state(c, s.as_str(), offset, limit)?
-                        .iter()
-                        .map(|a| row(&ctx, a, now))
-                        .collect()
-                };
-                groups.push(Group {
-                    state: s.as_str().to_string(),
-                    total,
-                    alerts,
-                });
+    let read = async {
+        let store = &state.store;
+        let counts: HashMap<String, u64> = store.alert_counts().await?.into_iter().collect();
+        let silences = store.silences(now).await?;
+        let rules = RuleSet::new(&state.config.alerts);
+        let ctx = Context {
+            rules: &rules,
+            silences: &silences,
+            deliver: false,
+            mail_domain: "",
+        };
+        let mut groups = Vec::new();
+        for s in STATES {
+            if chosen.is_some_and(|c| c != s) {
+                continue;
             }
-            let dead_letters = alert_store::dead_letters(c, DEAD_LETTERS)?
-                .iter()
-                .map(DeadLetter::of)
-                .collect();
-            Ok(ListData {
-                state: chosen.map(|s| s.as_str().to_string()),
-                page,
-                groups,
-                silences,
-                dead_letters,
-            })
+            let total = counts.get(s.as_str()).copied().unwrap_or(0);
+            let (offset, limit) = match (chosen, exporting) {
+                (_, true) => (0, usize::MAX >> 1),
+                (Some(_), false) => ((page - 1) * STATE_PAGE, STATE_PAGE),
+                (None, false) => (0, GROUP_LIMIT),
+            };
+            let alerts = if total == 0 {
+                Vec::new()
+            } else {
+                store
+                    .alerts_in_state(s.as_str(), offset, limit)
+                    .await?
+                    .iter()
+                    .map(|a| row(&ctx, a, now))
+                    .collect()
+            };
+            groups.push(Group {
+                state: s.as_str().to_string(),
+                total,
+                alerts,
+            });
+        }
+        let dead_letters = store
+            .dead_letters(DEAD_LETTERS)
+            .await?
+            .iter()
+            .map(DeadLetter::of)
+            .collect();
+        Ok(ListData {
+            state: chosen.map(|s| s.as_str().to_string()),
+            page,
+            groups,
+            silences,
+            dead_letters,
         })
-        .await;
+    }
+    .await;
     let data = match read {
         Ok(d) => d,
         Err(e) => return store_failed(e, v.now_ms),
@@ -636,67 +637,67 @@ fn transition_row(t: TransitionView) -> TransitionRow {
 
 pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, v: Viewer) -> Response {
     let now = v.now_ms;
-    let st = state.clone();
     let alert_id = id.clone();
-    let read = state
-        .store
-        .read(move |c| {
-            let Some(stored) = views::alert(c, &alert_id)? else {
-                return Ok(None);
-            };
-            let all_silences = alert_store::silences(c, now)?;
-            let rules = RuleSet::new(&st.config.alerts);
-            let ctx = Context {
-                rules: &rules,
-                silences: &all_silences,
-                deliver: false,
-                mail_domain: "",
-            };
-            let silenced = engine::silenced(&ctx, &stored.record, now);
-            let d = dims(&stored.record);
-            let silences: Vec<Silence> = all_silences
-                .iter()
-                .filter(|s| s.matchers.matches(&stored.record.rule, &d))
-                .cloned()
-                .collect();
-            let transitions = alert_store::transitions(c, Some(&alert_id), 0, TRANSITIONS)?
-                .into_iter()
-                .map(transition_row)
-                .collect();
-            let rows = views::outbox_for_alert(c, &alert_id, EMAILS)?;
-            let dead_letters = rows
-                .iter()
-                .filter(|r| r.status == "dead")
-                .map(DeadLetter::of)
-                .collect();
-            let emails = rows
-                .into_iter()
-                .map(|r| Email {
-                    seq: r.seq,
-                    status: r.status,
-                    attempts: r.attempts,
-                    last_error: r.last_error,
-                    done_ms: r.done_ms,
-                    message: r.message,
-                })
-                .collect();
-            Ok(Some(DetailData {
-                alert: AlertJson {
-                    headline: describe(&stored.record),
-                    link: data_link(&stored.record, &stored.id, now),
-                    id: stored.id,
-                    acked_ms: stored.acked_ms,
-                    acked_by: stored.acked_by,
-                    silenced,
-                    record: stored.record,
-                },
-                transitions,
-                emails,
-                silences,
-                dead_letters,
-            }))
-        })
-        .await;
+    let read = async {
+        let store = &state.store;
+        let Some(stored) = store.alert(&alert_id).await? else {
+            return Ok(None);
+        };
+        let all_silences = store.silences(now).await?;
+        let rules = RuleSet::new(&state.config.alerts);
+        let ctx = Context {
+            rules: &rules,
+            silences: &all_silences,
+            deliver: false,
+            mail_domain: "",
+        };
+        let silenced = engine::silenced(&ctx, &stored.record, now);
+        let d = dims(&stored.record);
+        let silences: Vec<Silence> = all_silences
+            .iter()
+            .filter(|s| s.matchers.matches(&stored.record.rule, &d))
+            .cloned()
+            .collect();
+        let transitions = store
+            .transitions(Some(alert_id.clone()), 0, TRANSITIONS)
+            .await?
+            .into_iter()
+            .map(transition_row)
+            .collect();
+        let rows = store.outbox_for_alert(&alert_id, EMAILS).await?;
+        let dead_letters = rows
+            .iter()
+            .filter(|r| r.status == "dead")
+            .map(DeadLetter::of)
+            .collect();
+        let emails = rows
+            .into_iter()
+            .map(|r| Email {
+                seq: r.seq,
+                status: r.status,
+                attempts: r.attempts,
+                last_error: r.last_error,
+                done_ms: r.done_ms,
+                message: r.message,
+            })
+            .collect();
+        Ok(Some(DetailData {
+            alert: AlertJson {
+                headline: describe(&stored.record),
+                link: data_link(&stored.record, &stored.id, now),
+                id: stored.id,
+                acked_ms: stored.acked_ms,
+                acked_by: stored.acked_by,
+                silenced,
+                record: stored.record,
+            },
+            transitions,
+            emails,
+            silences,
+            dead_letters,
+        }))
+    }
+    .await;
     let missing = format!("There is no alert with id {id:?}. The list of alerts is at /alerts.");
     let data = match super::found(&v, read, &missing) {
         Ok(d) => d,

@@ -24,8 +24,7 @@ use super::params::{Format, ViewParams, link};
 use super::{Viewer, error_page, html_response, store_failed};
 use crate::http::AppState;
 use crate::store::flows::{self, FlowHealth};
-use crate::store::query;
-use crate::store::views::{self, Dimensions};
+use crate::store::views::Dimensions;
 
 /// Runs on one page of `/flows/runs`.
 pub const RUNS_PAGE: usize = 50;
@@ -90,18 +89,17 @@ struct FlowsData {
 pub async fn list(State(state): State<AppState>, v: Viewer) -> Response {
     let p = v.params.clone();
     let now = v.now_ms;
-    let read = state
-        .store
-        .read(move |c| {
-            let dims = views::dimensions(c)?;
-            let mut health = flows::flow_health(c, now, p.from_ms)?;
-            health.retain(|f| {
-                p.flow.as_ref().is_none_or(|x| *x == f.flow)
-                    && p.location.as_ref().is_none_or(|x| *x == f.location)
-            });
-            Ok((dims, health))
-        })
-        .await;
+    let read = async {
+        let store = &state.store;
+        let dims = store.dimensions().await?;
+        let mut health = store.flow_health(now, p.from_ms).await?;
+        health.retain(|f| {
+            p.flow.as_ref().is_none_or(|x| *x == f.flow)
+                && p.location.as_ref().is_none_or(|x| *x == f.location)
+        });
+        Ok((dims, health))
+    }
+    .await;
     let (dims, health) = match read {
         Ok(x) => x,
         Err(e) => return store_failed(e, v.now_ms),
@@ -284,19 +282,20 @@ pub async fn runs(State(state): State<AppState>, v: Viewer) -> Response {
         (0, EXPORT_MAX)
     };
     let p = v.params.clone();
-    let read = state
-        .store
-        .read(move |c| {
-            let (flow, location) = (p.flow.as_deref(), p.location.as_deref());
-            let (runs, more) = views::runs_page(c, flow, location, offset, limit)?;
-            Ok((
-                views::dimensions(c)?,
-                views::count_runs(c, flow, location)?,
-                runs,
-                more,
-            ))
-        })
-        .await;
+    let read = async {
+        let store = &state.store;
+        let (flow, location) = (p.flow.clone(), p.location.clone());
+        let (runs, more) = store
+            .runs_page(flow.clone(), location.clone(), offset, limit)
+            .await?;
+        Ok((
+            store.dimensions().await?,
+            store.count_runs(flow, location).await?,
+            runs,
+            more,
+        ))
+    }
+    .await;
     let (dims, total, runs, more) = match read {
         Ok(x) => x,
         Err(e) => return store_failed(e, v.now_ms),
@@ -560,40 +559,42 @@ struct RunData {
 
 pub async fn run(State(state): State<AppState>, Path(run_id): Path<String>, v: Viewer) -> Response {
     let id = run_id.clone();
-    let read = state
-        .store
-        .read(move |c| {
-            let Some((run, received_ms)) = views::run(c, &id)? else {
-                return Ok(None);
-            };
-            let previous: Vec<ProbeRun> = views::runs_before(
-                c,
+    let read = async {
+        let store = &state.store;
+        let Some((run, received_ms)) = store.run(&id).await? else {
+            return Ok(None);
+        };
+        let previous: Vec<ProbeRun> = store
+            .runs_before(
                 &run.flow,
                 &run.location,
                 run.started_at_ms as i64,
                 MEDIAN_RUNS + 1,
-            )?
+            )
+            .await?
             .into_iter()
             .filter(|r| r.run_id != run.run_id)
             .take(MEDIAN_RUNS)
             .collect();
-            let artifacts = views::stored_artifacts(c, &id)?
-                .into_iter()
-                .map(|(name, content_type, bytes)| StoredArtifact {
-                    name,
-                    content_type,
-                    bytes,
-                })
-                .collect();
-            Ok(Some(RunData {
-                medians: step_medians(&run, &previous),
-                compared_runs: previous.len(),
-                run,
-                received_ms,
-                artifacts,
-            }))
-        })
-        .await;
+        let artifacts = store
+            .stored_artifacts(&id)
+            .await?
+            .into_iter()
+            .map(|(name, content_type, bytes)| StoredArtifact {
+                name,
+                content_type,
+                bytes,
+            })
+            .collect();
+        Ok(Some(RunData {
+            medians: step_medians(&run, &previous),
+            compared_runs: previous.len(),
+            run,
+            received_ms,
+            artifacts,
+        }))
+    }
+    .await;
     let missing = format!(
         "There is no run with id {run_id:?}. It may have passed the retention window, or the link is mistyped."
     );
@@ -843,8 +844,7 @@ pub async fn artifact(
     Path((run_id, name)): Path<(String, String)>,
     v: Viewer,
 ) -> Response {
-    let (id, n) = (run_id.clone(), name.clone());
-    let found = match state.store.read(move |c| query::artifact(c, &id, &n)).await {
+    let found = match state.store.artifact(&run_id, &name).await {
         Ok(f) => f,
         Err(e) => return store_failed(e, v.now_ms),
     };

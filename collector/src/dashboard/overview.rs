@@ -17,10 +17,10 @@ use super::layout::{self, FilterSet, Nav, ago, change, percent, rated};
 use super::params::{DAY_MS, Format, HOUR_MS, ViewParams};
 use super::{Viewer, html_response, store_failed, svg};
 use crate::http::AppState;
-use crate::store::alerts as alert_store;
-use crate::store::flows::{self, FlowHealth};
+use crate::store::Store;
+use crate::store::flows::FlowHealth;
 use crate::store::query::{self, Filter, Summary};
-use crate::store::views::{self, Dimensions};
+use crate::store::views::Dimensions;
 
 /// The field metrics of the overview, in reading order.
 pub const FIELD: [Metric; 5] = [
@@ -91,8 +91,8 @@ pub fn bucket_for(span_ms: i64, points: i64) -> i64 {
 
 /// Summary, previous-period summary and trend of one metric for every site,
 /// from one read of the metric's rows.
-pub fn metric_cells(
-    c: &rusqlite::Connection,
+pub async fn metric_cells(
+    store: &Store,
     p: &ViewParams,
     metric: Metric,
     filter: &Filter,
@@ -104,7 +104,9 @@ pub fn metric_cells(
     } else {
         p.from_ms
     };
-    let all = query::breakdowns(c, metric, p.from_ms, p.to_ms, bucket, true, filter, true)?;
+    let all = store
+        .breakdowns(metric, p.from_ms, p.to_ms, bucket, true, filter, true)
+        .await?;
     Ok(all
         .into_iter()
         .map(|(site, b)| {
@@ -135,108 +137,106 @@ pub fn site_list(state: &AppState, dims: &Dimensions) -> Vec<String> {
 
 pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
     let p = v.params.clone();
-    let st = state.clone();
     let now = v.now_ms;
-    let read = state
-        .store
-        .read(move |c| {
-            let dims = views::dimensions(c)?;
-            let sites: Vec<String> = match &p.site {
-                Some(s) => vec![s.clone()],
-                None => site_list(&st, &dims),
+    let read = async {
+        let store = &state.store;
+        let dims = store.dimensions().await?;
+        let sites: Vec<String> = match &p.site {
+            Some(s) => vec![s.clone()],
+            None => site_list(&state, &dims),
+        };
+        let mut rows = Vec::new();
+        if p.source.shows_field() {
+            let mut filter = p.field_filter();
+            filter.page_group = None;
+            let mut cells: Vec<HashMap<String, MetricCell>> = Vec::new();
+            for m in FIELD {
+                cells.push(metric_cells(store, &p, m, &filter).await?);
+            }
+            let empty = |m: Metric| MetricCell {
+                metric: m,
+                current: Summary::default(),
+                previous: Summary::default(),
+                trend: Vec::new(),
             };
-            let mut rows = Vec::new();
-            if p.source.shows_field() {
-                let mut filter = p.field_filter();
-                filter.page_group = None;
-                let mut cells: Vec<HashMap<String, MetricCell>> = Vec::new();
-                for m in FIELD {
-                    cells.push(metric_cells(c, &p, m, &filter)?);
-                }
-                let empty = |m: Metric| MetricCell {
-                    metric: m,
-                    current: Summary::default(),
-                    previous: Summary::default(),
-                    trend: Vec::new(),
-                };
-                for site in &sites {
-                    let metrics = FIELD
-                        .iter()
-                        .zip(cells.iter_mut())
-                        .map(|(m, by_site)| by_site.remove(site).unwrap_or_else(|| empty(*m)))
-                        .collect();
-                    rows.push(SiteRow {
-                        site: site.clone(),
-                        metrics,
-                    });
-                }
+            for site in &sites {
+                let metrics = FIELD
+                    .iter()
+                    .zip(cells.iter_mut())
+                    .map(|(m, by_site)| by_site.remove(site).unwrap_or_else(|| empty(*m)))
+                    .collect();
+                rows.push(SiteRow {
+                    site: site.clone(),
+                    metrics,
+                });
             }
-            let mut flows_health = flows::flow_health(c, now, p.from_ms)?;
-            flows_health.retain(|f| {
-                p.flow.as_ref().is_none_or(|x| *x == f.flow)
-                    && p.location.as_ref().is_none_or(|x| *x == f.location)
-            });
-            let mut lab = Vec::new();
-            if p.source.shows_lab() {
-                for run in views::latest_runs(c, 200)? {
-                    if p.flow.as_ref().is_some_and(|x| *x != run.flow)
-                        || p.location.as_ref().is_some_and(|x| *x != run.location)
-                    {
-                        continue;
+        }
+        let mut flows_health = store.flow_health(now, p.from_ms).await?;
+        flows_health.retain(|f| {
+            p.flow.as_ref().is_none_or(|x| *x == f.flow)
+                && p.location.as_ref().is_none_or(|x| *x == f.location)
+        });
+        let mut lab = Vec::new();
+        if p.source.shows_lab() {
+            for run in store.latest_runs(200).await? {
+                if p.flow.as_ref().is_some_and(|x| *x != run.flow)
+                    || p.location.as_ref().is_some_and(|x| *x != run.location)
+                {
+                    continue;
+                }
+                for step in run.steps.iter().filter(|s| !s.vitals.is_empty()) {
+                    let filter = Filter {
+                        source: Some("synthetic".into()),
+                        flow: Some(run.flow.clone()),
+                        step: Some(step.name.clone()),
+                        location: Some(run.location.clone()),
+                        device: p.device.clone(),
+                        ..Filter::default()
+                    };
+                    let mut p75 = Vec::with_capacity(LAB.len());
+                    for m in LAB {
+                        let s = store.summary(m, p.from_ms, p.to_ms, &filter).await?;
+                        p75.push((m, s.p75, s.count));
                     }
-                    for step in run.steps.iter().filter(|s| !s.vitals.is_empty()) {
-                        let filter = Filter {
-                            source: Some("synthetic".into()),
-                            flow: Some(run.flow.clone()),
-                            step: Some(step.name.clone()),
-                            location: Some(run.location.clone()),
-                            device: p.device.clone(),
-                            ..Filter::default()
-                        };
-                        let p75 = LAB
-                            .iter()
-                            .map(|m| {
-                                query::summary(c, *m, p.from_ms, p.to_ms, &filter)
-                                    .map(|s| (*m, s.p75, s.count))
-                            })
-                            .collect::<Result<Vec<_>, _>>()?;
-                        if p75.iter().any(|(_, _, n)| *n > 0) {
-                            lab.push(LabRow {
-                                flow: run.flow.clone(),
-                                step: step.name.clone(),
-                                location: run.location.clone(),
-                                p75,
-                            });
-                        }
+                    if p75.iter().any(|(_, _, n)| *n > 0) {
+                        lab.push(LabRow {
+                            flow: run.flow.clone(),
+                            step: step.name.clone(),
+                            location: run.location.clone(),
+                            p75,
+                        });
                     }
                 }
             }
-            let alerts = alert_store::states(c, None)?
-                .into_iter()
-                .filter(|s| matches!(s.record.state.as_str(), "firing" | "pending"))
-                .map(|s| FiringAlert {
-                    headline: crate::alerts::email::headline(
-                        crate::alerts::email::NoticeKind::Firing,
-                        &s.record,
-                    ),
-                    state: s.record.state.as_str().to_string(),
-                    since_ms: s.record.since_ms,
-                    id: s.id,
-                })
-                .collect();
-            Ok((
-                dims,
-                Overview {
-                    from_ms: p.from_ms,
-                    to_ms: p.to_ms,
-                    sites: rows,
-                    flows: flows_health,
-                    lab,
-                    alerts,
-                },
-            ))
-        })
-        .await;
+        }
+        let alerts = store
+            .alert_states(None)
+            .await?
+            .into_iter()
+            .filter(|s| matches!(s.record.state.as_str(), "firing" | "pending"))
+            .map(|s| FiringAlert {
+                headline: crate::alerts::email::headline(
+                    crate::alerts::email::NoticeKind::Firing,
+                    &s.record,
+                ),
+                state: s.record.state.as_str().to_string(),
+                since_ms: s.record.since_ms,
+                id: s.id,
+            })
+            .collect();
+        Ok((
+            dims,
+            Overview {
+                from_ms: p.from_ms,
+                to_ms: p.to_ms,
+                sites: rows,
+                flows: flows_health,
+                lab,
+                alerts,
+            },
+        ))
+    }
+    .await;
     let (dims, data) = match read {
         Ok(x) => x,
         Err(e) => return store_failed(e, v.now_ms),

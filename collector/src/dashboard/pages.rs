@@ -15,8 +15,7 @@ use super::overview::site_list;
 use super::params::{Format, ParamError};
 use super::{Viewer, error_page, html_response, store_failed};
 use crate::http::AppState;
-use crate::store::query::{self, PageRank};
-use crate::store::views;
+use crate::store::query::PageRank;
 
 pub const PAGE_SIZE: usize = 50;
 /// The metrics shown beside the ranking metric for each row.
@@ -98,67 +97,68 @@ pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
         }
     };
     let all_rows = v.params.format != Format::Html;
-    let read = state
-        .store
-        .read(move |c| {
-            let dims = views::dimensions(c)?;
-            let mut filter = p.field_filter();
-            filter.page_group = None;
-            let mut ranks = query::top_pages(c, p.metric, p.from_ms, p.to_ms, &filter, usize::MAX)?;
-            if let Some(g) = &p.page_group {
-                ranks.retain(|r| r.page_group.contains(g.as_str()));
-            }
-            let key = |r: &PageRank| match sort {
-                SortKey::P75 => r.p75.unwrap_or(0.0),
-                SortKey::Samples => r.count as f64,
-                SortKey::Poor => r.poor,
-                SortKey::Name => 0.0,
-            };
-            ranks.sort_by(|a, b| {
-                let order = if sort == SortKey::Name {
-                    (a.site.as_str(), a.page_group.as_str())
-                        .cmp(&(b.site.as_str(), b.page_group.as_str()))
-                } else {
-                    key(a)
-                        .total_cmp(&key(b))
-                        .then_with(|| b.page_group.cmp(&a.page_group))
-                };
-                if ascending { order } else { order.reverse() }
-            });
-            let total = ranks.len();
-            let shown: Vec<PageRank> = if all_rows {
-                ranks
+    let read = async {
+        let store = &state.store;
+        let dims = store.dimensions().await?;
+        let mut filter = p.field_filter();
+        filter.page_group = None;
+        let mut ranks = store
+            .top_pages(p.metric, p.from_ms, p.to_ms, &filter, usize::MAX)
+            .await?;
+        if let Some(g) = &p.page_group {
+            ranks.retain(|r| r.page_group.contains(g.as_str()));
+        }
+        let key = |r: &PageRank| match sort {
+            SortKey::P75 => r.p75.unwrap_or(0.0),
+            SortKey::Samples => r.count as f64,
+            SortKey::Poor => r.poor,
+            SortKey::Name => 0.0,
+        };
+        ranks.sort_by(|a, b| {
+            let order = if sort == SortKey::Name {
+                (a.site.as_str(), a.page_group.as_str())
+                    .cmp(&(b.site.as_str(), b.page_group.as_str()))
             } else {
-                ranks
-                    .into_iter()
-                    .skip((page - 1) * PAGE_SIZE)
-                    .take(PAGE_SIZE)
-                    .collect()
+                key(a)
+                    .total_cmp(&key(b))
+                    .then_with(|| b.page_group.cmp(&a.page_group))
             };
-            let mut rows = Vec::with_capacity(shown.len());
-            for rank in shown {
-                let mut f = filter.clone();
-                f.site = Some(rank.site.clone());
-                f.page_group = Some(rank.page_group.clone());
-                let mut others = Vec::new();
-                for m in COLUMNS.iter().filter(|m| **m != p.metric) {
-                    others.push((*m, query::summary(c, *m, p.from_ms, p.to_ms, &f)?.p75));
-                }
-                rows.push(PageRow { rank, others });
+            if ascending { order } else { order.reverse() }
+        });
+        let total = ranks.len();
+        let shown: Vec<PageRank> = if all_rows {
+            ranks
+        } else {
+            ranks
+                .into_iter()
+                .skip((page - 1) * PAGE_SIZE)
+                .take(PAGE_SIZE)
+                .collect()
+        };
+        let mut rows = Vec::with_capacity(shown.len());
+        for rank in shown {
+            let mut f = filter.clone();
+            f.site = Some(rank.site.clone());
+            f.page_group = Some(rank.page_group.clone());
+            let mut others = Vec::new();
+            for m in COLUMNS.iter().filter(|m| **m != p.metric) {
+                others.push((*m, store.summary(*m, p.from_ms, p.to_ms, &f).await?.p75));
             }
-            Ok((
-                dims,
-                PagesData {
-                    metric: p.metric,
-                    from_ms: p.from_ms,
-                    to_ms: p.to_ms,
-                    total,
-                    page,
-                    rows,
-                },
-            ))
-        })
-        .await;
+            rows.push(PageRow { rank, others });
+        }
+        Ok((
+            dims,
+            PagesData {
+                metric: p.metric,
+                from_ms: p.from_ms,
+                to_ms: p.to_ms,
+                total,
+                page,
+                rows,
+            },
+        ))
+    }
+    .await;
     let (dims, data) = match read {
         Ok(x) => x,
         Err(e) => return store_failed(e, v.now_ms),

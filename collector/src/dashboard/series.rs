@@ -19,10 +19,10 @@ use super::{Viewer, html_response, store_failed};
 use crate::alerts::detector::Numbers;
 use crate::grouping;
 use crate::http::AppState;
-use crate::store::alerts as alert_store;
+use crate::store::Store;
 use crate::store::attribution::{self, AttributionRank};
-use crate::store::query::{self, Filter, SeriesPoint, Summary};
-use crate::store::views::{self, Dimensions};
+use crate::store::query::{Filter, SeriesPoint, Summary};
+use crate::store::views::Dimensions;
 
 const CHART_POINTS: i64 = 60;
 const HISTOGRAM_BINS: usize = 40;
@@ -63,9 +63,8 @@ struct SeriesData {
 
 /// Flow steps whose page (the step's URL, grouped as beacons are) is the
 /// given page group of the given site, from each flow's latest run.
-fn steps_on_page(
+async fn steps_on_page(
     state: &AppState,
-    c: &rusqlite::Connection,
     site: &str,
     page_group: &str,
     metric: Metric,
@@ -77,7 +76,7 @@ fn steps_on_page(
         .map(|s| s.origins.clone())
         .unwrap_or_default();
     let mut out = Vec::new();
-    for run in views::latest_runs(c, 500)? {
+    for run in state.store.latest_runs(500).await? {
         for step in &run.steps {
             let Some(url) = &step.url else { continue };
             let origin_ok = origins
@@ -145,117 +144,106 @@ fn points(series: &[SeriesPoint]) -> Vec<Point> {
 
 pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
     let p = v.params.clone();
-    let st = state.clone();
     let now = v.now_ms;
-    let read = state
-        .store
-        .read(move |c| {
-            let dims = views::dimensions(c)?;
-            let metric = p.metric;
-            let bucket = bucket_for(p.span_ms(), CHART_POINTS);
-            let field_filter = p.field_filter();
-            let wants_field = p.source.shows_field() && metric != Metric::Tbt;
-            // Summary, chart, distribution and device split from one read.
-            let field_read = if wants_field {
-                Some(query::breakdown(
-                    c,
-                    metric,
-                    p.from_ms,
-                    p.to_ms,
-                    bucket,
-                    false,
-                    &field_filter,
-                )?)
-            } else {
-                None
-            };
-            let lab_steps = match (&p.site, &p.page_group) {
-                (Some(site), Some(group)) => steps_on_page(&st, c, site, group, metric)?,
-                _ => Vec::new(),
-            };
-            let chosen = match (&p.flow, &p.step) {
-                (Some(flow), Some(step)) => Some(LabStep {
-                    flow: flow.clone(),
-                    step: step.clone(),
-                    location: p.location.clone().unwrap_or_default(),
-                }),
-                _ => lab_steps.first().cloned(),
-            };
-            let lab = match chosen {
-                Some(step) if p.source.shows_lab() => {
-                    let filter = Filter {
-                        source: Some("synthetic".into()),
-                        flow: Some(step.flow.clone()),
-                        step: Some(step.step.clone()),
-                        location: (!step.location.is_empty()).then(|| step.location.clone()),
-                        device: p.device.clone(),
-                        ..Filter::default()
-                    };
-                    let read =
-                        query::breakdown(c, metric, p.from_ms, p.to_ms, bucket, false, &filter)?;
-                    Some((step, read))
-                }
-                _ => None,
-            };
-            // The distribution of the field side, or of the lab side alone.
-            let distribution = bins(
-                metric,
-                match (&field_read, &lab) {
-                    (Some(f), _) => &f.distribution,
-                    (None, Some((_, l))) => &l.distribution,
-                    (None, None) => &[],
-                },
-            );
-            let devices: Vec<(String, Summary)> = field_read
-                .as_ref()
-                .map(|f| {
-                    // Known classes in their usual order, then anything else.
-                    let mut d = f.devices.clone();
-                    d.sort_by_key(|(name, _)| {
-                        DEVICES
-                            .iter()
-                            .position(|x| x == name)
-                            .unwrap_or(DEVICES.len())
-                    });
-                    d
-                })
-                .unwrap_or_default();
-            let lab = lab.map(|(step, read)| (step, read.current, read.points));
-            let field = field_read.map(|f| (f.current, f.points));
-            let mut attribution_lists = Vec::new();
-            if field.is_some() {
-                for kind in attribution::attribution_kinds_for(metric) {
-                    let items = attribution::top_attribution(
-                        c,
-                        metric,
-                        *kind,
-                        p.from_ms,
-                        p.to_ms,
-                        &field_filter,
-                        10,
-                    )?;
-                    attribution_lists.push((kind.as_str().to_string(), items));
-                }
+    let read = async {
+        let store = &state.store;
+        let dims = store.dimensions().await?;
+        let metric = p.metric;
+        let bucket = bucket_for(p.span_ms(), CHART_POINTS);
+        let field_filter = p.field_filter();
+        let wants_field = p.source.shows_field() && metric != Metric::Tbt;
+        // Summary, chart, distribution and device split from one read.
+        let field_read = if wants_field {
+            Some(
+                store
+                    .breakdown(metric, p.from_ms, p.to_ms, bucket, false, &field_filter)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let lab_steps = match (&p.site, &p.page_group) {
+            (Some(site), Some(group)) => steps_on_page(&state, site, group, metric).await?,
+            _ => Vec::new(),
+        };
+        let chosen = match (&p.flow, &p.step) {
+            (Some(flow), Some(step)) => Some(LabStep {
+                flow: flow.clone(),
+                step: step.clone(),
+                location: p.location.clone().unwrap_or_default(),
+            }),
+            _ => lab_steps.first().cloned(),
+        };
+        let lab = match chosen {
+            Some(step) if p.source.shows_lab() => {
+                let filter = Filter {
+                    source: Some("synthetic".into()),
+                    flow: Some(step.flow.clone()),
+                    step: Some(step.step.clone()),
+                    location: (!step.location.is_empty()).then(|| step.location.clone()),
+                    device: p.device.clone(),
+                    ..Filter::default()
+                };
+                let read = store
+                    .breakdown(metric, p.from_ms, p.to_ms, bucket, false, &filter)
+                    .await?;
+                Some((step, read))
             }
-            let alerts = alert_marks(c, &p, lab.as_ref().map(|l| &l.0), now)?;
-            Ok((
-                dims,
-                SeriesData {
-                    metric,
-                    from_ms: p.from_ms,
-                    to_ms: p.to_ms,
-                    bucket_ms: bucket,
-                    field,
-                    lab,
-                    lab_steps,
-                    distribution,
-                    devices,
-                    attribution: attribution_lists,
-                    alerts,
-                },
-            ))
-        })
-        .await;
+            _ => None,
+        };
+        // The distribution of the field side, or of the lab side alone.
+        let distribution = bins(
+            metric,
+            match (&field_read, &lab) {
+                (Some(f), _) => &f.distribution,
+                (None, Some((_, l))) => &l.distribution,
+                (None, None) => &[],
+            },
+        );
+        let devices: Vec<(String, Summary)> = field_read
+            .as_ref()
+            .map(|f| {
+                // Known classes in their usual order, then anything else.
+                let mut d = f.devices.clone();
+                d.sort_by_key(|(name, _)| {
+                    DEVICES
+                        .iter()
+                        .position(|x| x == name)
+                        .unwrap_or(DEVICES.len())
+                });
+                d
+            })
+            .unwrap_or_default();
+        let lab = lab.map(|(step, read)| (step, read.current, read.points));
+        let field = field_read.map(|f| (f.current, f.points));
+        let mut attribution_lists = Vec::new();
+        if field.is_some() {
+            for kind in attribution::attribution_kinds_for(metric) {
+                let items = store
+                    .top_attribution(metric, *kind, p.from_ms, p.to_ms, &field_filter, 10)
+                    .await?;
+                attribution_lists.push((kind.as_str().to_string(), items));
+            }
+        }
+        let alerts = alert_marks(store, &p, lab.as_ref().map(|l| &l.0), now).await?;
+        Ok((
+            dims,
+            SeriesData {
+                metric,
+                from_ms: p.from_ms,
+                to_ms: p.to_ms,
+                bucket_ms: bucket,
+                field,
+                lab,
+                lab_steps,
+                distribution,
+                devices,
+                attribution: attribution_lists,
+                alerts,
+            },
+        ))
+    }
+    .await;
     let (dims, data) = match read {
         Ok(x) => x,
         Err(e) => return store_failed(e, v.now_ms),
@@ -269,15 +257,15 @@ pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
 
 /// Alerts on this series (its metric and place), plus the one the link names,
 /// with their pending / firing / resolved periods from the transitions.
-fn alert_marks(
-    c: &rusqlite::Connection,
+async fn alert_marks(
+    store: &Store,
     p: &ViewParams,
     lab: Option<&LabStep>,
     now_ms: i64,
 ) -> Result<Vec<AlertMark>, crate::store::StoreError> {
     let pinned = p.get("alert");
     let mut marks = Vec::new();
-    for s in alert_store::states(c, None)? {
+    for s in store.alert_states(None).await? {
         let relevant = pinned == Some(s.id.as_str())
             || s.record.series.as_ref().is_some_and(|k| {
                 k.metric == p.metric
@@ -292,7 +280,7 @@ fn alert_marks(
         if !relevant {
             continue;
         }
-        let mut transitions = alert_store::transitions(c, Some(&s.id), 0, 500)?;
+        let mut transitions = store.transitions(Some(s.id.clone()), 0, 500).await?;
         transitions.reverse();
         let mut periods = Vec::new();
         let mut open: Option<(i64, String)> = None;

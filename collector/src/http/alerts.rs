@@ -18,8 +18,6 @@ use super::{AppError, AppState, authorize, read_body};
 use crate::alerts::engine::{self, Context};
 use crate::alerts::rules::RuleSet;
 use crate::alerts::silences::{Matchers, Silence};
-use crate::store::alerts as alert_store;
-use crate::store::writer::WriteOp;
 
 const MAX_SILENCE_MS: i64 = 90 * 86_400_000;
 const MAX_BODY: usize = 16 * 1024;
@@ -94,15 +92,8 @@ pub async fn list(
         )));
     }
     let now = state.store.clock.now_ms();
-    let (rows, silences) = state
-        .store
-        .read(move |c| {
-            Ok((
-                alert_store::states(c, filter.as_deref())?,
-                alert_store::silences(c, now)?,
-            ))
-        })
-        .await?;
+    let rows = state.store.alert_states(filter).await?;
+    let silences = state.store.silences(now).await?;
     let rules = RuleSet::new(&state.config.alerts);
     let ctx = Context {
         rules: &rules,
@@ -162,10 +153,7 @@ pub async fn transitions(
     let alert = raw.get("alert").cloned();
     let since = number(&raw, "since", 0, i64::MAX)?;
     let limit = number(&raw, "limit", 100, 1000)?;
-    let rows = state
-        .store
-        .read(move |c| alert_store::transitions(c, alert.as_deref(), since, limit))
-        .await?;
+    let rows = state.store.transitions(alert, since, limit).await?;
     Ok(Json(json!({ "transitions": rows })))
 }
 
@@ -220,15 +208,7 @@ pub async fn acknowledge(
 /// Acknowledge a firing alert (the API's and the dashboard's one path):
 /// unknown ids are 404, an alert that is not firing is 409.
 pub async fn write_ack(state: &AppState, id: &str, by: &str, now_ms: i64) -> Result<(), AppError> {
-    state
-        .store
-        .writer
-        .write(WriteOp::Acknowledge {
-            id: id.to_string(),
-            by: by.to_string(),
-            now_ms,
-        })
-        .await?;
+    state.store.acknowledge(id, by, now_ms).await?;
     Ok(())
 }
 
@@ -314,21 +294,13 @@ impl NewSilence {
 
 /// Store a checked silence.
 pub async fn write_silence(state: &AppState, silence: &Silence) -> Result<(), AppError> {
-    state
-        .store
-        .writer
-        .write(WriteOp::Silence(silence.clone()))
-        .await?;
+    state.store.add_silence(silence.clone()).await?;
     Ok(())
 }
 
 /// End a silence now; an unknown id is 404.
 pub async fn end_silence(state: &AppState, id: &str) -> Result<(), AppError> {
-    state
-        .store
-        .writer
-        .write(WriteOp::EndSilence { id: id.to_string() })
-        .await?;
+    state.store.end_silence(id).await?;
     Ok(())
 }
 
@@ -381,10 +353,7 @@ pub async fn list_silences(
     check_read(&state, &headers)?;
     only(&raw, &[])?;
     let now = state.store.clock.now_ms();
-    let silences = state
-        .store
-        .read(move |c| alert_store::silences(c, now))
-        .await?;
+    let silences = state.store.silences(now).await?;
     Ok(Json(json!({ "silences": silences })))
 }
 
@@ -430,10 +399,7 @@ pub async fn dead_letters(
     check_read(&state, &headers)?;
     only(&raw, &["limit"])?;
     let limit = number(&raw, "limit", 100, 1000)?;
-    let rows = state
-        .store
-        .read(move |c| alert_store::dead_letters(c, limit))
-        .await?;
+    let rows = state.store.dead_letters(limit).await?;
     let letters: Vec<Value> = rows
         .into_iter()
         .map(|r| {

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use vitalsign_core::metric::Metric;
 
 use super::{AppError, AppState, authorize};
-use crate::store::attribution::{self, AttributionKind, attribution_kinds_for};
-use crate::store::query::{self, Filter};
+use crate::store::attribution::{AttributionKind, attribution_kinds_for};
+use crate::store::query::Filter;
 
 const FILTERS: [&str; 7] = [
     "site",
@@ -192,11 +192,7 @@ pub async fn summary(
         p.time_range(state.store.clock.now_ms())?,
         p.filter()?,
     );
-    let f = filter.clone();
-    let summary = state
-        .store
-        .read(move |c| query::summary(c, metric, from, to, &f))
-        .await?;
+    let summary = state.store.summary(metric, from, to, &filter).await?;
     Ok(Json(
         json!({ "metric": metric, "from": from, "to": to, "filter": filter, "summary": summary }),
     ))
@@ -236,10 +232,9 @@ pub async fn series(
             "parameter `bucket` is too small for this range (more than 10000 buckets)".into(),
         ));
     }
-    let f = filter.clone();
     let points = state
         .store
-        .read(move |c| query::series(c, metric, from, to, bucket, &f))
+        .series(metric, from, to, bucket, &filter)
         .await?;
     Ok(Json(
         json!({ "metric": metric, "from": from, "to": to, "bucket_ms": bucket, "filter": filter, "points": points }),
@@ -270,10 +265,9 @@ pub async fn top_pages(
         p.filter()?,
         p.limit(20)?,
     );
-    let f = filter.clone();
     let pages = state
         .store
-        .read(move |c| query::top_pages(c, metric, from, to, &f, limit))
+        .top_pages(metric, from, to, &filter, limit)
         .await?;
     Ok(Json(
         json!({ "metric": metric, "from": from, "to": to, "filter": filter, "pages": pages }),
@@ -345,10 +339,9 @@ pub async fn attribution(
                 ))
             })?,
     };
-    let f = filter.clone();
     let items = state
         .store
-        .read(move |c| attribution::top_attribution(c, metric, kind, from, to, &f, limit))
+        .top_attribution(metric, kind, from, to, &filter, limit)
         .await?;
     Ok(Json(
         json!({ "metric": metric, "kind": kind, "from": from, "to": to, "filter": filter, "items": items }),
@@ -389,16 +382,7 @@ pub async fn runs(
     );
     let runs = state
         .store
-        .read(move |c| {
-            query::recent_runs(
-                c,
-                flow.as_deref(),
-                location.as_deref(),
-                outcome.as_deref(),
-                since,
-                limit,
-            )
-        })
+        .recent_runs(flow, location, outcome, since, limit)
         .await?;
     Ok(Json(json!({ "runs": runs })))
 }

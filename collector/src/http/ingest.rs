@@ -14,8 +14,7 @@ use vitalsign_core::wire;
 
 use super::{AppError, AppState, authorize, read_body};
 use crate::grouping::page_group;
-use crate::store::WriteOutcome;
-use crate::store::writer::WriteOp;
+use crate::store::{NewArtifact, NewPageView, NewRun, WriteOutcome};
 
 fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     crate::client_ip::client_ip(peer.ip(), headers, &state.config.trusted_proxies)
@@ -146,12 +145,11 @@ async fn accept_beacon(
     let group = page_group(&beacon.url, &state.config.page_groups);
     state
         .store
-        .writer
-        .write(WriteOp::Beacon {
+        .append_page_views(vec![NewPageView {
             beacon,
             page_group: group,
             received_ms: state.store.clock.now_ms(),
-        })
+        }])
         .await
         .map_err(|e| ("storage", AppError::from(e)))?;
     Ok(())
@@ -217,8 +215,7 @@ pub async fn runs(
         .collect();
     let outcome = state
         .store
-        .writer
-        .write(WriteOp::Run {
+        .record_run(NewRun {
             run,
             page_view_groups,
             received_ms: state.store.clock.now_ms(),
@@ -251,8 +248,7 @@ pub async fn put_artifact(
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let outcome = state
         .store
-        .writer
-        .write(WriteOp::Artifact {
+        .record_artifact(NewArtifact {
             run_id,
             name,
             content_type,
@@ -275,13 +271,7 @@ pub async fn get_artifact(
     if !state.config.public_queries {
         authorize(&headers, &state.config.query_tokens)?;
     }
-    let found = {
-        let (run_id, name) = (run_id.clone(), name.clone());
-        state
-            .store
-            .read(move |conn| crate::store::query::artifact(conn, &run_id, &name))
-            .await?
-    };
+    let found = state.store.artifact(&run_id, &name).await?;
     let (content_type, content) = found
         .ok_or_else(|| AppError::NotFound(format!("no artifact {name:?} for run {run_id}")))?;
     Ok(([(header::CONTENT_TYPE, content_type)], content).into_response())

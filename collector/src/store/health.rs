@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::{Store, StoreError, WriteOutcome, open_connection};
+use super::sqlite::{SqliteStore, open_connection};
+use super::{StoreError, WriteOutcome};
 
 /// A failure older than this with none since no longer makes `/readyz` fail:
 /// without traffic there is nothing to learn that the disk recovered.
@@ -113,7 +114,7 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
     Some(blocks.saturating_mul(size))
 }
 
-impl Store {
+impl SqliteStore {
     /// `Ok` when the collector can take writes; otherwise the reason, for the
     /// body of a 503 from `/readyz`.
     pub fn readiness(&self, min_free_bytes: u64) -> Result<(), String> {
@@ -159,7 +160,7 @@ mod tests {
     #[test]
     fn failing_writes_and_low_disk_are_reasons() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("h.db")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("h.db")).unwrap();
         assert_eq!(store.readiness(0), Ok(()));
         let low = store.readiness(u64::MAX).unwrap_err();
         assert!(low.starts_with("low disk: "), "{low}");

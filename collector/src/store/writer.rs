@@ -4,7 +4,7 @@
 //!
 //! Rollups (value histograms, attribution counts) change in memory and are
 //! written one row per touched series and hour, at most [`MAX_ROLLUP_LAG`]
-//! after the first unwritten change, or before any read ([`Store::read`] asks
+//! after the first unwritten change, or before any read ([`SqliteStore::read`] asks
 //! for them with [`WriteOp::WriteRollups`] while some are pending): a reader
 //! always sees rollups that count every acknowledged write. Under load many
 //! batches merge into one write of each rollup row instead of one per batch. What a crash loses of them is
@@ -162,6 +162,30 @@ impl Writer {
         let result = answer.await.map_err(|_| StoreError::WriterGone)?;
         self.stats.health.record(&result);
         result
+    }
+
+    /// Queue several writes at once and wait until each has committed; they
+    /// are queued together, so they share a batch unless it fills.
+    pub async fn write_all(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>> {
+        let mut answers = Vec::with_capacity(ops.len());
+        for op in ops {
+            let (reply, answer) = oneshot::channel();
+            if self.queue.send(Job { op, reply }).await.is_err() {
+                answers.push(None);
+                break;
+            }
+            answers.push(Some(answer));
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            let result = match answer {
+                Some(a) => a.await.unwrap_or(Err(StoreError::WriterGone)),
+                None => Err(StoreError::WriterGone),
+            };
+            self.stats.health.record(&result);
+            results.push(result);
+        }
+        results
     }
 
     pub fn queue_depth(&self) -> usize {
@@ -1014,7 +1038,7 @@ fn write_rollups(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::SqliteStore;
     use crate::store::query::{self, Filter};
 
     fn beacon(id: &str, cls: f64) -> Beacon {
@@ -1036,7 +1060,7 @@ mod tests {
         let db = dir.path().join("r.db");
         let now = 1_763_870_000_000i64;
         {
-            let store = Store::open(&db).unwrap();
+            let store = SqliteStore::open(&db).unwrap();
             for (id, cls) in [("pv-a", 0.05), ("pv-b", 0.3)] {
                 store
                     .writer
@@ -1075,7 +1099,7 @@ mod tests {
             measurements::insert(&tx, now, a.series, "pv-c", PAGE_VIEW_STEP, &c).unwrap();
             tx.commit().unwrap();
         }
-        let store = Store::open(&db).unwrap();
+        let store = SqliteStore::open(&db).unwrap();
         // Over 7 hours the summary reads the rollups, not the raw rows.
         let (from, to) = (now - 3 * 3_600_000, now + 4 * 3_600_000);
         let rolled = store
