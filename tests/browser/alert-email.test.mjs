@@ -21,7 +21,7 @@ const AGENT_TOKEN = 'alert-email-agent-token-c44a';
 // on the collector it started (whose port is known only once it listens).
 const PUBLIC_URL = 'https://vitals.example.test';
 const HOUR = 3_600_000;
-const SINK = fileURLToPath(new URL('../../collector/tests/smtp_sink.py', import.meta.url));
+const SINK = fileURLToPath(new URL('../../test-support/smtp_sink.py', import.meta.url));
 
 /** The venv's Python (test.sh creates it with aiosmtpd); never a skip. */
 function python() {
