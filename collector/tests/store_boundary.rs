@@ -67,8 +67,9 @@ fn sql_lines(source: &str) -> Vec<(usize, String)> {
     found
 }
 
-#[test]
-fn no_sql_outside_the_store_module() {
+/// Every line `find` picks out of a collector source file outside `store/`,
+/// as `path:line: text`.
+fn outside_the_store(find: fn(&str) -> Vec<(usize, String)>) -> Vec<String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let store = src.join("store");
     let mut files = Vec::new();
@@ -76,18 +77,30 @@ fn no_sql_outside_the_store_module() {
     let mut offenders = Vec::new();
     for file in files.iter().filter(|f| !f.starts_with(&store)) {
         let source = std::fs::read_to_string(file).unwrap();
-        for (line, text) in sql_lines(&source) {
+        for (line, text) in find(&source) {
             offenders.push(format!("{}:{line}: {text}", file.display()));
         }
     }
+    offenders
+}
+
+fn store_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/store")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn no_sql_outside_the_store_module() {
+    let offenders = outside_the_store(sql_lines);
     assert!(
         offenders.is_empty(),
         "SQL outside collector/src/store/ (move it behind the store's functions):\n{}",
         offenders.join("\n")
     );
     // The check itself sees SQL where it is: the store has plenty.
-    let writer = std::fs::read_to_string(store.join("writer.rs")).unwrap();
-    assert!(!sql_lines(&writer).is_empty());
+    assert!(!sql_lines(&store_file("writer.rs")).is_empty());
 }
 
 /// Lines of `source`, comments aside, that name the SQLite driver: a
@@ -106,25 +119,14 @@ fn driver_lines(source: &str) -> Vec<(usize, String)> {
 
 #[test]
 fn no_sqlite_driver_outside_the_store_module() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let store = src.join("store");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    let mut offenders = Vec::new();
-    for file in files.iter().filter(|f| !f.starts_with(&store)) {
-        let source = std::fs::read_to_string(file).unwrap();
-        for (line, text) in driver_lines(&source) {
-            offenders.push(format!("{}:{line}: {text}", file.display()));
-        }
-    }
+    let offenders = outside_the_store(driver_lines);
     assert!(
         offenders.is_empty(),
         "rusqlite outside collector/src/store/ (call a store::Storage method instead):\n{}",
         offenders.join("\n")
     );
     // The check itself sees the driver where it is used.
-    let backend = std::fs::read_to_string(store.join("sqlite.rs")).unwrap();
-    assert!(!driver_lines(&backend).is_empty());
+    assert!(!driver_lines(&store_file("sqlite.rs")).is_empty());
 }
 
 #[test]
