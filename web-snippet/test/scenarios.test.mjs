@@ -20,6 +20,13 @@ after(async () => {
 });
 
 const TOLERANCE = { CLS: 1e-4, LCP: 1, INP: 1, FCP: 1, TTFB: 1 };
+// After a bfcache restore, FCP and LCP are `performance.now() - pageshow.timeStamp`
+// read in a double requestAnimationFrame, by the snippet and by web-vitals in two
+// separate callbacks of the same frame. They differ by the time between those two
+// callbacks (1.2 ms seen on a loaded CI machine), not by a frame: one frame late
+// would be ~16.7 ms apart, which this tolerance still fails.
+const RESTORE_TOLERANCE = { ...TOLERANCE, LCP: 5, FCP: 5 };
+const tolerance = (opts) => (opts.navigationType === 'back-forward-cache' ? RESTORE_TOLERANCE : TOLERANCE);
 
 async function open(path) {
   const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
@@ -67,7 +74,7 @@ async function agree(scenario, page, names, opts = {}) {
       const ref = await reference(page, names, opts);
       const { by } = await ours(page);
       last = { ref, by };
-      return names.every((n) => by[n] && Math.abs(by[n].value - ref[n]) <= TOLERANCE[n]);
+      return names.every((n) => by[n] && Math.abs(by[n].value - ref[n]) <= tolerance(opts)[n]);
     }, 5000);
   } catch {
     // Fall through to the assertions, which name the metric that differs.
@@ -77,7 +84,7 @@ async function agree(scenario, page, names, opts = {}) {
     assert.ok(by[n], `${scenario}: the snippet has no ${n} (web-vitals: ${ref[n]})`);
     console.log(`${scenario}: ${n} ours ${by[n].value} | web-vitals ${ref[n]}`);
     assert.ok(
-      Math.abs(by[n].value - ref[n]) <= TOLERANCE[n],
+      Math.abs(by[n].value - ref[n]) <= tolerance(opts)[n],
       `${scenario}: ${n} ours ${by[n].value} vs web-vitals ${ref[n]}`,
     );
   }
