@@ -10,6 +10,8 @@
 //!   `collector` feature, in this process ([`collector::InProcess`]).
 //! - [`agent`]: the agent from its binary ([`AgentProcess`]).
 //! - [`site`]: a tiny HTTP site on loopback answering as the test says.
+//! - [`pg`]: [`pg::PgCluster`], a PostgreSQL cluster of the test's own on loopback,
+//!   and a fresh database on the test process's shared one ([`pg::test_db`]).
 //! - [`smtp`]: [`SmtpSink`], a real SMTP server (aiosmtpd) keeping what it accepts.
 //! - [`fixtures`]: a RUM beacon and a probe run to send.
 //! - [`http`]: one raw HTTP/1.1 request on a fresh loopback connection.
@@ -24,6 +26,7 @@ pub mod env;
 pub mod fixtures;
 pub mod http;
 pub mod paths;
+pub mod pg;
 pub mod ports;
 pub mod process;
 pub mod procfs;

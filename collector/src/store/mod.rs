@@ -23,6 +23,10 @@
 //! - [`flows`]: each flow × location's last result, pass rate, usual interval
 //!   and whether it is stale (the dashboard and the `flow_stale` alert rule).
 //!
+//! - [`pg`]: the PostgreSQL backend ([`PgStore`]) for replicated collectors
+//!   on one shared database: partitioned raw rows, rollups merged in SQL, an
+//!   evaluator lease and an outbox shared by replicas.
+//!
 //! Every SQL statement and every `rusqlite` type stays in this module
 //! (`collector/tests/store_boundary.rs` checks it), so a PostgreSQL backend
 //! for scaled-out collectors is a second implementation of [`Storage`].
@@ -34,6 +38,7 @@ pub mod flows;
 pub mod health;
 pub(crate) mod measurements;
 pub mod migrations;
+pub mod pg;
 pub mod query;
 pub mod sqlite;
 pub mod storage;
@@ -45,6 +50,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 pub use storage::{NewArtifact, NewPageView, NewRun, Storage};
 pub use writer::{WriteOutcome, Writer};
@@ -57,6 +63,12 @@ pub enum StoreError {
         "the database has schema version {found}, newer than this collector's {supported}: upgrade vitalsign-collector or use another --db"
     )]
     TooNew { found: i64, supported: i64 },
+    /// PostgreSQL refused a statement (the connection itself is fine).
+    #[error("database: {0}")]
+    Postgres(String),
+    /// The database cannot be reached (connection lost, pool exhausted): 503.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("the database writer has stopped")]
     WriterGone,
     /// What was sent cannot be stored as it is (the client's mistake): 400.
