@@ -173,6 +173,20 @@ impl PgWriter {
     }
 }
 
+/// A connection could not be had: 503, with the server's reason when it gave
+/// one (deadpool's own message says only "db error"; the URL, which may hold
+/// a password, is in neither).
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match &e {
+        deadpool_postgres::PoolError::Backend(pg) => StoreError::Unavailable(format!(
+            "PostgreSQL connection: {}",
+            pg.as_db_error()
+                .map_or_else(|| pg.to_string(), |db| db.message().to_string())
+        )),
+        _ => StoreError::from(e),
+    }
+}
+
 /// The same error for every job of a failed batch (`StoreError` is not `Clone`).
 fn copy_error(e: &StoreError) -> StoreError {
     match e {
@@ -307,8 +321,14 @@ impl Task {
                 },
             }
         }
+        // A connection the server closed while the writer was idle (a
+        // restart, an administrator's pg_terminate_backend): nothing was
+        // sent on it yet, so take another instead of failing the batch.
+        if let Some(client) = self.client.take_if(|c| c.is_closed()) {
+            drop(Object::take(client));
+        }
         if self.client.is_none() {
-            self.client = Some(self.pool.get().await?);
+            self.client = Some(self.pool.get().await.map_err(pool_error)?);
         }
         let client = self.client.as_mut().expect("connected above");
 
