@@ -67,7 +67,7 @@ const HOUR_MS: i64 = 3_600_000;
 
 enum Op {
     PageViews(Vec<NewPageView>),
-    Run(NewRun),
+    Run(Box<NewRun>),
 }
 
 impl Op {
@@ -165,7 +165,7 @@ impl PgWriter {
     }
 
     pub async fn record_run(&self, run: NewRun) -> Result<WriteOutcome, StoreError> {
-        self.write(Op::Run(run)).await
+        self.write(Op::Run(Box::new(run))).await
     }
 
     pub fn queue_depth(&self) -> usize {
@@ -311,7 +311,7 @@ impl Task {
                                 series: s.series,
                                 origin_id: run.run.run_id.clone(),
                                 step_index: s.step_index,
-                                row: RowSource::Ready(s.row),
+                                row: RowSource::Ready(Box::new(s.row)),
                             })
                             .collect();
                         runs.push((index, run, rows));
@@ -391,7 +391,7 @@ impl Task {
         for sample in samples {
             let series = self.series.id(&sample.series)?;
             let row = match sample.row {
-                RowSource::Ready(row) => row,
+                RowSource::Ready(row) => *row,
                 RowSource::Reports(range) => {
                     let mut row = Row::default();
                     for (metric, value, parts) in &reports[range] {
@@ -436,7 +436,7 @@ struct Sample {
 
 enum RowSource {
     /// A probe step's values (no attribution).
-    Ready(Row),
+    Ready(Box<Row>),
     /// A page view: its reports, by index into the batch's list.
     Reports(std::ops::Range<usize>),
 }
@@ -880,25 +880,17 @@ impl Deltas {
         if merged.is_empty() {
             return Ok(());
         }
-        let mut cols: (
-            Vec<&str>,
-            Vec<&str>,
-            Vec<i32>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<i32>,
-        ) = Default::default();
+        // metric, kind, site, page group, device; hour and item.
+        let mut texts: [Vec<&str>; 5] = Default::default();
+        let (mut hour, mut item) = (vec![], vec![]);
         let (mut n, mut value, mut split_n) = (vec![], vec![], vec![]);
         let mut split: [Vec<f64>; 3] = Default::default();
-        for ((m, k, h, site, pg, dev, item), s) in &merged {
-            cols.0.push(m);
-            cols.1.push(k);
-            cols.2.push(*h);
-            cols.3.push(site);
-            cols.4.push(pg);
-            cols.5.push(dev);
-            cols.6.push(*item);
+        for ((m, k, h, site, pg, dev, i), s) in &merged {
+            for (column, text) in texts.iter_mut().zip([*m, *k, *site, *pg, *dev]) {
+                column.push(text);
+            }
+            hour.push(*h);
+            item.push(*i);
             n.push(s.count);
             value.push(s.value);
             split_n.push(s.split_count);
@@ -925,7 +917,7 @@ impl Deltas {
         tx.execute(
             &upsert,
             &[
-                &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &n, &value,
+                &texts[0], &texts[1], &hour, &texts[2], &texts[3], &texts[4], &item, &n, &value,
                 &split_n, &split[0], &split[1], &split[2],
             ],
         )
