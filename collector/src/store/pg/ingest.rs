@@ -103,6 +103,10 @@ impl Partitions {
     fn forget(&self, day: i64) {
         self.days.lock().unwrap().remove(&day);
     }
+
+    fn clear(&self) {
+        self.days.lock().unwrap().clear();
+    }
 }
 
 /// This replica's writer task: a bounded queue in front of it.
@@ -272,8 +276,10 @@ impl Task {
                         .as_ref()
                         .map_or(BACKOFF_START, |(_, w, _)| (*w * 2).min(BACKOFF_MAX));
                     self.backoff = Some((Instant::now() + wait, wait, why.clone()));
-                } else if self.client.as_ref().is_some_and(|c| c.is_closed()) {
-                    self.client = None;
+                } else {
+                    // A statement failed: perhaps a partition this replica
+                    // knew was dropped by another's prune; look again.
+                    self.partitions.clear();
                 }
                 health::error_limited(
                     "PostgreSQL batch failed; no write of this batch was acknowledged",
@@ -1148,8 +1154,12 @@ impl TextCache {
 }
 
 /// Make sure `day`'s partition exists: created in its own short transaction
-/// under the schema lock (a replica creating it at the same moment is fine:
-/// `IF NOT EXISTS`, and the lock orders the two).
+/// under the schema lock, so replicas creating it at the same moment take
+/// turns and the second finds it. Created as a plain table and then attached:
+/// `CREATE TABLE … PARTITION OF` would take an ACCESS EXCLUSIVE lock on
+/// `measurements` and queue every replica's inserts behind the longest read,
+/// while `ATTACH PARTITION` takes SHARE UPDATE EXCLUSIVE, which inserts and
+/// reads pass (the new table is empty, so its bounds are checked at once).
 async fn ensure_partition(
     client: &mut Object,
     partitions: &Partitions,
@@ -1159,22 +1169,27 @@ async fn ensure_partition(
         return Ok(());
     }
     let name = partition_name(day);
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
-        .await?
-        .get(0);
-    if !exists {
+    let attached = "SELECT EXISTS (SELECT 1 FROM pg_inherits
+                     WHERE inhrelid = to_regclass($1) AND NOT inhdetachpending)";
+    let ready: bool = client.query_one(attached, &[&name]).await?.get(0);
+    if !ready {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await?;
-        // The name and bounds are built from integers, not from input.
-        tx.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {name} PARTITION OF measurements
-             FOR VALUES FROM ({}) TO ({})",
-            day * DAY_MS,
-            (day + 1) * DAY_MS
-        ))
-        .await?;
+        // Again under the lock: another replica may have made it meanwhile.
+        if !tx.query_one(attached, &[&name]).await?.get::<_, bool>(0) {
+            // The name and bounds are built from integers, not from input. A
+            // table of that name left detached (a prune between its detach
+            // and its drop) is attached again: its rows are not yet pruned.
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {name} (LIKE measurements INCLUDING DEFAULTS);
+                 ALTER TABLE measurements ATTACH PARTITION {name}
+                     FOR VALUES FROM ({}) TO ({})",
+                day * DAY_MS,
+                (day + 1) * DAY_MS
+            ))
+            .await?;
+        }
         tx.commit().await?;
     }
     partitions.add(day);
