@@ -419,9 +419,7 @@ impl Task {
         }
 
         if !rows.is_empty() {
-            let mut deltas = Deltas::default();
-            write_rows(&tx, rows, &mut deltas).await?;
-            deltas.write(&tx, &mut self.series).await?;
+            write_rows(&tx, rows, &mut self.series).await?;
         }
         tx.commit().await?;
         Ok(results
@@ -571,8 +569,9 @@ struct Found {
 async fn write_rows(
     tx: &deadpool_postgres::Transaction<'_>,
     rows: Vec<Keyed>,
-    deltas: &mut Deltas,
+    series: &mut SeriesCache,
 ) -> Result<(), StoreError> {
+    let mut deltas = Deltas::default();
     let mut keys: Vec<i64> = rows
         .iter()
         .map(|r| identity_key(&r.origin_id, r.step_index))
@@ -580,12 +579,12 @@ async fn write_rows(
     keys.sort_unstable();
     keys.dedup();
     // Sorted in the subquery, so locks are taken in key order.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(k)
-         FROM (SELECT k FROM unnest($1::int8[]) AS k ORDER BY k) AS sorted",
-        &[&keys],
-    )
-    .await?;
+    let lock = tx
+        .prepare_cached(
+            "SELECT pg_advisory_xact_lock(k)
+             FROM (SELECT k FROM unnest($1::int8[]) AS k ORDER BY k) AS sorted",
+        )
+        .await?;
     let mut origins: Vec<&str> = rows.iter().map(|r| r.origin_id.as_str()).collect();
     origins.sort_unstable();
     origins.dedup();
@@ -599,8 +598,19 @@ async fn write_rows(
         .iter()
         .map(|r| (r.origin_id.as_str(), r.step_index))
         .collect();
+    // Sent together: the server runs the lookup after the locks are held,
+    // and its snapshot is taken then, so it sees what their last holder
+    // committed.
+    let (_, stored) = {
+        let (lock_params, lookup_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
+            ([&keys], [&origins]);
+        tokio::try_join!(
+            tx.execute(&lock, &lock_params),
+            tx.query(&lookup, &lookup_params)
+        )?
+    };
     let mut found: HashMap<(String, i64), Found> = HashMap::new();
-    for r in tx.query(&lookup, &[&origins]).await? {
+    for r in stored {
         let origin: String = r.get(3);
         let step: i32 = r.get(4);
         if !wanted.contains(&(origin.as_str(), i64::from(step))) {
@@ -640,7 +650,13 @@ async fn write_rows(
         let key = (r.origin_id, r.step_index);
         match found.get_mut(&key) {
             Some(stored) => {
-                stored.row = merge_report(stored.series, stored.ts_ms, &stored.row, &r.row, deltas);
+                stored.row = merge_report(
+                    stored.series,
+                    stored.ts_ms,
+                    &stored.row,
+                    &r.row,
+                    &mut deltas,
+                );
                 stored.changed = true;
             }
             None => {
@@ -669,16 +685,19 @@ async fn write_rows(
         }
     }
 
-    if !inserts.is_empty() {
-        let (mut ts, mut series, mut origin, mut step) = (vec![], vec![], vec![], vec![]);
-        let mut columns = Columns::default();
-        for key in &inserts {
-            let f = &found[key];
-            ts.push(f.ts_ms);
-            series.push(f.series as i32);
-            origin.push(key.0.as_str());
-            step.push(key.1 as i32);
-            columns.push(&f.row);
+    let (mut ts, mut series_ids, mut origin, mut step) = (vec![], vec![], vec![], vec![]);
+    let mut new_columns = Columns::default();
+    for key in &inserts {
+        let f = &found[key];
+        ts.push(f.ts_ms);
+        series_ids.push(f.series as i32);
+        origin.push(key.0.as_str());
+        step.push(key.1 as i32);
+        new_columns.push(&f.row);
+    }
+    let insert = async {
+        if inserts.is_empty() {
+            return Ok(0);
         }
         let insert = tx
             .prepare_cached(&format!(
@@ -687,21 +706,24 @@ async fn write_rows(
                 value_casts(5)
             ))
             .await?;
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ts, &series, &origin, &step];
-        params.extend(columns.params());
-        tx.execute(&insert, &params).await?;
-    }
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ts, &series_ids, &origin, &step];
+        params.extend(new_columns.params());
+        tx.execute(&insert, &params).await
+    };
 
-    let (mut ids, mut ts) = (vec![], vec![]);
+    let (mut ids, mut stored_ts) = (vec![], vec![]);
     let mut columns = Columns::default();
     for f in found.values().filter(|f| f.changed) {
         if let Some(id) = f.id {
             ids.push(id);
-            ts.push(f.ts_ms);
+            stored_ts.push(f.ts_ms);
             columns.push(&f.row);
         }
     }
-    if !ids.is_empty() {
+    let update = async {
+        if ids.is_empty() {
+            return Ok(0);
+        }
         let set = VALUE_COLUMNS
             .split(", ")
             .map(|c| format!("{c} = u.{c}"))
@@ -715,10 +737,16 @@ async fn write_rows(
                 value_casts(3)
             ))
             .await?;
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids, &ts];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids, &stored_ts];
         params.extend(columns.params());
-        tx.execute(&update, &params).await?;
-    }
+        tx.execute(&update, &params).await
+    };
+    // Rows and rollups in one round trip (pipelined on the connection).
+    tokio::try_join!(
+        async { insert.await.map_err(StoreError::from) },
+        async { update.await.map_err(StoreError::from) },
+        deltas.write(tx, series)
+    )?;
     Ok(())
 }
 
@@ -791,11 +819,17 @@ impl Contributions for Deltas {
 
 impl Deltas {
     /// Upsert every non-zero change, one statement per table, in key order.
+    /// The three statements are sent together (tokio-postgres pipelines
+    /// queries polled at once on one connection): one round trip, not three.
     async fn write(
         self,
         tx: &deadpool_postgres::Transaction<'_>,
         series: &mut SeriesCache,
     ) -> Result<(), StoreError> {
+        // Attribution rows need the dimensions of their series.
+        let needed: Vec<i64> = self.attribution.entries().map(|e| e.2).collect();
+        series.load_dims(tx, &needed).await?;
+        let series = &*series;
         let (mut metric, mut hour, mut ser) = (vec![], vec![], vec![]);
         let mut counts: [Vec<i64>; 4] = Default::default();
         for ((m, h, s), c) in self.rollups.iter().filter(|(_, c)| **c != [0; 4]) {
@@ -806,7 +840,10 @@ impl Deltas {
                 column.push(*v);
             }
         }
-        if !metric.is_empty() {
+        let rollups = async {
+            if metric.is_empty() {
+                return Ok(0);
+            }
             let upsert = tx
                 .prepare_cached(
                     "INSERT INTO rollups AS r (metric, hour, series, count, good, needs_improvement, poor)
@@ -825,19 +862,22 @@ impl Deltas {
                     &metric, &hour, &ser, &counts[0], &counts[1], &counts[2], &counts[3],
                 ],
             )
-            .await?;
-        }
+            .await
+        };
 
-        let (mut metric, mut hour, mut ser, mut bucket, mut count) =
+        let (mut b_metric, mut b_hour, mut b_ser, mut bucket, mut count) =
             (vec![], vec![], vec![], vec![], vec![]);
         for ((m, h, s, b), c) in self.buckets.iter().filter(|(_, c)| **c != 0) {
-            metric.push(*m);
-            hour.push(*h as i32);
-            ser.push(*s as i32);
+            b_metric.push(*m);
+            b_hour.push(*h as i32);
+            b_ser.push(*s as i32);
             bucket.push(*b);
             count.push(*c);
         }
-        if !metric.is_empty() {
+        let buckets = async {
+            if b_metric.is_empty() {
+                return Ok(0);
+            }
             let upsert = tx
                 .prepare_cached(
                     "INSERT INTO rollup_buckets AS r (metric, hour, series, bucket, count)
@@ -846,14 +886,12 @@ impl Deltas {
                          count = r.count + excluded.count",
                 )
                 .await?;
-            tx.execute(&upsert, &[&metric, &hour, &ser, &bucket, &count])
-                .await?;
-        }
+            tx.execute(&upsert, &[&b_metric, &b_hour, &b_ser, &bucket, &count])
+                .await
+        };
 
         // Attribution rows are keyed by site, page group and device, which
         // several series may share: merged again under that key.
-        let needed: Vec<i64> = self.attribution.entries().map(|e| e.2).collect();
-        series.load_dims(tx, &needed).await?;
         type Key<'a> = (
             &'static str,
             &'static str,
@@ -883,19 +921,16 @@ impl Deltas {
                 *t += p;
             }
         }
-        if merged.is_empty() {
-            return Ok(());
-        }
         // metric, kind, site, page group, device; hour and item.
         let mut texts: [Vec<&str>; 5] = Default::default();
-        let (mut hour, mut item) = (vec![], vec![]);
+        let (mut a_hour, mut item) = (vec![], vec![]);
         let (mut n, mut value, mut split_n) = (vec![], vec![], vec![]);
         let mut split: [Vec<f64>; 3] = Default::default();
         for ((m, k, h, site, pg, dev, i), s) in &merged {
             for (column, text) in texts.iter_mut().zip([*m, *k, *site, *pg, *dev]) {
                 column.push(text);
             }
-            hour.push(*h);
+            a_hour.push(*h);
             item.push(*i);
             n.push(s.count);
             value.push(s.value);
@@ -904,7 +939,11 @@ impl Deltas {
                 c.push(v);
             }
         }
-        let upsert = tx
+        let attribution = async {
+            if merged.is_empty() {
+                return Ok(0);
+            }
+            let upsert = tx
             .prepare_cached(
                 "INSERT INTO attribution_rollups AS r (metric, kind, hour, site, page_group, device, item,
                      count, value_sum, split_count, input_delay_sum, processing_sum, presentation_sum)
@@ -920,14 +959,16 @@ impl Deltas {
                      presentation_sum = r.presentation_sum + excluded.presentation_sum",
             )
             .await?;
-        tx.execute(
-            &upsert,
-            &[
-                &texts[0], &texts[1], &hour, &texts[2], &texts[3], &texts[4], &item, &n, &value,
-                &split_n, &split[0], &split[1], &split[2],
-            ],
-        )
-        .await?;
+            tx.execute(
+                &upsert,
+                &[
+                    &texts[0], &texts[1], &a_hour, &texts[2], &texts[3], &texts[4], &item, &n,
+                    &value, &split_n, &split[0], &split[1], &split[2],
+                ],
+            )
+            .await
+        };
+        tokio::try_join!(rollups, buckets, attribution)?;
         Ok(())
     }
 }
