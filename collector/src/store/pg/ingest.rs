@@ -177,6 +177,25 @@ impl PgWriter {
     }
 }
 
+/// A statement's error. Connection trouble is [`StoreError::Unavailable`]
+/// (503, and the writer backs off), including what the server says as it
+/// goes away (SQLSTATE class 57, operator intervention: a shutdown or
+/// `pg_terminate_backend`) and class 08 (connection exception), which
+/// arrive as database errors; the server's message is kept, not just
+/// tokio-postgres' "db error".
+fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    let Some(db) = e.as_db_error() else {
+        return StoreError::from(e);
+    };
+    let message = format!("PostgreSQL: {} ({})", db.message(), db.code().code());
+    let class = &db.code().code()[..2];
+    if e.is_closed() || class == "57" || class == "08" {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Postgres(message)
+    }
+}
+
 /// A connection could not be had: 503, with the server's reason when it gave
 /// one (deadpool's own message says only "db error"; the URL, which may hold
 /// a password, is in neither).
@@ -357,7 +376,7 @@ impl Task {
             ensure_partition(client, &self.partitions, day).await?;
         }
 
-        let tx = client.transaction().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
         // Runs in id order: two replicas storing the same runs wait for each
         // other on the primary key instead of deadlocking.
         runs.sort_by(|a, b| a.1.run.run_id.cmp(&b.1.run.run_id));
@@ -366,7 +385,7 @@ impl Task {
                 "INSERT INTO runs (run_id, flow, location, outcome, started_at_ms, received_ms, document)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING",
             )
-            .await?;
+            .await.map_err(pg_error)?;
         for (index, new, rows) in runs {
             let run: &ProbeRun = &new.run;
             let document = serde_json::to_string(run).expect("a ProbeRun always serialises");
@@ -383,7 +402,8 @@ impl Task {
                         &document,
                     ],
                 )
-                .await?;
+                .await
+                .map_err(pg_error)?;
             results[index] = Some(Ok(if inserted == 0 {
                 WriteOutcome::AlreadyStored
             } else {
@@ -421,7 +441,7 @@ impl Task {
         if !rows.is_empty() {
             write_rows(&tx, rows, &mut self.series).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(pg_error)?;
         Ok(results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(StoreError::Internal("a job was not applied".into()))))
@@ -584,7 +604,8 @@ async fn write_rows(
             "SELECT pg_advisory_xact_lock(k)
              FROM (SELECT k FROM unnest($1::int8[]) AS k ORDER BY k) AS sorted",
         )
-        .await?;
+        .await
+        .map_err(pg_error)?;
     let mut origins: Vec<&str> = rows.iter().map(|r| r.origin_id.as_str()).collect();
     origins.sort_unstable();
     origins.dedup();
@@ -593,7 +614,8 @@ async fn write_rows(
             "SELECT id, ts_ms, series, origin_id, step_index, {VALUE_COLUMNS}
              FROM measurements WHERE origin_id = ANY($1::text[])"
         ))
-        .await?;
+        .await
+        .map_err(pg_error)?;
     let wanted: HashSet<(&str, i64)> = rows
         .iter()
         .map(|r| (r.origin_id.as_str(), r.step_index))
@@ -607,7 +629,8 @@ async fn write_rows(
         tokio::try_join!(
             tx.execute(&lock, &lock_params),
             tx.query(&lookup, &lookup_params)
-        )?
+        )
+        .map_err(pg_error)?
     };
     let mut found: HashMap<(String, i64), Found> = HashMap::new();
     for r in stored {
@@ -743,8 +766,8 @@ async fn write_rows(
     };
     // Rows and rollups in one round trip (pipelined on the connection).
     tokio::try_join!(
-        async { insert.await.map_err(StoreError::from) },
-        async { update.await.map_err(StoreError::from) },
+        async { insert.await.map_err(pg_error) },
+        async { update.await.map_err(pg_error) },
         deltas.write(tx, series)
     )?;
     Ok(())
@@ -968,7 +991,7 @@ impl Deltas {
             )
             .await
         };
-        tokio::try_join!(rollups, buckets, attribution)?;
+        tokio::try_join!(rollups, buckets, attribution).map_err(pg_error)?;
         Ok(())
     }
 }
@@ -1042,8 +1065,9 @@ impl SeriesCache {
                                       $6::text[], $7::text[])
                  ON CONFLICT DO NOTHING",
             )
-            .await?;
-        client.execute(&insert, &params).await?;
+            .await
+            .map_err(pg_error)?;
+        client.execute(&insert, &params).await.map_err(pg_error)?;
         let read = client
             .prepare_cached(
                 "SELECT s.id, s.site, s.page_group, s.device, s.source, s.flow, s.step, s.location
@@ -1052,8 +1076,8 @@ impl SeriesCache {
                              $6::text[], $7::text[]) AS u(site, page_group, device, source, flow, step, location)
                    USING (site, page_group, device, source, flow, step, location)",
             )
-            .await?;
-        for r in client.query(&read, &params).await? {
+            .await.map_err(pg_error)?;
+        for r in client.query(&read, &params).await.map_err(pg_error)? {
             self.remember(i64::from(r.get::<_, i32>(0)), dims_from(&r, 1));
         }
         Ok(())
@@ -1081,8 +1105,9 @@ impl SeriesCache {
                 "SELECT id, site, page_group, device, source, flow, step, location
                  FROM series WHERE id = ANY($1::int4[])",
             )
-            .await?;
-        for r in tx.query(&read, &[&missing]).await? {
+            .await
+            .map_err(pg_error)?;
+        for r in tx.query(&read, &[&missing]).await.map_err(pg_error)? {
             self.remember(i64::from(r.get::<_, i32>(0)), dims_from(&r, 1));
         }
         Ok(())
@@ -1148,7 +1173,8 @@ impl TextCache {
                     "SELECT kind, count(*) FROM attribution_texts GROUP BY kind",
                     &[],
                 )
-                .await?
+                .await
+                .map_err(pg_error)?
             {
                 let kind: String = r.get(0);
                 if let Some(k) = [TextKind::Selector, TextKind::Url]
@@ -1166,12 +1192,14 @@ impl TextCache {
                  SELECT $1, t FROM unnest($2::text[]) AS t ORDER BY t
                  ON CONFLICT (kind, text) DO NOTHING",
             )
-            .await?;
+            .await
+            .map_err(pg_error)?;
         let read = client
             .prepare_cached(
                 "SELECT id, text FROM attribution_texts WHERE kind = $1 AND text = ANY($2::text[])",
             )
-            .await?;
+            .await
+            .map_err(pg_error)?;
         for (kind, mut texts) in missing {
             texts.sort_unstable();
             texts.dedup();
@@ -1181,10 +1209,17 @@ impl TextCache {
             // meanwhile, by this replica or another, keeps its id.
             let full = kind.capped() && *stored.get(&kind).unwrap_or(&0) >= MAX_TEXTS_PER_KIND;
             if !full {
-                let added = client.execute(&insert, &[&kind.as_str(), &texts]).await?;
+                let added = client
+                    .execute(&insert, &[&kind.as_str(), &texts])
+                    .await
+                    .map_err(pg_error)?;
                 *stored.entry(kind).or_default() += added as i64;
             }
-            for r in client.query(&read, &[&kind.as_str(), &texts]).await? {
+            for r in client
+                .query(&read, &[&kind.as_str(), &texts])
+                .await
+                .map_err(pg_error)?
+            {
                 let text: String = r.get(1);
                 self.bytes += text.len() + 48;
                 self.ids.insert((kind, text), i64::from(r.get::<_, i32>(0)));
@@ -1212,13 +1247,23 @@ async fn ensure_partition(
     let name = partition_name(day);
     let attached = "SELECT EXISTS (SELECT 1 FROM pg_inherits
                      WHERE inhrelid = to_regclass($1) AND NOT inhdetachpending)";
-    let ready: bool = client.query_one(attached, &[&name]).await?.get(0);
+    let ready: bool = client
+        .query_one(attached, &[&name])
+        .await
+        .map_err(pg_error)?
+        .get(0);
     if !ready {
-        let tx = client.transaction().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-            .await?;
+            .await
+            .map_err(pg_error)?;
         // Again under the lock: another replica may have made it meanwhile.
-        if !tx.query_one(attached, &[&name]).await?.get::<_, bool>(0) {
+        if !tx
+            .query_one(attached, &[&name])
+            .await
+            .map_err(pg_error)?
+            .get::<_, bool>(0)
+        {
             // The name and bounds are built from integers, not from input. A
             // table of that name left detached (a prune between its detach
             // and its drop) is attached again: its rows are not yet pruned.
@@ -1229,9 +1274,10 @@ async fn ensure_partition(
                 day * DAY_MS,
                 (day + 1) * DAY_MS
             ))
-            .await?;
+            .await
+            .map_err(pg_error)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(pg_error)?;
     }
     partitions.add(day);
     Ok(())
@@ -1247,7 +1293,8 @@ async fn store_artifact(s: &PgStore, a: NewArtifact) -> Result<WriteOutcome, Sto
     let client = s.client().await?;
     let document: Option<String> = client
         .query_opt("SELECT document FROM runs WHERE run_id = $1", &[&a.run_id])
-        .await?
+        .await
+        .map_err(pg_error)?
         .map(|r| r.get(0));
     let run_id = &a.run_id;
     let Some(document) = document else {
@@ -1275,7 +1322,8 @@ async fn store_artifact(s: &PgStore, a: NewArtifact) -> Result<WriteOutcome, Sto
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, name) DO NOTHING",
             &[&a.run_id, &a.name, &a.content_type, &a.sha256, &a.content],
         )
-        .await?;
+        .await
+        .map_err(pg_error)?;
     Ok(if inserted == 0 {
         WriteOutcome::AlreadyStored
     } else {
@@ -1306,7 +1354,8 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
                AND c.relname ~ '^measurements_d[0-9]+$'",
             &[],
         )
-        .await?;
+        .await
+        .map_err(pg_error)?;
     let mut doomed: Vec<(i64, String, Option<bool>)> = tables
         .iter()
         .filter_map(|r| {
@@ -1328,7 +1377,7 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(pg_error(e)),
         };
         // DETACH … CONCURRENTLY takes only a SHARE UPDATE EXCLUSIVE lock on
         // `measurements`, so inserts go on while it waits for readers of the
@@ -1354,12 +1403,13 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
                     || *c == tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE
             );
             if !gone {
-                return Err(e.into());
+                return Err(pg_error(e));
             }
         }
         client
             .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
-            .await?;
+            .await
+            .map_err(pg_error)?;
         rows += held;
     }
     // Runs go in slices (the oldest first), their artifacts with them.
@@ -1372,7 +1422,8 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
              DELETE FROM runs WHERE run_id IN (SELECT run_id FROM doomed)",
             &[&before_ms, &(PRUNE_SLICE as i64)],
         )
-        .await? as usize;
+        .await
+        .map_err(pg_error)? as usize;
     Ok(WriteOutcome::Pruned {
         rows,
         runs,
