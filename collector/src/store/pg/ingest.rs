@@ -177,39 +177,6 @@ impl PgWriter {
     }
 }
 
-/// A statement's error. Connection trouble is [`StoreError::Unavailable`]
-/// (503, and the writer backs off), including what the server says as it
-/// goes away (SQLSTATE class 57, operator intervention: a shutdown or
-/// `pg_terminate_backend`) and class 08 (connection exception), which
-/// arrive as database errors; the server's message is kept, not just
-/// tokio-postgres' "db error".
-fn pg_error(e: tokio_postgres::Error) -> StoreError {
-    let Some(db) = e.as_db_error() else {
-        return StoreError::from(e);
-    };
-    let message = format!("PostgreSQL: {} ({})", db.message(), db.code().code());
-    let class = &db.code().code()[..2];
-    if e.is_closed() || class == "57" || class == "08" {
-        StoreError::Unavailable(message)
-    } else {
-        StoreError::Postgres(message)
-    }
-}
-
-/// A connection could not be had: 503, with the server's reason when it gave
-/// one (deadpool's own message says only "db error"; the URL, which may hold
-/// a password, is in neither).
-fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    match &e {
-        deadpool_postgres::PoolError::Backend(pg) => StoreError::Unavailable(format!(
-            "PostgreSQL connection: {}",
-            pg.as_db_error()
-                .map_or_else(|| pg.to_string(), |db| db.message().to_string())
-        )),
-        _ => StoreError::from(e),
-    }
-}
-
 /// The same error for every job of a failed batch (`StoreError` is not `Clone`).
 fn copy_error(e: &StoreError) -> StoreError {
     match e {
@@ -353,7 +320,7 @@ impl Task {
             drop(Object::take(client));
         }
         if self.client.is_none() {
-            self.client = Some(self.pool.get().await.map_err(pool_error)?);
+            self.client = Some(self.pool.get().await.map_err(StoreError::from)?);
         }
         let client = self.client.as_mut().expect("connected above");
 
@@ -376,7 +343,7 @@ impl Task {
             ensure_partition(client, &self.partitions, day).await?;
         }
 
-        let tx = client.transaction().await.map_err(pg_error)?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
         // Runs in id order: two replicas storing the same runs wait for each
         // other on the primary key instead of deadlocking.
         runs.sort_by(|a, b| a.1.run.run_id.cmp(&b.1.run.run_id));
@@ -385,7 +352,7 @@ impl Task {
                 "INSERT INTO runs (run_id, flow, location, outcome, started_at_ms, received_ms, document)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING",
             )
-            .await.map_err(pg_error)?;
+            .await.map_err(StoreError::from)?;
         for (index, new, rows) in runs {
             let run: &ProbeRun = &new.run;
             let document = serde_json::to_string(run).expect("a ProbeRun always serialises");
@@ -403,7 +370,7 @@ impl Task {
                     ],
                 )
                 .await
-                .map_err(pg_error)?;
+                .map_err(StoreError::from)?;
             results[index] = Some(Ok(if inserted == 0 {
                 WriteOutcome::AlreadyStored
             } else {
@@ -441,7 +408,7 @@ impl Task {
         if !rows.is_empty() {
             write_rows(&tx, rows, &mut self.series).await?;
         }
-        tx.commit().await.map_err(pg_error)?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(StoreError::Internal("a job was not applied".into()))))
@@ -605,7 +572,7 @@ async fn write_rows(
              FROM (SELECT k FROM unnest($1::int8[]) AS k ORDER BY k) AS sorted",
         )
         .await
-        .map_err(pg_error)?;
+        .map_err(StoreError::from)?;
     let mut origins: Vec<&str> = rows.iter().map(|r| r.origin_id.as_str()).collect();
     origins.sort_unstable();
     origins.dedup();
@@ -615,7 +582,7 @@ async fn write_rows(
              FROM measurements WHERE origin_id = ANY($1::text[])"
         ))
         .await
-        .map_err(pg_error)?;
+        .map_err(StoreError::from)?;
     let wanted: HashSet<(&str, i64)> = rows
         .iter()
         .map(|r| (r.origin_id.as_str(), r.step_index))
@@ -630,7 +597,7 @@ async fn write_rows(
             tx.execute(&lock, &lock_params),
             tx.query(&lookup, &lookup_params)
         )
-        .map_err(pg_error)?
+        .map_err(StoreError::from)?
     };
     let mut found: HashMap<(String, i64), Found> = HashMap::new();
     for r in stored {
@@ -766,8 +733,8 @@ async fn write_rows(
     };
     // Rows and rollups in one round trip (pipelined on the connection).
     tokio::try_join!(
-        async { insert.await.map_err(pg_error) },
-        async { update.await.map_err(pg_error) },
+        async { insert.await.map_err(StoreError::from) },
+        async { update.await.map_err(StoreError::from) },
         deltas.write(tx, series)
     )?;
     Ok(())
@@ -991,7 +958,7 @@ impl Deltas {
             )
             .await
         };
-        tokio::try_join!(rollups, buckets, attribution).map_err(pg_error)?;
+        tokio::try_join!(rollups, buckets, attribution).map_err(StoreError::from)?;
         Ok(())
     }
 }
@@ -1066,8 +1033,11 @@ impl SeriesCache {
                  ON CONFLICT DO NOTHING",
             )
             .await
-            .map_err(pg_error)?;
-        client.execute(&insert, &params).await.map_err(pg_error)?;
+            .map_err(StoreError::from)?;
+        client
+            .execute(&insert, &params)
+            .await
+            .map_err(StoreError::from)?;
         let read = client
             .prepare_cached(
                 "SELECT s.id, s.site, s.page_group, s.device, s.source, s.flow, s.step, s.location
@@ -1076,8 +1046,12 @@ impl SeriesCache {
                              $6::text[], $7::text[]) AS u(site, page_group, device, source, flow, step, location)
                    USING (site, page_group, device, source, flow, step, location)",
             )
-            .await.map_err(pg_error)?;
-        for r in client.query(&read, &params).await.map_err(pg_error)? {
+            .await.map_err(StoreError::from)?;
+        for r in client
+            .query(&read, &params)
+            .await
+            .map_err(StoreError::from)?
+        {
             self.remember(i64::from(r.get::<_, i32>(0)), dims_from(&r, 1));
         }
         Ok(())
@@ -1106,8 +1080,12 @@ impl SeriesCache {
                  FROM series WHERE id = ANY($1::int4[])",
             )
             .await
-            .map_err(pg_error)?;
-        for r in tx.query(&read, &[&missing]).await.map_err(pg_error)? {
+            .map_err(StoreError::from)?;
+        for r in tx
+            .query(&read, &[&missing])
+            .await
+            .map_err(StoreError::from)?
+        {
             self.remember(i64::from(r.get::<_, i32>(0)), dims_from(&r, 1));
         }
         Ok(())
@@ -1174,7 +1152,7 @@ impl TextCache {
                     &[],
                 )
                 .await
-                .map_err(pg_error)?
+                .map_err(StoreError::from)?
             {
                 let kind: String = r.get(0);
                 if let Some(k) = [TextKind::Selector, TextKind::Url]
@@ -1193,13 +1171,13 @@ impl TextCache {
                  ON CONFLICT (kind, text) DO NOTHING",
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(StoreError::from)?;
         let read = client
             .prepare_cached(
                 "SELECT id, text FROM attribution_texts WHERE kind = $1 AND text = ANY($2::text[])",
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(StoreError::from)?;
         for (kind, mut texts) in missing {
             texts.sort_unstable();
             texts.dedup();
@@ -1212,13 +1190,13 @@ impl TextCache {
                 let added = client
                     .execute(&insert, &[&kind.as_str(), &texts])
                     .await
-                    .map_err(pg_error)?;
+                    .map_err(StoreError::from)?;
                 *stored.entry(kind).or_default() += added as i64;
             }
             for r in client
                 .query(&read, &[&kind.as_str(), &texts])
                 .await
-                .map_err(pg_error)?
+                .map_err(StoreError::from)?
             {
                 let text: String = r.get(1);
                 self.bytes += text.len() + 48;
@@ -1250,18 +1228,18 @@ async fn ensure_partition(
     let ready: bool = client
         .query_one(attached, &[&name])
         .await
-        .map_err(pg_error)?
+        .map_err(StoreError::from)?
         .get(0);
     if !ready {
-        let tx = client.transaction().await.map_err(pg_error)?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await
-            .map_err(pg_error)?;
+            .map_err(StoreError::from)?;
         // Again under the lock: another replica may have made it meanwhile.
         if !tx
             .query_one(attached, &[&name])
             .await
-            .map_err(pg_error)?
+            .map_err(StoreError::from)?
             .get::<_, bool>(0)
         {
             // The name and bounds are built from integers, not from input. A
@@ -1275,9 +1253,9 @@ async fn ensure_partition(
                 (day + 1) * DAY_MS
             ))
             .await
-            .map_err(pg_error)?;
+            .map_err(StoreError::from)?;
         }
-        tx.commit().await.map_err(pg_error)?;
+        tx.commit().await.map_err(StoreError::from)?;
     }
     partitions.add(day);
     Ok(())
@@ -1294,7 +1272,7 @@ async fn store_artifact(s: &PgStore, a: NewArtifact) -> Result<WriteOutcome, Sto
     let document: Option<String> = client
         .query_opt("SELECT document FROM runs WHERE run_id = $1", &[&a.run_id])
         .await
-        .map_err(pg_error)?
+        .map_err(StoreError::from)?
         .map(|r| r.get(0));
     let run_id = &a.run_id;
     let Some(document) = document else {
@@ -1323,7 +1301,7 @@ async fn store_artifact(s: &PgStore, a: NewArtifact) -> Result<WriteOutcome, Sto
             &[&a.run_id, &a.name, &a.content_type, &a.sha256, &a.content],
         )
         .await
-        .map_err(pg_error)?;
+        .map_err(StoreError::from)?;
     Ok(if inserted == 0 {
         WriteOutcome::AlreadyStored
     } else {
@@ -1355,7 +1333,7 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
             &[],
         )
         .await
-        .map_err(pg_error)?;
+        .map_err(StoreError::from)?;
     let mut doomed: Vec<(i64, String, Option<bool>)> = tables
         .iter()
         .filter_map(|r| {
@@ -1377,7 +1355,7 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
                 continue;
             }
-            Err(e) => return Err(pg_error(e)),
+            Err(e) => return Err(StoreError::from(e)),
         };
         // DETACH … CONCURRENTLY takes only a SHARE UPDATE EXCLUSIVE lock on
         // `measurements`, so inserts go on while it waits for readers of the
@@ -1403,13 +1381,13 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
                     || *c == tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE
             );
             if !gone {
-                return Err(pg_error(e));
+                return Err(StoreError::from(e));
             }
         }
         client
             .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
             .await
-            .map_err(pg_error)?;
+            .map_err(StoreError::from)?;
         rows += held;
     }
     // Runs go in slices (the oldest first), their artifacts with them.
@@ -1423,7 +1401,7 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
             &[&before_ms, &(PRUNE_SLICE as i64)],
         )
         .await
-        .map_err(pg_error)? as usize;
+        .map_err(StoreError::from)? as usize;
     Ok(WriteOutcome::Pruned {
         rows,
         runs,

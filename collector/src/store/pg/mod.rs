@@ -49,21 +49,38 @@ const POOL_SIZE: usize = 16;
 /// How long a caller waits for a connection before the call fails (503).
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A statement's error: the database cannot be reached (503) when the
+/// connection broke, or when the server says it is going away (SQLSTATE class
+/// 57: shutdown, `pg_terminate_backend`; class 08: connection exception), which
+/// arrives as a database error just before the socket closes. The server's
+/// message is kept (tokio-postgres' own says only "db error"); neither holds
+/// the URL, so no password.
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() || e.as_db_error().is_none() {
-            // The connection broke or could not be made: the database is
-            // unreachable, not the request wrong.
-            StoreError::Unavailable(format!("PostgreSQL: {e}"))
+        let Some(db) = e.as_db_error() else {
+            return StoreError::Unavailable(format!("PostgreSQL: {e}"));
+        };
+        let message = format!("PostgreSQL: {} ({})", db.message(), db.code().code());
+        let class = &db.code().code()[..2];
+        if e.is_closed() || class == "57" || class == "08" {
+            StoreError::Unavailable(message)
         } else {
-            StoreError::Postgres(e.to_string())
+            StoreError::Postgres(message)
         }
     }
 }
 
+/// A connection could not be had: 503, with the server's reason when it gave one.
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        StoreError::Unavailable(format!("PostgreSQL connection pool: {e}"))
+        StoreError::Unavailable(match &e {
+            deadpool_postgres::PoolError::Backend(pg) => format!(
+                "PostgreSQL connection: {}",
+                pg.as_db_error()
+                    .map_or_else(|| pg.to_string(), |db| db.message().to_string())
+            ),
+            _ => format!("PostgreSQL connection pool: {e}"),
+        })
     }
 }
 
