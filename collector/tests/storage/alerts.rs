@@ -11,10 +11,15 @@ use vitalsign_collector::alerts::detector::Numbers;
 use vitalsign_collector::alerts::email::{NoticeKind, OutboxMessage};
 use vitalsign_collector::alerts::engine::{Evaluation, alert_id};
 use vitalsign_collector::alerts::rules::RuleKind;
+use vitalsign_collector::alerts::rules::SeriesKey;
 use vitalsign_collector::alerts::silences::{Matchers, Silence};
 use vitalsign_collector::alerts::state::{AlertRecord, State, Transition};
+use vitalsign_collector::alerts::windows::HourHist;
+use vitalsign_collector::histogram::Histogram;
 use vitalsign_collector::store::alerts::Delivery;
-use vitalsign_collector::store::{Store, StoreError, WriteOutcome};
+use vitalsign_collector::store::{NewRun, Store, StoreError, WriteOutcome};
+use vitalsign_core::metric::{Metric, Source};
+use vitalsign_core::wire::run::Outcome;
 
 use crate::*;
 
@@ -25,6 +30,7 @@ contract!(
     the_outbox_is_claimed_delivered_and_counted_in_order,
     an_unrecorded_claim_comes_back_after_it_expires,
     only_the_lease_term_may_write_an_evaluation,
+    the_snapshot_holds_hourly_histograms_runs_and_freshness,
 );
 
 /// How long the lease lasts in these checks (long enough not to expire).
@@ -453,6 +459,106 @@ pub async fn only_the_lease_term_may_write_an_evaluation(store: &Store) {
     assert!(store.outbox_all().await.unwrap().is_empty());
     store.record_evaluation(eval(), T0, term).await.unwrap();
     assert_eq!(store.alert_records().await.unwrap().len(), 1);
+}
+
+/// What the engine reads: the hours asked for of every series (from the
+/// rollups ingest keeps, re-reports moved rather than added), the runs since
+/// a time, and every flow's freshness.
+pub async fn the_snapshot_holds_hourly_histograms_runs_and_freshness(store: &Store) {
+    let h = T0.div_euclid(HOUR_MS);
+    let at = |hour: i64| hour * HOUR_MS + 60_000;
+    store
+        .append_page_views(vec![
+            page_view("pv-before", Metric::Lcp, 900.0, at(h - 1)),
+            page_view("pv-1", Metric::Lcp, 1000.0, at(h)),
+            page_view("pv-2", Metric::Lcp, 1200.0, at(h)),
+            page_view("pv-3", Metric::Lcp, 3000.0, at(h + 1)),
+            page_view("pv-after", Metric::Lcp, 900.0, at(h + 2)),
+        ])
+        .await
+        .unwrap();
+    // A re-report replaces pv-2's value: its hour still counts two views.
+    store
+        .append_page_views(vec![page_view("pv-2", Metric::Lcp, 5000.0, at(h) + 1)])
+        .await
+        .unwrap();
+    let run = fixture_run();
+    let started = run.started_at_ms as i64;
+    store
+        .record_run(NewRun {
+            run: run.clone(),
+            page_view_groups: Vec::new(),
+            received_ms: T0 + 5_000,
+        })
+        .await
+        .unwrap();
+
+    let snapshot = store
+        .alert_snapshot(Some((h, h + 2)), started - 1)
+        .await
+        .unwrap();
+    let key = SeriesKey {
+        metric: Metric::Lcp,
+        site: "shop".into(),
+        page_group: "/product/:id".into(),
+        device: "mobile".into(),
+        source: Source::Rum,
+        flow: String::new(),
+        step: String::new(),
+        location: String::new(),
+    };
+    let hist = |values: &[f64]| {
+        let mut h = Histogram::default();
+        for v in values {
+            h.add(*v, 1);
+        }
+        HourHist::from_histogram(&h)
+    };
+    let expected: BTreeMap<i64, HourHist> =
+        [(h, hist(&[1000.0, 5000.0])), (h + 1, hist(&[3000.0]))].into();
+    assert_eq!(snapshot.series.get(&key), Some(&expected));
+    // The run's steps are series of their own, within the hours asked.
+    for (k, hours) in &snapshot.series {
+        assert!(hours.keys().all(|hour| (h..h + 2).contains(hour)), "{k:?}");
+    }
+
+    let flow = (run.flow.clone(), run.location.clone());
+    let runs = &snapshot.runs[&flow];
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (
+            runs[0].run_id.as_str(),
+            runs[0].started_ms,
+            runs[0].outcome,
+            runs[0].reason.as_deref()
+        ),
+        (
+            run.run_id.as_str(),
+            started,
+            Outcome::Fail,
+            Some("text \"1 item\" not found in #cart (found \"0 items\")")
+        )
+    );
+    let fresh = &snapshot.freshness[&flow];
+    assert_eq!(
+        (
+            fresh.last_run_id.as_str(),
+            fresh.last_outcome.as_str(),
+            fresh.last_received_ms,
+            fresh.recent_starts_ms.as_slice()
+        ),
+        (run.run_id.as_str(), "fail", T0 + 5_000, &[started][..])
+    );
+
+    // No hours asked: no series; runs only after the time given.
+    let later = store.alert_snapshot(None, started).await.unwrap();
+    assert!(later.series.is_empty());
+    assert!(later.runs.is_empty());
+    assert_eq!(
+        later.freshness.len(),
+        1,
+        "freshness does not depend on the time"
+    );
 }
 
 /// Two replicas on one PostgreSQL database.
