@@ -294,13 +294,19 @@ pub trait Storage: Send + Sync + 'static {
 
     // ---- the email outbox ----
 
-    /// Claim messages due for a delivery attempt at `now_ms`, oldest first:
-    /// each is this caller's until it records the attempt. (SQLite has one
-    /// outbox worker, so its claim is a read; a backend shared by replicas
-    /// must lock the rows, with an expiry so a crashed sender's come back.)
+    /// Claim messages due for a delivery attempt at `now_ms`, oldest first,
+    /// up to the first that is not due (a later email never overtakes an
+    /// earlier one): each is this caller's until it records the attempt.
+    /// (SQLite has one outbox worker, which claims and delivers in turn, so
+    /// its claim is a read and a second claim before the delivery is
+    /// recorded returns the same rows. PostgreSQL, shared by replicas, locks
+    /// the rows and stamps a claim expiry, so no other replica gets them
+    /// until the attempt is recorded or the claim expires, which is how a
+    /// crashed sender's rows come back: see `store::pg::alerts`.)
     async fn claim_outbox(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError>;
 
-    /// What a delivery attempt came to (sent, retry later, dead letter).
+    /// What a delivery attempt came to (sent, retry later, dead letter);
+    /// releases the row's claim.
     async fn record_delivery(
         &self,
         seq: i64,

@@ -418,15 +418,16 @@ pub async fn the_outbox_is_claimed_delivered_and_counted_in_order(store: &Store)
 
 /// A claim nobody records (the sender crashed) is handed out again once it
 /// has expired. (SQLite's one outbox worker claims by reading, so there the
-/// rows are handed out again at once; PostgreSQL holds them for
-/// `CLAIM_MS`, see `replicas::a_claimed_email_is_not_handed_out_twice`.)
+/// rows are handed out again at once; PostgreSQL holds the k-th row of a
+/// claim for k × `CLAIM_MS`, see `replicas::a_claimed_email_is_not_handed_out_twice`.)
 pub async fn an_unrecorded_claim_comes_back_after_it_expires(store: &Store) {
     use vitalsign_collector::store::pg::alerts::CLAIM_MS;
     let term = term(store).await;
     store.record_evaluation(emails(2), T0, term).await.unwrap();
     let first = store.claim_outbox(T0, 10).await.unwrap();
     assert_eq!(first.len(), 2);
-    let again = store.claim_outbox(T0 + CLAIM_MS, 10).await.unwrap();
+    // The second row of a claim is held for two sends.
+    let again = store.claim_outbox(T0 + 2 * CLAIM_MS, 10).await.unwrap();
     assert_eq!(
         again.iter().map(|r| r.seq).collect::<Vec<_>>(),
         first.iter().map(|r| r.seq).collect::<Vec<_>>()
@@ -571,7 +572,7 @@ mod replicas {
     use vitalsign_collector::config::CollectorConfig;
     use vitalsign_collector::metrics::Metrics;
     use vitalsign_collector::store::PgStore;
-    use vitalsign_collector::store::pg::alerts::CLAIM_MS;
+    use vitalsign_collector::store::pg::alerts::{CLAIM_MS, MOST_CLAIMED};
 
     use super::*;
 
@@ -697,13 +698,41 @@ mod replicas {
         let rest = other.claim_outbox(T0 + 3, 10).await.unwrap();
         assert_eq!(rest.len(), 2);
         assert!(rest.iter().all(|r| !claimed.contains(&r.seq)));
-        // The claimant "crashes": after the claim expires the rows come back.
+        // The claimant "crashes": after the claim expires the rows come back,
+        // the k-th after k × CLAIM_MS (it was to be sent after k − 1 others).
         assert!(holder.claim_outbox(T0 + 4, 10).await.unwrap().is_empty());
         let back = holder.claim_outbox(T0 + 3 + CLAIM_MS, 10).await.unwrap();
         assert_eq!(
             back.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [rest[0].seq]
+        );
+        let back = other.claim_outbox(T0 + 3 + 2 * CLAIM_MS, 10).await.unwrap();
+        assert_eq!(
+            back.iter().map(|r| r.seq).collect::<Vec<_>>(),
             rest.iter().map(|r| r.seq).collect::<Vec<_>>()
         );
+    }
+
+    /// A claim hands out at most `MOST_CLAIMED` rows, and holds each for
+    /// the sends before it: a slow server does not let another replica take
+    /// a row the claimant has yet to send.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_holds_each_row_for_the_sends_before_it() {
+        let Replicas { a, b, _db, .. } = two_replicas().await;
+        let term = a.evaluator_lease(TTL_MS).await.unwrap().unwrap();
+        a.record_evaluation(emails(10), T0, term).await.unwrap();
+        let claimed = a.claim_outbox(T0, 32).await.unwrap();
+        assert_eq!(claimed.len(), MOST_CLAIMED as usize);
+        // `a` sends the first three slowly, one CLAIM_MS each: `b` gets none
+        // of what `a` still holds, nor what queues behind it.
+        for (k, row) in claimed.iter().take(3).enumerate() {
+            let now = T0 + k as i64 * CLAIM_MS + CLAIM_MS - 1;
+            assert!(b.claim_outbox(now, 32).await.unwrap().is_empty(), "{k}");
+            a.record_delivery(row.seq, Delivery::Sent, now)
+                .await
+                .unwrap();
+        }
+        assert_eq!(a.outbox_stats().await.unwrap().sent, 3);
     }
 
     /// Four senders on two replicas drain one queue: every email is sent

@@ -16,14 +16,18 @@
 //!   it updates the row, which waits for the share lock). No session advisory
 //!   lock: PgBouncer's transaction pooling would hand it to another client.
 //! - **A shared outbox.** [`claim_outbox`] locks due rows `FOR UPDATE SKIP
-//!   LOCKED` and stamps `claimed_until_ms` ([`CLAIM_MS`] on): no other
-//!   replica takes them until the claimant records the attempt
-//!   ([`record_delivery`] clears the claim) or the claim expires, which is how
-//!   a crashed sender's rows come back. Claims are made one at a time
-//!   (a transaction-scoped advisory lock) and stop at the first pending row
-//!   that is not due *or claimed by someone else*, so the queue's order holds
-//!   across replicas as it does in SQLite: a resolved email never overtakes
-//!   its firing one.
+//!   LOCKED` and stamps `claimed_until_ms`: no other replica takes them until
+//!   the claimant records the attempt ([`record_delivery`] clears the claim)
+//!   or the claim expires, which is how a crashed sender's rows come back.
+//!   The worker sends a claim's rows one after another, so the k-th row of a
+//!   claim is held k × [`CLAIM_MS`]: each row's claim outlasts the sends
+//!   before it, and a slow server does not let a second replica take a row
+//!   the first is about to send. At most [`MOST_CLAIMED`] rows per claim,
+//!   which bounds how long a crashed sender's last row waits.
+//!   Claims are made one at a time (a transaction-scoped advisory lock) and
+//!   stop at the first pending row that is not due *or claimed by someone
+//!   else*, so the queue's order holds across replicas as it does in SQLite:
+//!   a resolved email never overtakes its firing one.
 //!
 //!   The crash window: a replica that is killed after the SMTP server
 //!   accepted a message and before [`record_delivery`] committed leaves the
@@ -51,10 +55,14 @@ use crate::store::alerts::{Delivery, OutboxRow, OutboxStats, StoredState, Transi
 use crate::store::flows::{Freshness, RECENT_RUNS};
 use crate::store::{StoreError, WriteOutcome};
 
-/// How long a claimed outbox row stays the claimant's: longer than a send
-/// can take (`smtp.timeout_secs` is at most a minute or two in practice),
-/// short enough that a crashed replica's emails go out soon after.
+/// How long one send may take before its row is another replica's again:
+/// longer than an attempt takes (bounded by `smtp.timeout_secs`, 30 s by
+/// default), short enough that a crashed replica's emails go out soon after.
+/// The k-th row of a claim is held k times this.
 pub const CLAIM_MS: i64 = 120_000;
+
+/// Rows one claim hands out at most (the caller's `limit` may be larger).
+pub const MOST_CLAIMED: i64 = 8;
 
 /// Key of the transaction-scoped advisory lock outbox claims serialise on
 /// ("outbox" in ASCII), so two replicas never decide the queue's head at once.
@@ -682,7 +690,8 @@ async fn outbox_query(
 
 /// Claim the pending rows due at `now_ms` in queue order, up to the first
 /// that is not due or is claimed by another sender (see the module's notes):
-/// each is this caller's until it records the attempt or [`CLAIM_MS`] pass.
+/// the k-th is this caller's until it records the attempt or k ×
+/// [`CLAIM_MS`] pass.
 pub async fn claim_outbox(
     s: &PgStore,
     now_ms: i64,
@@ -711,8 +720,9 @@ pub async fn claim_outbox(
                      ORDER BY seq LIMIT $2
                      FOR UPDATE SKIP LOCKED
                  )
-                 UPDATE outbox o SET claimed_until_ms = $1 + $3
-                 FROM due WHERE o.seq = due.seq
+                 UPDATE outbox o SET claimed_until_ms = $1 + $3 * k.rank
+                 FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS rank FROM due) k
+                 WHERE o.seq = k.seq
                  RETURNING {}",
                 OUTBOX_COLUMNS
                     .split(", ")
@@ -720,7 +730,7 @@ pub async fn claim_outbox(
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            &[&now_ms, &limit, &CLAIM_MS],
+            &[&now_ms, &limit.min(MOST_CLAIMED), &CLAIM_MS],
         )
         .await?;
     tx.commit().await?;
