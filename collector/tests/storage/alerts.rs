@@ -666,6 +666,69 @@ mod replicas {
         assert_eq!(on_b.lease().await.unwrap(), None);
     }
 
+    /// The evaluator tasks themselves: both ask for the lease every third of
+    /// the TTL; one holds it and keeps it, and when its task stops the
+    /// other takes over within the TTL (and a third of it) under term + 1.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_evaluator_tasks_keep_one_holder_and_hand_over_when_it_stops() {
+        use tokio_util::sync::CancellationToken;
+        use vitalsign_collector::alerts::evaluator;
+
+        let Replicas { a, b, a_name, _db } = two_replicas().await;
+        let mut config = CollectorConfig::default();
+        config.alerts.lease_ttl_secs = 1;
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
+        let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
+        let task_a = tokio::spawn(evaluator::run(
+            Evaluator::new(a.clone(), config.clone(), metrics.clone()),
+            stop_a.clone(),
+        ));
+        // `a` starts first and takes the lease.
+        let held = async |store: &Store, name: &str| {
+            for _ in 0..100 {
+                if let Some((holder, term)) = store.lease_holder()
+                    && holder == name
+                {
+                    return term;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("{name} did not take the lease: {:?}", store.lease_holder());
+        };
+        let term = held(&a, &a_name).await;
+        let task_b = tokio::spawn(evaluator::run(
+            Evaluator::new(b.clone(), config, metrics),
+            stop_b.clone(),
+        ));
+        // Three TTLs later `a` still holds it under the same term.
+        tokio::time::sleep(Duration::from_millis(3_000)).await;
+        assert_eq!(b.lease_holder(), Some((a_name.clone(), term)));
+        assert_eq!(a.lease_holder(), Some((a_name.clone(), term)));
+
+        stop_a.cancel();
+        task_a.await.unwrap();
+        let stopped = std::time::Instant::now();
+        let b_name = loop {
+            match b.lease_holder() {
+                Some((holder, t)) if holder != a_name => {
+                    assert_eq!(t, term + 1);
+                    break holder;
+                }
+                _ => {}
+            }
+            assert!(
+                stopped.elapsed() < Duration::from_millis(1_000 + 333 + 500),
+                "no takeover within the TTL: {:?}",
+                b.lease_holder()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_ne!(b_name, a_name);
+        stop_b.cancel();
+        task_b.await.unwrap();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_claimed_email_is_not_handed_out_twice() {
         let Replicas { a, b, _db, .. } = two_replicas().await;
