@@ -45,6 +45,8 @@ pub struct Evaluator {
     lease_ttl_ms: i64,
     /// The lease term this collector holds, as the last look found it.
     term: Option<i64>,
+    /// Whether the lease was looked at yet (the first look is logged either way).
+    looked: bool,
 }
 
 /// The domain of the configured sender, for Message-IDs.
@@ -66,6 +68,7 @@ impl Evaluator {
             last_series_end: None,
             first_tick_ms: None,
             term: None,
+            looked: false,
         }
     }
 
@@ -73,7 +76,8 @@ impl Evaluator {
     /// under, or `None` while another collector does.
     pub async fn lease(&mut self) -> Result<Option<i64>, StoreError> {
         let held = self.store.evaluator_lease(self.lease_ttl_ms).await?;
-        if held != self.term {
+        if held != self.term || !self.looked {
+            self.looked = true;
             // Under another term, another collector may have evaluated in
             // between: read the hour's rollups again at the next evaluation.
             self.last_series_end = None;
