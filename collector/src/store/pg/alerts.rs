@@ -27,7 +27,10 @@
 //!   Claims are made one at a time (a transaction-scoped advisory lock) and
 //!   stop at the first pending row that is not due *or claimed by someone
 //!   else*, so the queue's order holds across replicas as it does in SQLite:
-//!   a resolved email never overtakes its firing one.
+//!   a resolved email never overtakes its firing one. Claim expiry is
+//!   counted on the callers' clock (`now_ms`, as `next_attempt_ms` is), so
+//!   replicas need synchronised clocks: a replica whose clock runs ahead by
+//!   s takes another's claim s early.
 //!
 //!   The crash window: a replica that is killed after the SMTP server
 //!   accepted a message and before [`record_delivery`] committed leaves the
