@@ -262,6 +262,20 @@ impl Metrics {
                 registry.register(name, help, ConstGauge::new(value as i64));
             }
         }
+        if let Some((holder, term)) = store.lease_holder() {
+            // Which replica evaluates alerts (PostgreSQL mode): an info
+            // metric naming it, and the term, which grows at every handover.
+            registry.register(
+                "alert_lease",
+                "The replica holding the alert evaluator lease, as this replica last saw it",
+                prometheus_client::metrics::info::Info::new(vec![("holder", holder)]),
+            );
+            registry.register(
+                "alert_lease_term",
+                "Term of the alert evaluator lease (grows at every change of holder)",
+                ConstGauge::new(term),
+            );
+        }
         self.alerts.register(&mut registry, store.clock.now_ms());
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry)
