@@ -2,7 +2,7 @@
 
 use vitalsign_collector::store::attribution::AttributionKind;
 use vitalsign_collector::store::query::{Filter, RAW_RANGE_MS, Summary};
-use vitalsign_collector::store::{NewPageView, Store};
+use vitalsign_collector::store::{NewPageView, NewRun, Store};
 use vitalsign_core::metric::Metric;
 use vitalsign_core::wire::Beacon;
 
