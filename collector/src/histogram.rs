@@ -36,7 +36,8 @@ pub struct Histogram {
     buckets: BTreeMap<i16, u64>,
 }
 
-fn bucket_of(value: f64) -> i16 {
+/// The bucket `value` is counted in (the PostgreSQL backend keeps a row per bucket).
+pub(crate) fn bucket_of(value: f64) -> i16 {
     if value < MIN_VALUE {
         ZERO_BUCKET
     } else {
