@@ -637,8 +637,8 @@ pub(super) async fn top_attribution_on(
     // kept; the window total is taken before LIMIT, so shares are of every
     // item. Labels compare byte by byte, as SQLite's do.
     let sql = format!(
-        "SELECT CASE WHEN g.item = {overflow} THEN {overflow_label}::text
-                     ELSE coalesce(t.text, '') END AS label,
+        "SELECT (CASE WHEN g.item = {overflow} THEN {overflow_label}::text
+                      ELSE coalesce(t.text, '') END) COLLATE \"C\" AS label,
                 g.n, sum(g.n) OVER ()::bigint, g.value_sum, g.split_n,
                 g.input_delay, g.processing, g.presentation
          FROM (SELECT item, sum(count)::bigint AS n, sum(value_sum) AS value_sum,
@@ -648,7 +648,7 @@ pub(super) async fn top_attribution_on(
                WHERE metric = {m} AND kind = {k} AND hour >= {from} AND hour < {to}{clause}
                GROUP BY item HAVING sum(count) > 0) AS g
          LEFT JOIN attribution_texts AS t ON t.id = g.item
-         ORDER BY g.n DESC, label COLLATE \"C\" ASC
+         ORDER BY g.n DESC, label ASC
          LIMIT {lim}"
     );
     Ok(c.query(&sql, &b.refs())
