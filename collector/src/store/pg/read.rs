@@ -1134,4 +1134,168 @@ pub(super) mod tests {
             (want.sites, want.flows, want.locations)
         );
     }
+
+    /// Query timings over 10 M samples (2 M page views × 5 metrics, 30
+    /// days, 999 series: 3 sites × 111 page groups × 3 devices) on a
+    /// cluster with PostgreSQL's durable defaults, rollups computed in SQL
+    /// as the writer keeps them. A measurement, not a check: run it by hand
+    /// (about 5 minutes to build the data on 2 cores) and read what it
+    /// prints.
+    ///
+    ///     cargo test -p vitalsign-collector --lib -- --ignored --nocapture read_timings_over_10m_samples
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a benchmark (minutes): run by hand"]
+    async fn read_timings_over_10m_samples() {
+        use std::time::{Duration, Instant};
+        use vitalsign_test_support::pg::{Durability, PgCluster};
+        let page_views: i64 = std::env::var("VITALSIGN_BENCH_PAGE_VIEWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000_000);
+        let cluster = PgCluster::start(Durability::Durable);
+        let c = connect(&cluster.url("postgres")).await;
+        let days = 30;
+        let d0 = 20_400;
+        let built = Instant::now();
+        for day in d0..d0 + days {
+            c.batch_execute(&format!(
+                "CREATE TABLE {} PARTITION OF measurements FOR VALUES FROM ({}) TO ({})",
+                schema::partition_name(day),
+                day * DAY_MS,
+                (day + 1) * DAY_MS
+            ))
+            .await
+            .unwrap();
+        }
+        c.batch_execute(
+            "SELECT setseed(0.42);
+             INSERT INTO series (site, page_group, device, source, flow, step, location)
+             SELECT s, '/g' || g, d, 'rum', '', '', ''
+             FROM unnest(ARRAY['shop', 'blog', 'docs']) AS s, generate_series(0, 110) AS g,
+                  unnest(ARRAY['mobile', 'desktop', 'tablet']) AS d",
+        )
+        .await
+        .unwrap();
+        // Series ids skewed to the low ones (the popular page groups).
+        c.execute(
+            "INSERT INTO measurements (ts_ms, series, origin_id, step_index, lcp, cls, inp, fcp, ttfb)
+             SELECT $1::bigint + g * $2::bigint / $3::bigint, 1 + floor(999 * random() ^ 2)::int, 'pv-' || g, -1,
+                    300 + random() * 5000,
+                    CASE WHEN random() < 0.3 THEN 0 ELSE random() * 0.4 END,
+                    20 + random() * 600, 200 + random() * 3000, 50 + random() * 1500
+             FROM generate_series(0::bigint, $3::bigint - 1) AS g",
+            &[&(d0 * DAY_MS), &(days * DAY_MS), &page_views],
+        )
+        .await
+        .unwrap();
+        c.batch_execute(
+            "CREATE TEMP TABLE samples AS
+             SELECT x.metric, (m.ts_ms / 3600000)::int AS hour, m.series, x.v, x.good, x.poor
+             FROM measurements AS m, LATERAL (VALUES ('LCP', m.lcp, 2500, 4000), ('CLS', m.cls, 0.1, 0.25),
+                 ('INP', m.inp, 200, 500), ('FCP', m.fcp, 1800, 3000), ('TTFB', m.ttfb, 800, 1800))
+                 AS x(metric, v, good, poor);
+             INSERT INTO rollups (metric, hour, series, count, good, needs_improvement, poor)
+             SELECT metric, hour, series, count(*), count(*) FILTER (WHERE v <= good),
+                    count(*) FILTER (WHERE v > good AND v <= poor), count(*) FILTER (WHERE v > poor)
+             FROM samples GROUP BY 1, 2, 3;
+             INSERT INTO rollup_buckets (metric, hour, series, bucket, count)
+             SELECT metric, hour, series,
+                    CASE WHEN v < 1e-5 THEN -32768
+                         ELSE least(greatest(floor(ln(v) / ln(1.02)), -582), 2047) END::smallint,
+                    count(*)
+             FROM samples GROUP BY 1, 2, 3, 4;
+             DROP TABLE samples;
+             VACUUM ANALYZE;",
+        )
+        .await
+        .unwrap();
+        let counts = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM measurements), (SELECT count(*) FROM rollups),
+                        (SELECT count(*) FROM rollup_buckets)",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (rows, rollups, buckets): (i64, i64, i64) =
+            (counts.get(0), counts.get(1), counts.get(2));
+        println!(
+            "data: {rows} raw rows ({} samples), {rollups} rollup rows, {buckets} bucket rows; built in {:.0} s",
+            rows * 5,
+            built.elapsed().as_secs_f64()
+        );
+        let (from, to) = (d0 * DAY_MS, (d0 + days) * DAY_MS);
+        let group = Filter {
+            site: Some("shop".into()),
+            page_group: Some("/g0".into()),
+            ..Filter::default()
+        };
+        let all = Filter::default();
+        let mut report = Vec::new();
+        macro_rules! time {
+            ($name:expr, $call:expr) => {{
+                let _ = $call.await.unwrap();
+                let mut times: Vec<Duration> = Vec::new();
+                for _ in 0..7 {
+                    let t = Instant::now();
+                    let _ = $call.await.unwrap();
+                    times.push(t.elapsed());
+                }
+                times.sort();
+                report.push(($name, times[times.len() / 2], times[times.len() - 1]));
+            }};
+        }
+        time!("baseline: SELECT 1", c.query("SELECT 1", &[]));
+        time!(
+            "30-day p75 series, 1 page group, daily",
+            series_on(&c, Metric::Lcp, from, to, DAY_MS, &group)
+        );
+        time!(
+            "30-day p75 series, 1 page group, hourly",
+            series_on(&c, Metric::Lcp, from, to, HOUR_MS, &group)
+        );
+        time!(
+            "30-day summary, all sites",
+            summary_on(&c, Metric::Lcp, from, to, &all)
+        );
+        time!(
+            "30-day daily series, all sites",
+            series_on(&c, Metric::Lcp, from, to, DAY_MS, &all)
+        );
+        time!(
+            "30-day top pages, all sites",
+            top_pages_on(&c, Metric::Lcp, from, to, &all, 20)
+        );
+        time!(
+            "30-day top pages, 1 site",
+            top_pages_on(&c, Metric::Lcp, from, to, &site_filter("blog"), 20)
+        );
+        time!(
+            "30-day breakdowns by site",
+            breakdowns_on(&c, Metric::Lcp, from, to, DAY_MS, true, &all, true)
+        );
+        time!(
+            "6-hour summary (raw), all sites",
+            summary_on(&c, Metric::Lcp, to - 6 * HOUR_MS, to, &all)
+        );
+        time!(
+            "6-hour summary (raw), 1 page group",
+            summary_on(&c, Metric::Lcp, to - 6 * HOUR_MS, to, &group)
+        );
+        time!("dimensions", dimensions_on(&c));
+        for (name, median, max) in report {
+            println!(
+                "{name:<42} median {:>9.2} ms  max {:>9.2} ms",
+                median.as_secs_f64() * 1e3,
+                max.as_secs_f64() * 1e3
+            );
+        }
+    }
+
+    fn site_filter(name: &str) -> Filter {
+        Filter {
+            site: Some(name.into()),
+            ..Filter::default()
+        }
+    }
 }
