@@ -67,7 +67,7 @@ const HOUR_MS: i64 = 3_600_000;
 
 enum Op {
     PageViews(Vec<NewPageView>),
-    Run(NewRun),
+    Run(Box<NewRun>),
 }
 
 impl Op {
@@ -102,6 +102,10 @@ impl Partitions {
 
     fn forget(&self, day: i64) {
         self.days.lock().unwrap().remove(&day);
+    }
+
+    fn clear(&self) {
+        self.days.lock().unwrap().clear();
     }
 }
 
@@ -165,11 +169,30 @@ impl PgWriter {
     }
 
     pub async fn record_run(&self, run: NewRun) -> Result<WriteOutcome, StoreError> {
-        self.write(Op::Run(run)).await
+        self.write(Op::Run(Box::new(run))).await
     }
 
     pub fn queue_depth(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+/// A statement's error. Connection trouble is [`StoreError::Unavailable`]
+/// (503, and the writer backs off), including what the server says as it
+/// goes away (SQLSTATE class 57, operator intervention: a shutdown or
+/// `pg_terminate_backend`) and class 08 (connection exception), which
+/// arrive as database errors; the server's message is kept, not just
+/// tokio-postgres' "db error".
+fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    let Some(db) = e.as_db_error() else {
+        return StoreError::from(e);
+    };
+    let message = format!("PostgreSQL: {} ({})", db.message(), db.code().code());
+    let class = &db.code().code()[..2];
+    if e.is_closed() || class == "57" || class == "08" {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Postgres(message)
     }
 }
 
@@ -272,8 +295,10 @@ impl Task {
                         .as_ref()
                         .map_or(BACKOFF_START, |(_, w, _)| (*w * 2).min(BACKOFF_MAX));
                     self.backoff = Some((Instant::now() + wait, wait, why.clone()));
-                } else if self.client.as_ref().is_some_and(|c| c.is_closed()) {
-                    self.client = None;
+                } else {
+                    // A statement failed: perhaps a partition this replica
+                    // knew was dropped by another's prune; look again.
+                    self.partitions.clear();
                 }
                 health::error_limited(
                     "PostgreSQL batch failed; no write of this batch was acknowledged",
@@ -311,7 +336,7 @@ impl Task {
                                 series: s.series,
                                 origin_id: run.run.run_id.clone(),
                                 step_index: s.step_index,
-                                row: RowSource::Ready(s.row),
+                                row: RowSource::Ready(Box::new(s.row)),
                             })
                             .collect();
                         runs.push((index, run, rows));
@@ -351,7 +376,7 @@ impl Task {
             ensure_partition(client, &self.partitions, day).await?;
         }
 
-        let tx = client.transaction().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
         // Runs in id order: two replicas storing the same runs wait for each
         // other on the primary key instead of deadlocking.
         runs.sort_by(|a, b| a.1.run.run_id.cmp(&b.1.run.run_id));
@@ -360,7 +385,7 @@ impl Task {
                 "INSERT INTO runs (run_id, flow, location, outcome, started_at_ms, received_ms, document)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING",
             )
-            .await?;
+            .await.map_err(pg_error)?;
         for (index, new, rows) in runs {
             let run: &ProbeRun = &new.run;
             let document = serde_json::to_string(run).expect("a ProbeRun always serialises");
@@ -377,7 +402,8 @@ impl Task {
                         &document,
                     ],
                 )
-                .await?;
+                .await
+                .map_err(pg_error)?;
             results[index] = Some(Ok(if inserted == 0 {
                 WriteOutcome::AlreadyStored
             } else {
@@ -391,7 +417,7 @@ impl Task {
         for sample in samples {
             let series = self.series.id(&sample.series)?;
             let row = match sample.row {
-                RowSource::Ready(row) => row,
+                RowSource::Ready(row) => *row,
                 RowSource::Reports(range) => {
                     let mut row = Row::default();
                     for (metric, value, parts) in &reports[range] {
@@ -413,11 +439,9 @@ impl Task {
         }
 
         if !rows.is_empty() {
-            let mut deltas = Deltas::default();
-            write_rows(&tx, rows, &mut deltas).await?;
-            deltas.write(&tx, &mut self.series).await?;
+            write_rows(&tx, rows, &mut self.series).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(pg_error)?;
         Ok(results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(StoreError::Internal("a job was not applied".into()))))
@@ -436,7 +460,7 @@ struct Sample {
 
 enum RowSource {
     /// A probe step's values (no attribution).
-    Ready(Row),
+    Ready(Box<Row>),
     /// A page view: its reports, by index into the batch's list.
     Reports(std::ops::Range<usize>),
 }
@@ -565,8 +589,9 @@ struct Found {
 async fn write_rows(
     tx: &deadpool_postgres::Transaction<'_>,
     rows: Vec<Keyed>,
-    deltas: &mut Deltas,
+    series: &mut SeriesCache,
 ) -> Result<(), StoreError> {
+    let mut deltas = Deltas::default();
     let mut keys: Vec<i64> = rows
         .iter()
         .map(|r| identity_key(&r.origin_id, r.step_index))
@@ -574,12 +599,13 @@ async fn write_rows(
     keys.sort_unstable();
     keys.dedup();
     // Sorted in the subquery, so locks are taken in key order.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(k)
-         FROM (SELECT k FROM unnest($1::int8[]) AS k ORDER BY k) AS sorted",
-        &[&keys],
-    )
-    .await?;
+    let lock = tx
+        .prepare_cached(
+            "SELECT pg_advisory_xact_lock(k)
+             FROM (SELECT k FROM unnest($1::int8[]) AS k ORDER BY k) AS sorted",
+        )
+        .await
+        .map_err(pg_error)?;
     let mut origins: Vec<&str> = rows.iter().map(|r| r.origin_id.as_str()).collect();
     origins.sort_unstable();
     origins.dedup();
@@ -588,13 +614,26 @@ async fn write_rows(
             "SELECT id, ts_ms, series, origin_id, step_index, {VALUE_COLUMNS}
              FROM measurements WHERE origin_id = ANY($1::text[])"
         ))
-        .await?;
+        .await
+        .map_err(pg_error)?;
     let wanted: HashSet<(&str, i64)> = rows
         .iter()
         .map(|r| (r.origin_id.as_str(), r.step_index))
         .collect();
+    // Sent together: the server runs the lookup after the locks are held,
+    // and its snapshot is taken then, so it sees what their last holder
+    // committed.
+    let (_, stored) = {
+        let (lock_params, lookup_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
+            ([&keys], [&origins]);
+        tokio::try_join!(
+            tx.execute(&lock, &lock_params),
+            tx.query(&lookup, &lookup_params)
+        )
+        .map_err(pg_error)?
+    };
     let mut found: HashMap<(String, i64), Found> = HashMap::new();
-    for r in tx.query(&lookup, &[&origins]).await? {
+    for r in stored {
         let origin: String = r.get(3);
         let step: i32 = r.get(4);
         if !wanted.contains(&(origin.as_str(), i64::from(step))) {
@@ -634,7 +673,13 @@ async fn write_rows(
         let key = (r.origin_id, r.step_index);
         match found.get_mut(&key) {
             Some(stored) => {
-                stored.row = merge_report(stored.series, stored.ts_ms, &stored.row, &r.row, deltas);
+                stored.row = merge_report(
+                    stored.series,
+                    stored.ts_ms,
+                    &stored.row,
+                    &r.row,
+                    &mut deltas,
+                );
                 stored.changed = true;
             }
             None => {
@@ -663,16 +708,19 @@ async fn write_rows(
         }
     }
 
-    if !inserts.is_empty() {
-        let (mut ts, mut series, mut origin, mut step) = (vec![], vec![], vec![], vec![]);
-        let mut columns = Columns::default();
-        for key in &inserts {
-            let f = &found[key];
-            ts.push(f.ts_ms);
-            series.push(f.series as i32);
-            origin.push(key.0.as_str());
-            step.push(key.1 as i32);
-            columns.push(&f.row);
+    let (mut ts, mut series_ids, mut origin, mut step) = (vec![], vec![], vec![], vec![]);
+    let mut new_columns = Columns::default();
+    for key in &inserts {
+        let f = &found[key];
+        ts.push(f.ts_ms);
+        series_ids.push(f.series as i32);
+        origin.push(key.0.as_str());
+        step.push(key.1 as i32);
+        new_columns.push(&f.row);
+    }
+    let insert = async {
+        if inserts.is_empty() {
+            return Ok(0);
         }
         let insert = tx
             .prepare_cached(&format!(
@@ -681,21 +729,24 @@ async fn write_rows(
                 value_casts(5)
             ))
             .await?;
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ts, &series, &origin, &step];
-        params.extend(columns.params());
-        tx.execute(&insert, &params).await?;
-    }
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ts, &series_ids, &origin, &step];
+        params.extend(new_columns.params());
+        tx.execute(&insert, &params).await
+    };
 
-    let (mut ids, mut ts) = (vec![], vec![]);
+    let (mut ids, mut stored_ts) = (vec![], vec![]);
     let mut columns = Columns::default();
     for f in found.values().filter(|f| f.changed) {
         if let Some(id) = f.id {
             ids.push(id);
-            ts.push(f.ts_ms);
+            stored_ts.push(f.ts_ms);
             columns.push(&f.row);
         }
     }
-    if !ids.is_empty() {
+    let update = async {
+        if ids.is_empty() {
+            return Ok(0);
+        }
         let set = VALUE_COLUMNS
             .split(", ")
             .map(|c| format!("{c} = u.{c}"))
@@ -709,10 +760,16 @@ async fn write_rows(
                 value_casts(3)
             ))
             .await?;
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids, &ts];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids, &stored_ts];
         params.extend(columns.params());
-        tx.execute(&update, &params).await?;
-    }
+        tx.execute(&update, &params).await
+    };
+    // Rows and rollups in one round trip (pipelined on the connection).
+    tokio::try_join!(
+        async { insert.await.map_err(pg_error) },
+        async { update.await.map_err(pg_error) },
+        deltas.write(tx, series)
+    )?;
     Ok(())
 }
 
@@ -785,11 +842,17 @@ impl Contributions for Deltas {
 
 impl Deltas {
     /// Upsert every non-zero change, one statement per table, in key order.
+    /// The three statements are sent together (tokio-postgres pipelines
+    /// queries polled at once on one connection): one round trip, not three.
     async fn write(
         self,
         tx: &deadpool_postgres::Transaction<'_>,
         series: &mut SeriesCache,
     ) -> Result<(), StoreError> {
+        // Attribution rows need the dimensions of their series.
+        let needed: Vec<i64> = self.attribution.entries().map(|e| e.2).collect();
+        series.load_dims(tx, &needed).await?;
+        let series = &*series;
         let (mut metric, mut hour, mut ser) = (vec![], vec![], vec![]);
         let mut counts: [Vec<i64>; 4] = Default::default();
         for ((m, h, s), c) in self.rollups.iter().filter(|(_, c)| **c != [0; 4]) {
@@ -800,7 +863,10 @@ impl Deltas {
                 column.push(*v);
             }
         }
-        if !metric.is_empty() {
+        let rollups = async {
+            if metric.is_empty() {
+                return Ok(0);
+            }
             let upsert = tx
                 .prepare_cached(
                     "INSERT INTO rollups AS r (metric, hour, series, count, good, needs_improvement, poor)
@@ -819,19 +885,22 @@ impl Deltas {
                     &metric, &hour, &ser, &counts[0], &counts[1], &counts[2], &counts[3],
                 ],
             )
-            .await?;
-        }
+            .await
+        };
 
-        let (mut metric, mut hour, mut ser, mut bucket, mut count) =
+        let (mut b_metric, mut b_hour, mut b_ser, mut bucket, mut count) =
             (vec![], vec![], vec![], vec![], vec![]);
         for ((m, h, s, b), c) in self.buckets.iter().filter(|(_, c)| **c != 0) {
-            metric.push(*m);
-            hour.push(*h as i32);
-            ser.push(*s as i32);
+            b_metric.push(*m);
+            b_hour.push(*h as i32);
+            b_ser.push(*s as i32);
             bucket.push(*b);
             count.push(*c);
         }
-        if !metric.is_empty() {
+        let buckets = async {
+            if b_metric.is_empty() {
+                return Ok(0);
+            }
             let upsert = tx
                 .prepare_cached(
                     "INSERT INTO rollup_buckets AS r (metric, hour, series, bucket, count)
@@ -840,14 +909,12 @@ impl Deltas {
                          count = r.count + excluded.count",
                 )
                 .await?;
-            tx.execute(&upsert, &[&metric, &hour, &ser, &bucket, &count])
-                .await?;
-        }
+            tx.execute(&upsert, &[&b_metric, &b_hour, &b_ser, &bucket, &count])
+                .await
+        };
 
         // Attribution rows are keyed by site, page group and device, which
         // several series may share: merged again under that key.
-        let needed: Vec<i64> = self.attribution.entries().map(|e| e.2).collect();
-        series.load_dims(tx, &needed).await?;
         type Key<'a> = (
             &'static str,
             &'static str,
@@ -877,28 +944,17 @@ impl Deltas {
                 *t += p;
             }
         }
-        if merged.is_empty() {
-            return Ok(());
-        }
-        let mut cols: (
-            Vec<&str>,
-            Vec<&str>,
-            Vec<i32>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<i32>,
-        ) = Default::default();
+        // metric, kind, site, page group, device; hour and item.
+        let mut texts: [Vec<&str>; 5] = Default::default();
+        let (mut a_hour, mut item) = (vec![], vec![]);
         let (mut n, mut value, mut split_n) = (vec![], vec![], vec![]);
         let mut split: [Vec<f64>; 3] = Default::default();
-        for ((m, k, h, site, pg, dev, item), s) in &merged {
-            cols.0.push(m);
-            cols.1.push(k);
-            cols.2.push(*h);
-            cols.3.push(site);
-            cols.4.push(pg);
-            cols.5.push(dev);
-            cols.6.push(*item);
+        for ((m, k, h, site, pg, dev, i), s) in &merged {
+            for (column, text) in texts.iter_mut().zip([*m, *k, *site, *pg, *dev]) {
+                column.push(text);
+            }
+            a_hour.push(*h);
+            item.push(*i);
             n.push(s.count);
             value.push(s.value);
             split_n.push(s.split_count);
@@ -906,7 +962,11 @@ impl Deltas {
                 c.push(v);
             }
         }
-        let upsert = tx
+        let attribution = async {
+            if merged.is_empty() {
+                return Ok(0);
+            }
+            let upsert = tx
             .prepare_cached(
                 "INSERT INTO attribution_rollups AS r (metric, kind, hour, site, page_group, device, item,
                      count, value_sum, split_count, input_delay_sum, processing_sum, presentation_sum)
@@ -922,14 +982,16 @@ impl Deltas {
                      presentation_sum = r.presentation_sum + excluded.presentation_sum",
             )
             .await?;
-        tx.execute(
-            &upsert,
-            &[
-                &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &n, &value,
-                &split_n, &split[0], &split[1], &split[2],
-            ],
-        )
-        .await?;
+            tx.execute(
+                &upsert,
+                &[
+                    &texts[0], &texts[1], &a_hour, &texts[2], &texts[3], &texts[4], &item, &n,
+                    &value, &split_n, &split[0], &split[1], &split[2],
+                ],
+            )
+            .await
+        };
+        tokio::try_join!(rollups, buckets, attribution).map_err(pg_error)?;
         Ok(())
     }
 }
@@ -1003,8 +1065,9 @@ impl SeriesCache {
                                       $6::text[], $7::text[])
                  ON CONFLICT DO NOTHING",
             )
-            .await?;
-        client.execute(&insert, &params).await?;
+            .await
+            .map_err(pg_error)?;
+        client.execute(&insert, &params).await.map_err(pg_error)?;
         let read = client
             .prepare_cached(
                 "SELECT s.id, s.site, s.page_group, s.device, s.source, s.flow, s.step, s.location
@@ -1013,8 +1076,8 @@ impl SeriesCache {
                              $6::text[], $7::text[]) AS u(site, page_group, device, source, flow, step, location)
                    USING (site, page_group, device, source, flow, step, location)",
             )
-            .await?;
-        for r in client.query(&read, &params).await? {
+            .await.map_err(pg_error)?;
+        for r in client.query(&read, &params).await.map_err(pg_error)? {
             self.remember(i64::from(r.get::<_, i32>(0)), dims_from(&r, 1));
         }
         Ok(())
@@ -1042,8 +1105,9 @@ impl SeriesCache {
                 "SELECT id, site, page_group, device, source, flow, step, location
                  FROM series WHERE id = ANY($1::int4[])",
             )
-            .await?;
-        for r in tx.query(&read, &[&missing]).await? {
+            .await
+            .map_err(pg_error)?;
+        for r in tx.query(&read, &[&missing]).await.map_err(pg_error)? {
             self.remember(i64::from(r.get::<_, i32>(0)), dims_from(&r, 1));
         }
         Ok(())
@@ -1109,7 +1173,8 @@ impl TextCache {
                     "SELECT kind, count(*) FROM attribution_texts GROUP BY kind",
                     &[],
                 )
-                .await?
+                .await
+                .map_err(pg_error)?
             {
                 let kind: String = r.get(0);
                 if let Some(k) = [TextKind::Selector, TextKind::Url]
@@ -1127,12 +1192,14 @@ impl TextCache {
                  SELECT $1, t FROM unnest($2::text[]) AS t ORDER BY t
                  ON CONFLICT (kind, text) DO NOTHING",
             )
-            .await?;
+            .await
+            .map_err(pg_error)?;
         let read = client
             .prepare_cached(
                 "SELECT id, text FROM attribution_texts WHERE kind = $1 AND text = ANY($2::text[])",
             )
-            .await?;
+            .await
+            .map_err(pg_error)?;
         for (kind, mut texts) in missing {
             texts.sort_unstable();
             texts.dedup();
@@ -1142,10 +1209,17 @@ impl TextCache {
             // meanwhile, by this replica or another, keeps its id.
             let full = kind.capped() && *stored.get(&kind).unwrap_or(&0) >= MAX_TEXTS_PER_KIND;
             if !full {
-                let added = client.execute(&insert, &[&kind.as_str(), &texts]).await?;
+                let added = client
+                    .execute(&insert, &[&kind.as_str(), &texts])
+                    .await
+                    .map_err(pg_error)?;
                 *stored.entry(kind).or_default() += added as i64;
             }
-            for r in client.query(&read, &[&kind.as_str(), &texts]).await? {
+            for r in client
+                .query(&read, &[&kind.as_str(), &texts])
+                .await
+                .map_err(pg_error)?
+            {
                 let text: String = r.get(1);
                 self.bytes += text.len() + 48;
                 self.ids.insert((kind, text), i64::from(r.get::<_, i32>(0)));
@@ -1156,8 +1230,12 @@ impl TextCache {
 }
 
 /// Make sure `day`'s partition exists: created in its own short transaction
-/// under the schema lock (a replica creating it at the same moment is fine:
-/// `IF NOT EXISTS`, and the lock orders the two).
+/// under the schema lock, so replicas creating it at the same moment take
+/// turns and the second finds it. Created as a plain table and then attached:
+/// `CREATE TABLE … PARTITION OF` would take an ACCESS EXCLUSIVE lock on
+/// `measurements` and queue every replica's inserts behind the longest read,
+/// while `ATTACH PARTITION` takes SHARE UPDATE EXCLUSIVE, which inserts and
+/// reads pass (the new table is empty, so its bounds are checked at once).
 async fn ensure_partition(
     client: &mut Object,
     partitions: &Partitions,
@@ -1167,23 +1245,39 @@ async fn ensure_partition(
         return Ok(());
     }
     let name = partition_name(day);
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
-        .await?
+    let attached = "SELECT EXISTS (SELECT 1 FROM pg_inherits
+                     WHERE inhrelid = to_regclass($1) AND NOT inhdetachpending)";
+    let ready: bool = client
+        .query_one(attached, &[&name])
+        .await
+        .map_err(pg_error)?
         .get(0);
-    if !exists {
-        let tx = client.transaction().await?;
+    if !ready {
+        let tx = client.transaction().await.map_err(pg_error)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-            .await?;
-        // The name and bounds are built from integers, not from input.
-        tx.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {name} PARTITION OF measurements
-             FOR VALUES FROM ({}) TO ({})",
-            day * DAY_MS,
-            (day + 1) * DAY_MS
-        ))
-        .await?;
-        tx.commit().await?;
+            .await
+            .map_err(pg_error)?;
+        // Again under the lock: another replica may have made it meanwhile.
+        if !tx
+            .query_one(attached, &[&name])
+            .await
+            .map_err(pg_error)?
+            .get::<_, bool>(0)
+        {
+            // The name and bounds are built from integers, not from input. A
+            // table of that name left detached (a prune between its detach
+            // and its drop) is attached again: its rows are not yet pruned.
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {name} (LIKE measurements INCLUDING DEFAULTS);
+                 ALTER TABLE measurements ATTACH PARTITION {name}
+                     FOR VALUES FROM ({}) TO ({})",
+                day * DAY_MS,
+                (day + 1) * DAY_MS
+            ))
+            .await
+            .map_err(pg_error)?;
+        }
+        tx.commit().await.map_err(pg_error)?;
     }
     partitions.add(day);
     Ok(())
@@ -1199,7 +1293,8 @@ async fn store_artifact(s: &PgStore, a: NewArtifact) -> Result<WriteOutcome, Sto
     let client = s.client().await?;
     let document: Option<String> = client
         .query_opt("SELECT document FROM runs WHERE run_id = $1", &[&a.run_id])
-        .await?
+        .await
+        .map_err(pg_error)?
         .map(|r| r.get(0));
     let run_id = &a.run_id;
     let Some(document) = document else {
@@ -1227,7 +1322,8 @@ async fn store_artifact(s: &PgStore, a: NewArtifact) -> Result<WriteOutcome, Sto
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, name) DO NOTHING",
             &[&a.run_id, &a.name, &a.content_type, &a.sha256, &a.content],
         )
-        .await?;
+        .await
+        .map_err(pg_error)?;
     Ok(if inserted == 0 {
         WriteOutcome::AlreadyStored
     } else {
@@ -1258,7 +1354,8 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
                AND c.relname ~ '^measurements_d[0-9]+$'",
             &[],
         )
-        .await?;
+        .await
+        .map_err(pg_error)?;
     let mut doomed: Vec<(i64, String, Option<bool>)> = tables
         .iter()
         .filter_map(|r| {
@@ -1280,7 +1377,7 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(pg_error(e)),
         };
         // DETACH … CONCURRENTLY takes only a SHARE UPDATE EXCLUSIVE lock on
         // `measurements`, so inserts go on while it waits for readers of the
@@ -1306,12 +1403,13 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
                     || *c == tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE
             );
             if !gone {
-                return Err(e.into());
+                return Err(pg_error(e));
             }
         }
         client
             .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
-            .await?;
+            .await
+            .map_err(pg_error)?;
         rows += held;
     }
     // Runs go in slices (the oldest first), their artifacts with them.
@@ -1324,7 +1422,8 @@ async fn prune_now(s: &PgStore, before_ms: i64) -> Result<WriteOutcome, StoreErr
              DELETE FROM runs WHERE run_id IN (SELECT run_id FROM doomed)",
             &[&before_ms, &(PRUNE_SLICE as i64)],
         )
-        .await? as usize;
+        .await
+        .map_err(pg_error)? as usize;
     Ok(WriteOutcome::Pruned {
         rows,
         runs,
