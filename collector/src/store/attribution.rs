@@ -56,7 +56,7 @@ const MAX_CACHED_BYTES: usize = 8 << 20;
 /// Item id of a report that had no such attribution.
 const NOT_ATTRIBUTED: i64 = 0;
 /// Item id of a text that found the dictionary full.
-pub(super) const OVERFLOW: i64 = -1;
+pub(crate) const OVERFLOW: i64 = -1;
 /// Label of [`OVERFLOW`] in rankings.
 pub const OVERFLOW_LABEL: &str = "(other)";
 
