@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian machine with the Rust toolchain
 # (Debian's chromium, Node.js for the snippet, the snippet's npm packages, a
-# Python venv with an SMTP server for the alert tests), then runs every test:
+# Python venv with an SMTP server for the alert tests, PostgreSQL's server for
+# the storage tests of the PostgreSQL backend), then runs every test:
 # the Rust workspace (unit, integration and end-to-end), the snippet's
 # browser tests and the dashboard's (tests/browser/). Safe to run again: each
 # install step is skipped when done.
@@ -15,6 +16,9 @@ missing=()
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
+# The PostgreSQL tests start clusters of their own (test-support/src/pg.rs)
+# from Debian's server binaries; nothing uses a server someone else started.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && command -v psql >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"
   sudo_if_needed apt-get update -qq
@@ -41,6 +45,14 @@ if [ -f web-snippet/package-lock.json ]; then
   echo "==> npm ci in web-snippet/"
   (cd web-snippet && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# Clusters a killed test run left behind (its process gone, its server not).
+for pid_file in target/pg-test/*/data/postmaster.pid; do
+  [ -f "$pid_file" ] || continue
+  pid=$(head -1 "$pid_file")
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ] && kill -INT "$pid" 2>/dev/null || true
+done
+rm -rf target/pg-test
 
 echo "==> building the binaries the end-to-end tests start"
 cargo build --workspace --bins --quiet

@@ -26,6 +26,10 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::{Store, WriteOutcome};
 
+/// How long a collector waits at startup for its PostgreSQL to answer
+/// (started beside it by compose or Kubernetes) before it gives up.
+const DATABASE_STARTUP_WAIT: Duration = Duration::from_secs(60);
+
 pub struct Application {
     listener: TcpListener,
     state: AppState,
@@ -45,8 +49,14 @@ impl Application {
         config: CollectorConfig,
         clock: Clock,
     ) -> anyhow::Result<Application> {
-        let store = Store::open_with_clock(&config.db, clock)
-            .with_context(|| format!("opening the database {}", config.db.display()))?;
+        let store = Store::connect(
+            &config.db,
+            config.retention_days,
+            clock,
+            DATABASE_STARTUP_WAIT,
+        )
+        .await
+        .with_context(|| format!("opening the database {} (key `db`)", config.db))?;
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {} (key `listen` / --listen)", config.listen))?;

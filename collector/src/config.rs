@@ -13,13 +13,110 @@ use vitalsign_core::secret::Secret;
 use crate::alerts::rules::RuleKind;
 use crate::grouping::GroupRule;
 
+/// The `db` setting: a SQLite file, or a PostgreSQL URL (which may hold a
+/// password, so it prints and serialises with the password as `***`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(Secret),
+}
+
+impl Database {
+    /// `postgres://…` or `postgresql://…` is PostgreSQL; anything else a file path.
+    pub fn parse(value: &str) -> Result<Database, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("is empty: give a SQLite file or a postgres:// URL".into());
+        }
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            // Parse now, so a typo is a config error at startup rather than a
+            // connection failure later; the parser's message quotes no part of
+            // the URL, so the password stays out of it.
+            value
+                .parse::<tokio_postgres::Config>()
+                .map_err(|e| format!("is not a PostgreSQL URL ({e})"))?;
+            return Ok(Database::Postgres(Secret::new(value)));
+        }
+        if value.contains("://") {
+            return Err(format!(
+                "has the scheme {:?}: only postgres:// URLs or SQLite file paths are supported",
+                value.split("://").next().unwrap_or_default()
+            ));
+        }
+        Ok(Database::Sqlite(PathBuf::from(value)))
+    }
+
+    /// What to show an operator: the file, or the URL with its password as `***`.
+    pub fn redacted(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => redact_url(url.expose()),
+        }
+    }
+}
+
+/// `scheme://user:password@rest` → `scheme://user:***@rest`.
+/// Query parameters (where libpq also takes `password=`) show as `?***`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, _)) => (rest, "?***"),
+        None => (rest, ""),
+    };
+    match rest.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            let password = if user_info.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{password}@{host}{query}")
+        }
+        None => format!("{scheme}://{rest}{query}"),
+    }
+}
+
+impl TryFrom<String> for Database {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Database::parse(&value)
+    }
+}
+
+impl std::str::FromStr for Database {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Database::parse(value)
+    }
+}
+
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({})", self.redacted())
+    }
+}
+
+impl Serialize for Database {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
     /// Address to listen on; port 0 picks a free port (the bound address is logged).
     pub listen: String,
-    /// SQLite database file; created with its migrations when missing.
-    pub db: PathBuf,
+    /// Where to store: a SQLite file (created with its migrations when
+    /// missing), or `postgres://user:password@host:port/database` for
+    /// several collector replicas on one PostgreSQL.
+    pub db: Database,
     /// Sites whose pages may send beacons, by the key in the tag's `data-site`.
     pub sites: BTreeMap<String, SiteConfig>,
     /// Bearer tokens agents use for `/v1/runs` and artifact uploads.
@@ -86,7 +183,7 @@ impl Default for CollectorConfig {
     fn default() -> Self {
         CollectorConfig {
             listen: "127.0.0.1:8080".into(),
-            db: PathBuf::from("vitalsign.db"),
+            db: Database::Sqlite(PathBuf::from("vitalsign.db")),
             sites: BTreeMap::new(),
             agent_tokens: Vec::new(),
             query_tokens: Vec::new(),
@@ -969,6 +1066,50 @@ mod tests {
         assert!(!config.smtp.enabled());
         let printed = format!("{config:?}");
         assert!(!printed.contains("replace-with"), "{printed}");
+    }
+
+    #[test]
+    fn db_is_a_sqlite_file_or_a_postgres_url_whose_password_never_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "db = \"postgres://vs:hunter2@db.internal:5432/vitalsign?sslmode=disable\"\n",
+        )
+        .unwrap();
+        let config = CollectorConfig::load(Some(&path)).unwrap();
+        assert!(matches!(&config.db, Database::Postgres(url) if url.expose().contains("hunter2")));
+        for shown in [
+            config.db.to_string(),
+            format!("{config:?}"),
+            serde_json::to_string(&config).unwrap(),
+        ] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        assert_eq!(
+            config.db.to_string(),
+            "postgres://vs:***@db.internal:5432/vitalsign?***"
+        );
+        assert_eq!(
+            "data/vs.db".parse::<Database>().unwrap(),
+            Database::Sqlite(PathBuf::from("data/vs.db"))
+        );
+        for (toml, says) in [
+            ("db = \"mysql://u:hunter2@h/d\"\n", "\"mysql\""),
+            (
+                "db = \"postgres://u:hunter2@h:notaport/d\"\n",
+                "not a PostgreSQL URL",
+            ),
+            ("db = \" \"\n", "is empty"),
+        ] {
+            std::fs::write(&path, toml).unwrap();
+            let err = CollectorConfig::load(Some(&path)).unwrap_err().to_string();
+            assert!(
+                err.contains("c.toml") && err.contains("db") && err.contains(says),
+                "{toml}: {err}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use vitalsign_collector::config::Database;
 use vitalsign_collector::{Application, CollectorConfig};
 
 #[derive(Parser)]
@@ -29,9 +30,10 @@ enum Command {
         /// Address to listen on (overrides `listen`); port 0 picks a free port.
         #[arg(long)]
         listen: Option<String>,
-        /// SQLite database file (overrides `db`).
+        /// SQLite database file or `postgres://…` URL (overrides `db`;
+        /// `VITALSIGN_DB` keeps a password off the command line).
         #[arg(long)]
-        db: Option<PathBuf>,
+        db: Option<Database>,
     },
     /// Copy the database to FILE while the collector keeps running (SQLite's
     /// online backup API). Restore by stopping the collector and putting FILE
@@ -95,7 +97,17 @@ fn backup(config: Option<PathBuf>, db: Option<PathBuf>, to: &Path) -> ExitCode {
     let db = match db {
         Some(db) => db,
         None => match CollectorConfig::load(config.as_deref()) {
-            Ok(c) => c.db,
+            Ok(CollectorConfig {
+                db: Database::Sqlite(path),
+                ..
+            }) => path,
+            Ok(CollectorConfig { db, .. }) => {
+                eprintln!(
+                    "error: `backup` copies a SQLite file; {db} is PostgreSQL: back it up with \
+                     pg_dump or your database's backups (see docs/operations.md)"
+                );
+                return ExitCode::from(2);
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);

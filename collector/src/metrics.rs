@@ -236,6 +236,32 @@ impl Metrics {
             "Database file plus WAL size",
             ConstGauge::new(store.size_bytes() as i64),
         );
+        if let Some(pool) = store.pool_use() {
+            for (name, help, value) in [
+                (
+                    "db_connections_open",
+                    "Database connections open (idle or in use)",
+                    pool.open,
+                ),
+                (
+                    "db_connections_idle",
+                    "Database connections open and idle",
+                    pool.idle,
+                ),
+                (
+                    "db_connections_max",
+                    "Most database connections the pool opens",
+                    pool.max,
+                ),
+                (
+                    "db_connections_waiting",
+                    "Callers waiting for a database connection",
+                    pool.waiting,
+                ),
+            ] {
+                registry.register(name, help, ConstGauge::new(value as i64));
+            }
+        }
         self.alerts.register(&mut registry, store.clock.now_ms());
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry)

@@ -23,7 +23,7 @@ use vitalsign_collector::alerts::outbox::OutboxWorker;
 use vitalsign_collector::alerts::rules::{RuleKind, SeriesKey};
 use vitalsign_collector::alerts::state::{AlertRecord, State};
 use vitalsign_collector::clock::Clock;
-use vitalsign_collector::config::{AlertRoute, SmtpConfig};
+use vitalsign_collector::config::{AlertRoute, Database, SmtpConfig};
 use vitalsign_collector::metrics::Metrics;
 use vitalsign_collector::store::Store;
 use vitalsign_core::metric::Metric;
@@ -300,7 +300,7 @@ async fn fail_checkout_twice(client: &reqwest::Client, base: &str, t: i64) {
 fn collector_config(db: &Path, smtp_port: u16) -> CollectorConfig {
     let mut c = CollectorConfig {
         listen: "127.0.0.1:0".into(),
-        db: db.to_path_buf(),
+        db: Database::Sqlite(db.to_path_buf()),
         agent_tokens: vec![Secret::new(AGENT)],
         query_tokens: vec![Secret::new(QUERY)],
         smtp: smtp(smtp_port),

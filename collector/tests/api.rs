@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vitalsign_collector::config::SiteConfig;
+use vitalsign_collector::config::{Database, SiteConfig};
 use vitalsign_collector::{Application, CollectorConfig};
 use vitalsign_core::secret::Secret;
 use vitalsign_test_support::collector::InProcess;
@@ -21,7 +21,7 @@ type TestApp = InProcess;
 fn config(db: &Path) -> CollectorConfig {
     let mut c = CollectorConfig {
         listen: "127.0.0.1:0".into(),
-        db: db.to_path_buf(),
+        db: Database::Sqlite(db.to_path_buf()),
         agent_tokens: vec![Secret::new(AGENT)],
         query_tokens: vec![Secret::new(QUERY)],
         ..CollectorConfig::default()

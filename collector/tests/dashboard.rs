@@ -12,7 +12,7 @@ use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use vitalsign_collector::CollectorConfig;
-use vitalsign_collector::config::{AlertRoute, SmtpConfig};
+use vitalsign_collector::config::{AlertRoute, Database, SmtpConfig};
 use vitalsign_collector::store::NewRun;
 use vitalsign_collector::store::alerts::Delivery;
 use vitalsign_core::secret::Secret;
@@ -37,7 +37,7 @@ fn closed_port() -> u16 {
 fn config(db: &Path) -> CollectorConfig {
     let mut c = CollectorConfig {
         listen: "127.0.0.1:0".into(),
-        db: db.to_path_buf(),
+        db: Database::Sqlite(db.to_path_buf()),
         agent_tokens: vec![Secret::new(AGENT)],
         query_tokens: vec![Secret::new(QUERY)],
         ..CollectorConfig::default()

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vitalsign_collector::CollectorConfig;
-use vitalsign_collector::config::SiteConfig;
+use vitalsign_collector::config::{Database, SiteConfig};
 use vitalsign_core::secret::Secret;
 use vitalsign_test_support::collector::InProcess;
 
@@ -31,7 +31,7 @@ impl std::ops::Deref for TestApp {
 fn config(db: &Path) -> CollectorConfig {
     let mut c = CollectorConfig {
         listen: "127.0.0.1:0".into(),
-        db: db.to_path_buf(),
+        db: Database::Sqlite(db.to_path_buf()),
         agent_tokens: vec![Secret::new(AGENT)],
         ..CollectorConfig::default()
     };

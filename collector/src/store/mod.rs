@@ -52,7 +52,7 @@ use crate::clock::Clock;
 
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
-pub use storage::{NewArtifact, NewPageView, NewRun, Storage};
+pub use storage::{NewArtifact, NewPageView, NewRun, PoolUse, Storage};
 pub use writer::{WriteOutcome, Writer};
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,44 @@ impl Store {
     /// [`Store::open`] with a given clock (tests fix it).
     pub fn open_with_clock(path: &Path, clock: Clock) -> Result<Store, StoreError> {
         Ok(Store::new(Arc::new(SqliteStore::open(path)?), clock))
+    }
+
+    /// Open the configured database: a SQLite file, or PostgreSQL (retried
+    /// with backoff for up to `wait` while the server cannot be reached, so
+    /// collectors started beside their database wait for it instead of
+    /// failing; errors name the database with its password redacted).
+    pub async fn connect(
+        db: &crate::config::Database,
+        retention_days: u32,
+        clock: Clock,
+        wait: std::time::Duration,
+    ) -> Result<Store, StoreError> {
+        match db {
+            crate::config::Database::Sqlite(path) => {
+                let path = path.clone();
+                let clock2 = clock.clone();
+                tokio::task::spawn_blocking(move || Store::open_with_clock(&path, clock2))
+                    .await
+                    .map_err(|_| StoreError::Internal("opening the database panicked".into()))?
+            }
+            crate::config::Database::Postgres(url) => {
+                let deadline = std::time::Instant::now() + wait;
+                let mut pause = std::time::Duration::from_millis(250);
+                loop {
+                    match PgStore::connect(url.expose(), retention_days).await {
+                        Ok(backend) => return Ok(Store::new(Arc::new(backend), clock)),
+                        Err(StoreError::Unavailable(why))
+                            if std::time::Instant::now() + pause < deadline =>
+                        {
+                            tracing::warn!(db = %db, error = %why, retry_in = ?pause, "PostgreSQL is not reachable yet");
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
     }
 
     /// A store over any backend.

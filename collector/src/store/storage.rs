@@ -321,4 +321,20 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Bytes the database takes where it lives (0 when not local).
     fn size_bytes(&self) -> u64;
+
+    /// The connection pool's use, for a backend that keeps one (`/metrics`).
+    fn pool_use(&self) -> Option<PoolUse> {
+        None
+    }
+}
+
+/// Connections of a backend's pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Open connections, idle or in use.
+    pub open: usize,
+    pub idle: usize,
+    pub max: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
 }

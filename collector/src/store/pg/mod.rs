@@ -36,7 +36,7 @@ use super::alerts::{Delivery, OutboxRow, OutboxStats, StoredState, TransitionVie
 use super::attribution::{AttributionKind, AttributionRank};
 use super::flows::FlowHealth;
 use super::query::{Breakdown, Filter, PageRank, SeriesPoint, Summary};
-use super::storage::{NewArtifact, NewPageView, NewRun, Storage};
+use super::storage::{NewArtifact, NewPageView, NewRun, PoolUse, Storage};
 use super::views::Dimensions;
 use super::writer::WriterStats;
 use super::{StoreError, WriteOutcome};
@@ -133,11 +133,6 @@ impl PgStore {
     /// This replica's name in the evaluator lease.
     pub fn replica(&self) -> &str {
         &self.replica
-    }
-
-    /// Connections open and idle, and the pool's limit, for `/metrics`.
-    pub fn pool_status(&self) -> deadpool_postgres::Status {
-        self.pool.status()
     }
 }
 
@@ -463,5 +458,15 @@ impl Storage for PgStore {
     fn size_bytes(&self) -> u64 {
         // Not local: the database server's disk (`/metrics` shows 0).
         0
+    }
+
+    fn pool_use(&self) -> Option<PoolUse> {
+        let status = self.pool.status();
+        Some(PoolUse {
+            open: status.size,
+            idle: status.available,
+            max: status.max_size,
+            waiting: status.waiting,
+        })
     }
 }
