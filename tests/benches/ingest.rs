@@ -59,10 +59,10 @@ use vitalsign_core::wire::beacon::{
     Attribution, Beacon, DeviceClass, EffectiveType, InteractionType, NavigationType, Report,
 };
 use vitalsign_test_support::env::env_u64;
+use vitalsign_test_support::pg::{Durability, PgCluster};
 use vitalsign_test_support::process::listening_addr;
 use vitalsign_test_support::procfs::{cpu_ms_tree, rss_mib};
 use vitalsign_test_support::stats::percentile_sorted;
-use vitalsign_test_support::pg::{Durability, PgCluster};
 use vitalsign_test_support::{CollectorProcess, HeldPort, Process};
 
 const BARE_SERVER_VAR: &str = "VITALSIGN_BENCH_BARE_SERVER";
@@ -99,7 +99,9 @@ fn main() {
             postgres_replicas(&runtime, &load);
             return;
         }
-        Ok(other) => panic!("VITALSIGN_BENCH_DB={other:?}: use `sqlite` (the default) or `postgres`"),
+        Ok(other) => {
+            panic!("VITALSIGN_BENCH_DB={other:?}: use `sqlite` (the default) or `postgres`")
+        }
     }
     let bin = collector_bench::release_collector();
     let dir = tempfile::Builder::new()
@@ -792,7 +794,9 @@ fn postgres_replicas(runtime: &tokio::runtime::Runtime, load: &Load) {
         load.concurrency,
         load.window,
         load.warmup,
-        cluster.psql("postgres", "SHOW server_version").unwrap_or_default(),
+        cluster
+            .psql("postgres", "SHOW server_version")
+            .unwrap_or_default(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let rows: Vec<Vec<String>> = results

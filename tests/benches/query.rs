@@ -27,7 +27,6 @@
 #[path = "collector_bench/mod.rs"]
 mod collector_bench;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -41,9 +40,9 @@ use vitalsign_collector::store::{NewPageView, PgStore, SqliteStore, Storage};
 use vitalsign_core::metric::Metric;
 use vitalsign_core::wire::beacon::{Attribution, Beacon, DeviceClass, NavigationType, Report};
 use vitalsign_test_support::env::env_u64;
+use vitalsign_test_support::pg::{Durability, PgCluster};
 use vitalsign_test_support::procfs::rss_mib;
 use vitalsign_test_support::stats::median;
-use vitalsign_test_support::pg::{Durability, PgCluster};
 use vitalsign_test_support::target_dir;
 
 const DAYS: i64 = 30;
@@ -57,7 +56,9 @@ fn main() {
     let postgres = match std::env::var("VITALSIGN_BENCH_DB").as_deref() {
         Err(_) | Ok("sqlite") => false,
         Ok("postgres") => true,
-        Ok(other) => panic!("VITALSIGN_BENCH_DB={other:?}: use `sqlite` (the default) or `postgres`"),
+        Ok(other) => {
+            panic!("VITALSIGN_BENCH_DB={other:?}: use `sqlite` (the default) or `postgres`")
+        }
     };
     let bin = collector_bench::release_collector();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -83,7 +84,9 @@ fn main() {
         let generated_secs = started.elapsed().as_secs_f64();
         assert_eq!(meta["page_views"], dataset.page_views);
         let count = |sql: &str| -> u64 {
-            let out = cluster.psql(&database, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let out = cluster
+                .psql(&database, sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
             out.parse().unwrap_or_else(|_| panic!("{sql}: {out:?}"))
         };
         let stored = count(
@@ -108,9 +111,25 @@ fn main() {
         dataset.samples, dataset.page_views, dataset.rollup_rows
     );
     let table = |sqlite_rows: &[Timing], pg_rows: Option<&[Timing]>, what: &str| {
-        let mut header = vec![what, "items", "first ms", "median ms", "max ms", "goal ms", "median/goal", "status"];
+        let mut header = vec![
+            what,
+            "items",
+            "first ms",
+            "median ms",
+            "max ms",
+            "goal ms",
+            "median/goal",
+            "status",
+        ];
         if pg_rows.is_some() {
-            header.extend(["PG items", "PG first ms", "PG median ms", "PG max ms", "PG/SQLite", "PG status"]);
+            header.extend([
+                "PG items",
+                "PG first ms",
+                "PG median ms",
+                "PG max ms",
+                "PG/SQLite",
+                "PG status",
+            ]);
         }
         let rows: Vec<Vec<String>> = sqlite_rows
             .iter()
@@ -143,12 +162,20 @@ fn main() {
         print_table(&header, &rows);
     };
     let pg_timings = pg.as_ref().map(|(t, ..)| t);
-    table(&sqlite.queries, pg_timings.map(|t| t.queries.as_slice()), "query");
+    table(
+        &sqlite.queries,
+        pg_timings.map(|t| t.queries.as_slice()),
+        "query",
+    );
     println!();
     println!(
         "dashboard pages over the same data (issue 13): server-rendered HTML of each view, time to the last byte on loopback"
     );
-    table(&sqlite.pages, pg_timings.map(|t| t.pages.as_slice()), "page");
+    table(
+        &sqlite.pages,
+        pg_timings.map(|t| t.pages.as_slice()),
+        "page",
+    );
     println!();
     let per_million = dataset.bytes as f64 / (dataset.samples as f64 / 1e6);
     let mut storage = vec![vec![
@@ -178,7 +205,10 @@ fn main() {
         storage.push(vec![
             "PostgreSQL tables, indexes, TOAST".to_string(),
             format!("{:.1} MiB", *bytes as f64 / 1048576.0),
-            format!("{:.1} MiB", *bytes as f64 / (dataset.samples as f64 / 1e6) / 1048576.0),
+            format!(
+                "{:.1} MiB",
+                *bytes as f64 / (dataset.samples as f64 / 1e6) / 1048576.0
+            ),
             format!("{:.0} B", *bytes as f64 / dataset.samples as f64),
         ]);
     }
@@ -190,12 +220,18 @@ fn main() {
     println!(
         "collector peak RSS while querying: {:.1} MiB (SQLite){}; dataset {} ({})",
         sqlite.peak_rss,
-        pg_timings.map_or(String::new(), |t| format!(", {:.1} MiB (PostgreSQL)", t.peak_rss)),
+        pg_timings.map_or(String::new(), |t| format!(
+            ", {:.1} MiB (PostgreSQL)",
+            t.peak_rss
+        )),
         dataset.path.display(),
         if dataset.reused {
             "cached".to_string()
         } else {
-            format!("generated through the SQLite ingest in {:.0} s", dataset.generated_secs)
+            format!(
+                "generated through the SQLite ingest in {:.0} s",
+                dataset.generated_secs
+            )
         }
     );
     if let Some((_, _, secs, _)) = &pg {
@@ -649,7 +685,6 @@ fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
         .collect()
 }
 
-
 /// Page views of the dataset, hour by hour in time order, written through
 /// `store`'s own ingest (`Storage::append_page_views`, as the collector's
 /// HTTP handler calls it) by up to 4 concurrent callers of 2,000 page views
@@ -782,7 +817,10 @@ async fn generate(store: Arc<dyn Storage>, samples: u64, to_ms: i64) -> serde_js
         }
     }
     if !chunk.is_empty() {
-        store.append_page_views(chunk).await.expect("writing the dataset");
+        store
+            .append_page_views(chunk)
+            .await
+            .expect("writing the dataset");
     }
     while let Some(result) = in_flight.join_next().await {
         result.unwrap();

@@ -13,19 +13,18 @@
 //! is seeded as hours of history ending at the present hour.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vitalsign_collector::store::query::Filter;
 use vitalsign_collector::store::{NewPageView, PgStore, Storage};
 use vitalsign_core::metric::Metric;
 use vitalsign_core::wire::Beacon;
 use vitalsign_test_support::fixtures::demo_beacon;
 use vitalsign_test_support::pg::{TestDb, test_db};
 use vitalsign_test_support::wait::wait_for;
-use vitalsign_test_support::{CollectorProcess, HeldPort, SmtpSink};
+use vitalsign_test_support::{CollectorProcess, HeldPort, SmtpSink, binary};
 
 const AGENT: &str = "replica-agent";
 const QUERY: &str = "replica-query";
@@ -35,8 +34,9 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// short, so the test sees a failover; deployments keep the default.
 const LEASE_TTL_SECS: u64 = 3;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_vitalsign-collector"))
+/// The debug collector `./test.sh` builds before the tests.
+fn bin() -> PathBuf {
+    binary("vitalsign-collector")
 }
 
 /// One replica's configuration: alerts evaluated every second, a regression
@@ -236,7 +236,7 @@ async fn the_lease_holder_killed_under_load_fails_over_and_the_regression_mails_
         .map(|i| {
             let home = dir.path().join(format!("replica-{i}"));
             Some(CollectorProcess::start_replica(
-                bin(),
+                &bin(),
                 &home,
                 &config,
                 &db.url,
@@ -282,11 +282,7 @@ async fn the_lease_holder_killed_under_load_fails_over_and_the_regression_mails_
     let load = tokio::spawn(beacon_load(bases.clone(), 8));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let killed_at = Instant::now();
-    replicas[holder_index]
-        .as_mut()
-        .unwrap()
-        .process
-        .kill_hard();
+    replicas[holder_index].as_mut().unwrap().process.kill_hard();
     let killed = replicas[holder_index].take().unwrap();
     let survivors: Vec<usize> = (0..3).filter(|i| *i != holder_index).collect();
 
@@ -315,9 +311,11 @@ async fn the_lease_holder_killed_under_load_fails_over_and_the_regression_mails_
         "the regression's firing email",
         Duration::from_secs(30),
         async || {
-            sink.received()
-                .into_iter()
-                .find(|m| m["subject"].as_str().is_some_and(|s| s.starts_with("[FIRING] LCP")))
+            sink.received().into_iter().find(|m| {
+                m["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("[FIRING] LCP"))
+            })
         },
     )
     .await;
@@ -404,7 +402,9 @@ async fn a_day_past_retention_is_dropped_under_load_and_its_rollups_stay() {
     let day = now_ms() / DAY_MS - 3;
     const OLD_VIEWS: i64 = 2400;
     {
-        let seeder = PgStore::connect(&db.url, 30).await.expect("connecting to seed");
+        let seeder = PgStore::connect(&db.url, 30)
+            .await
+            .expect("connecting to seed");
         let views: Vec<NewPageView> = (0..OLD_VIEWS)
             .map(|i| {
                 let at = day * DAY_MS + i * DAY_MS / OLD_VIEWS;
@@ -416,7 +416,11 @@ async fn a_day_past_retention_is_dropped_under_load_and_its_rollups_stay() {
         }
     }
     let partition = format!("measurements_d{day}");
-    let exists = |name: &str| db.psql(&format!("SELECT to_regclass('{name}') IS NOT NULL")).unwrap() == "t";
+    let exists = |name: &str| {
+        db.psql(&format!("SELECT to_regclass('{name}') IS NOT NULL"))
+            .unwrap()
+            == "t"
+    };
     assert!(exists(&partition), "the seeded day is in {partition}");
     let rows_before = db
         .psql(&format!("SELECT count(*) FROM {partition}"))
@@ -435,7 +439,12 @@ origins = ["*"]
     );
     let replicas: Vec<CollectorProcess> = (0..2)
         .map(|i| {
-            CollectorProcess::start_replica(bin(), &dir.path().join(format!("r{i}")), &config, &db.url)
+            CollectorProcess::start_replica(
+                &bin(),
+                &dir.path().join(format!("r{i}")),
+                &config,
+                &db.url,
+            )
         })
         .collect();
     let bases: Vec<String> = replicas.iter().map(|r| r.base_url.clone()).collect();
@@ -450,7 +459,11 @@ origins = ["*"]
     let dropped_after = started.elapsed();
     let (acked, refused) = load.await.unwrap();
     assert_eq!(refused, 0, "every beacon acknowledged while pruning");
-    assert!(acked.len() >= 500, "bounded load: {} acknowledged", acked.len());
+    assert!(
+        acked.len() >= 500,
+        "bounded load: {} acknowledged",
+        acked.len()
+    );
     let stored = stored_load_views(&db);
     let lost = acked.iter().filter(|id| !stored.contains(*id)).count();
     assert_eq!(lost, 0, "acknowledged beacons lost while pruning");
@@ -480,7 +493,10 @@ origins = ["*"]
     assert_eq!(summary["resolution"], "rollup", "{answer:#}");
     assert_eq!(summary["count"], OLD_VIEWS, "{answer:#}");
     let p75 = summary["p75"].as_f64().unwrap();
-    assert!((1500.0..=1600.0).contains(&p75), "p75 {p75} (exact about 1545, ± 1 %)");
+    assert!(
+        (1500.0..=1600.0).contains(&p75),
+        "p75 {p75} (exact about 1545, ± 1 %)"
+    );
     eprintln!(
         "{partition} ({OLD_VIEWS} rows) dropped {dropped_after:?} after two replicas with retention_days = 1 started; \
          {} beacons acknowledged meanwhile, all stored; the day's summary from rollups: count {}, p75 {p75}",
