@@ -36,7 +36,8 @@ pub struct Histogram {
     buckets: BTreeMap<i16, u64>,
 }
 
-fn bucket_of(value: f64) -> i16 {
+/// The bucket `value` is counted in (the PostgreSQL backend keeps a row per bucket).
+pub(crate) fn bucket_of(value: f64) -> i16 {
     if value < MIN_VALUE {
         ZERO_BUCKET
     } else {
@@ -141,29 +142,36 @@ pub struct Accumulator {
 impl Accumulator {
     pub fn add_encoded(&mut self, bytes: &[u8]) {
         for (bucket, count) in pairs(bytes) {
-            let count = u64::from(count);
-            self.total = self.total.saturating_add(count);
-            if bucket == ZERO_BUCKET {
-                self.zero += count;
-                continue;
-            }
-            // Buckets span almost all of i16 (ZERO_BUCKET aside), so distances
-            // between two of them are taken in i32: a blob holding both a
-            // tiny and a huge bucket overflowed i16 here (found by the
-            // histogram fuzz target).
-            if self.counts.is_empty() {
-                self.low = bucket;
-            } else if bucket < self.low {
-                let grow = (i32::from(self.low) - i32::from(bucket)) as usize;
-                self.counts.splice(0..0, std::iter::repeat_n(0, grow));
-                self.low = bucket;
-            }
-            let index = (i32::from(bucket) - i32::from(self.low)) as usize;
-            if index >= self.counts.len() {
-                self.counts.resize(index + 1, 0);
-            }
-            self.counts[index] += count;
+            self.add_bucket(bucket, u64::from(count));
         }
+    }
+
+    /// Add `count` values to `bucket` (a [`Histogram`] bucket index, as a
+    /// store that keeps a row per bucket reads it back): the same sums as
+    /// [`Accumulator::add_encoded`] of a blob holding that pair.
+    pub fn add_bucket(&mut self, bucket: i16, count: u64) {
+        let bucket = in_range(bucket);
+        self.total = self.total.saturating_add(count);
+        if bucket == ZERO_BUCKET {
+            self.zero += count;
+            return;
+        }
+        // Buckets span almost all of i16 (ZERO_BUCKET aside), so distances
+        // between two of them are taken in i32: a blob holding both a
+        // tiny and a huge bucket overflowed i16 here (found by the
+        // histogram fuzz target).
+        if self.counts.is_empty() {
+            self.low = bucket;
+        } else if bucket < self.low {
+            let grow = (i32::from(self.low) - i32::from(bucket)) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.low = bucket;
+        }
+        let index = (i32::from(bucket) - i32::from(self.low)) as usize;
+        if index >= self.counts.len() {
+            self.counts.resize(index + 1, 0);
+        }
+        self.counts[index] += count;
     }
 
     pub fn count(&self) -> u64 {
@@ -272,6 +280,30 @@ mod tests {
         assert_eq!(acc.count(), merged.count());
         for q in [0.0, 0.01, 0.1, 0.5, 0.75, 0.9, 0.99, 1.0] {
             assert_eq!(acc.quantile(q), merged.quantile(q), "q{q}");
+        }
+    }
+
+    #[test]
+    fn buckets_added_one_by_one_sum_as_their_blob() {
+        let mut h = Histogram::default();
+        for v in [0.0, 0.0, 0.05, 1800.0, 1810.0, 4200.0, 1e30] {
+            h.add(v, 1);
+        }
+        let mut from_blob = Accumulator::default();
+        from_blob.add_encoded(&h.encode());
+        let mut by_bucket = Accumulator::default();
+        // In reverse order, and one bucket split in two, as rows may come.
+        for (bucket, count) in pairs(&h.encode()).collect::<Vec<_>>().into_iter().rev() {
+            by_bucket.add_bucket(bucket, u64::from(count) - 1);
+            by_bucket.add_bucket(bucket, 1);
+        }
+        // Out of range buckets fold in as a blob's do.
+        from_blob.add_encoded(&[0xff, 0x7f, 2, 0, 0, 0]);
+        by_bucket.add_bucket(i16::MAX, 2);
+        assert_eq!(by_bucket.count(), 9);
+        assert_eq!(by_bucket.buckets(), from_blob.buckets());
+        for q in [0.0, 0.3, 0.5, 0.75, 0.99, 1.0] {
+            assert_eq!(by_bucket.quantile(q), from_blob.quantile(q), "q{q}");
         }
     }
 

@@ -56,7 +56,7 @@ const MAX_CACHED_BYTES: usize = 8 << 20;
 /// Item id of a report that had no such attribution.
 const NOT_ATTRIBUTED: i64 = 0;
 /// Item id of a text that found the dictionary full.
-const OVERFLOW: i64 = -1;
+pub(crate) const OVERFLOW: i64 = -1;
 /// Label of [`OVERFLOW`] in rankings.
 pub const OVERFLOW_LABEL: &str = "(other)";
 
@@ -235,8 +235,8 @@ pub fn top_attribution(
 // Ingest side: used by the writer thread only.
 
 /// A section of the dictionary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TextKind {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) enum TextKind {
     Selector,
     Url,
     NavigationType,
@@ -250,7 +250,7 @@ impl TextKind {
         self as usize
     }
 
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             TextKind::Selector => "selector",
             TextKind::Url => "url",
@@ -271,7 +271,7 @@ impl TextKind {
     }
 
     /// Navigation and connection labels are a fixed handful: never capped.
-    fn capped(self) -> bool {
+    pub(super) fn capped(self) -> bool {
         matches!(self, TextKind::Selector | TextKind::Url)
     }
 }
@@ -342,6 +342,65 @@ fn normalize(kind: TextKind, text: &str) -> &str {
     }
 }
 
+/// The attribution texts one report of a beacon carries, normalised as the
+/// dictionary stores them: only the parts its metric keeps. Pure, so both
+/// backends turn a report into the same texts and the same stored ids.
+pub(super) struct AttributionParts<'a> {
+    pub target: Option<&'a str>,
+    pub resource: Option<&'a str>,
+    pub navigation: &'static str,
+    pub connection: &'static str,
+    pub split: Option<[f64; 3]>,
+}
+
+impl<'a> AttributionParts<'a> {
+    pub(super) fn of(beacon: &'a Beacon, report: &'a Report) -> AttributionParts<'a> {
+        let a = &report.attribution;
+        let kinds = attribution_kinds_for(report.metric);
+        let wants = |t: TextKind| kinds.iter().any(|k| k.texts() == t);
+        AttributionParts {
+            target: a
+                .target
+                .as_deref()
+                .filter(|_| wants(TextKind::Selector))
+                .map(|t| normalize(TextKind::Selector, t)),
+            resource: a
+                .url
+                .as_deref()
+                .filter(|_| wants(TextKind::Url))
+                .map(|u| normalize(TextKind::Url, u)),
+            navigation: navigation_label(beacon.navigation_type),
+            connection: connection_label(beacon.effective_type),
+            split: match (a.input_delay, a.processing, a.presentation) {
+                (Some(d), Some(p), Some(s)) if report.metric == Metric::Inp => Some([d, p, s]),
+                _ => None,
+            },
+        }
+    }
+
+    /// Each dictionary section with the text this report has in it, in the
+    /// order selector, URL, navigation type, connection.
+    pub(super) fn texts(&self) -> [(TextKind, Option<&'a str>); 4] {
+        [
+            (TextKind::Selector, self.target),
+            (TextKind::Url, self.resource),
+            (TextKind::NavigationType, Some(self.navigation)),
+            (TextKind::Connection, Some(self.connection)),
+        ]
+    }
+
+    /// The stored form, with `id` giving each present text's dictionary id.
+    pub(super) fn stored(&self, mut id: impl FnMut(TextKind, &str) -> i64) -> StoredAttribution {
+        StoredAttribution {
+            navigation: id(TextKind::NavigationType, self.navigation),
+            connection: id(TextKind::Connection, self.connection),
+            target: self.target.map(|t| id(TextKind::Selector, t)),
+            resource: self.resource.map(|u| id(TextKind::Url, u)),
+            split: self.split,
+        }
+    }
+}
+
 /// The writer's view of `attribution_texts`: ids of texts it has seen, and
 /// how to forget the ones a rolled-back write inserted (SQLite hands a
 /// rolled-back id out again, so a stale entry would point at another text).
@@ -373,36 +432,19 @@ impl Dictionary {
         beacon: &Beacon,
         report: &Report,
     ) -> rusqlite::Result<StoredAttribution> {
-        let a = &report.attribution;
-        let kinds = attribution_kinds_for(report.metric);
-        let wants = |t: TextKind| kinds.iter().any(|k| k.texts() == t);
-        let target = match &a.target {
-            Some(t) if wants(TextKind::Selector) => Some(self.id(conn, TextKind::Selector, t)?),
-            _ => None,
-        };
-        let resource = match &a.url {
-            Some(u) if wants(TextKind::Url) => Some(self.id(conn, TextKind::Url, u)?),
-            _ => None,
-        };
-        let split = match (a.input_delay, a.processing, a.presentation) {
-            (Some(d), Some(p), Some(s)) if report.metric == Metric::Inp => Some([d, p, s]),
-            _ => None,
-        };
-        Ok(StoredAttribution {
-            navigation: self.id(
-                conn,
-                TextKind::NavigationType,
-                navigation_label(beacon.navigation_type),
-            )?,
-            connection: self.id(
-                conn,
-                TextKind::Connection,
-                connection_label(beacon.effective_type),
-            )?,
-            target,
-            resource,
-            split,
-        })
+        let parts = AttributionParts::of(beacon, report);
+        let mut texts = [None; 4];
+        for (slot, (kind, text)) in texts.iter_mut().zip(parts.texts()) {
+            if let Some(text) = text {
+                *slot = Some(self.id(conn, kind, text)?);
+            }
+        }
+        Ok(parts.stored(|kind, _| match kind {
+            TextKind::Selector => texts[0].unwrap_or(NOT_ATTRIBUTED),
+            TextKind::Url => texts[1].unwrap_or(NOT_ATTRIBUTED),
+            TextKind::NavigationType => texts[2].unwrap_or(NOT_ATTRIBUTED),
+            TextKind::Connection => texts[3].unwrap_or(NOT_ATTRIBUTED),
+        }))
     }
 
     fn id(&mut self, conn: &Connection, kind: TextKind, raw: &str) -> rusqlite::Result<i64> {
@@ -487,11 +529,11 @@ struct SeriesKey {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Sums {
-    count: i64,
-    value: f64,
-    split_count: i64,
-    split: [f64; 3],
+pub(super) struct Sums {
+    pub count: i64,
+    pub value: f64,
+    pub split_count: i64,
+    pub split: [f64; 3],
 }
 
 /// The sample a contribution belongs to: where it is counted.
@@ -537,6 +579,19 @@ impl AttributionDeltas {
 
     pub(super) fn is_empty(&self) -> bool {
         self.deltas.is_empty()
+    }
+
+    /// Every change that is not zero: metric, hour, series, kind, item and
+    /// the sums to add (for a backend that writes them its own way).
+    pub(super) fn entries(
+        &self,
+    ) -> impl Iterator<Item = (Metric, i64, i64, AttributionKind, i64, &Sums)> + '_ {
+        self.deltas.iter().flat_map(|(k, items)| {
+            items
+                .iter()
+                .filter(|(_, s)| **s != Sums::default())
+                .map(move |((kind, item), s)| (k.metric, k.hour, k.series, *kind, *item, s))
+        })
     }
 
     pub(super) fn absorb(&mut self, other: AttributionDeltas) {

@@ -29,7 +29,7 @@ use super::query::Filter;
 
 /// `step_index` of a RUM page view: probe steps count from 0, so a page-view
 /// id and a run id never share a key.
-pub(super) const PAGE_VIEW_STEP: i64 = -1;
+pub(crate) const PAGE_VIEW_STEP: i64 = -1;
 
 /// The column holding `metric`'s values.
 pub(crate) fn value_column(metric: Metric) -> &'static str {
@@ -101,6 +101,20 @@ pub(super) struct SeriesDims {
     pub location: String,
 }
 
+impl SeriesDims {
+    pub(super) fn as_ref(&self) -> SeriesRef<'_> {
+        SeriesRef {
+            site: &self.site,
+            page_group: &self.page_group,
+            device: &self.device,
+            source: &self.source,
+            flow: &self.flow,
+            step: &self.step,
+            location: &self.location,
+        }
+    }
+}
+
 /// The same, borrowed from a beacon or run.
 #[derive(Clone, Copy)]
 pub(super) struct SeriesRef<'a> {
@@ -114,7 +128,7 @@ pub(super) struct SeriesRef<'a> {
 }
 
 impl SeriesRef<'_> {
-    fn parts(&self) -> [&str; 7] {
+    pub(super) fn parts(&self) -> [&str; 7] {
         [
             self.site,
             self.page_group,

@@ -97,7 +97,7 @@ fn head(metric: Metric, from: i64, to: i64) -> [Value; 3] {
     ]
 }
 
-fn summary_from_raw(metric: Metric, mut values: Vec<f64>) -> Summary {
+pub(crate) fn summary_from_raw(metric: Metric, mut values: Vec<f64>) -> Summary {
     let count = values.len() as u64;
     let mut shares = [0u64; 3];
     for v in &values {
@@ -132,17 +132,18 @@ fn share(part: u64, total: u64) -> f64 {
     }
 }
 
-/// Merged rollups: histogram plus exact rating counts.
+/// Merged rollups: histogram plus exact rating counts (the PostgreSQL
+/// backend fills the same from its per-bucket rows).
 #[derive(Default)]
-struct Merged {
-    histogram: Accumulator,
-    good: u64,
-    ni: u64,
-    poor: u64,
+pub(crate) struct Merged {
+    pub(crate) histogram: Accumulator,
+    pub(crate) good: u64,
+    pub(crate) ni: u64,
+    pub(crate) poor: u64,
 }
 
 impl Merged {
-    fn summary(&self) -> Summary {
+    pub(crate) fn summary(&self) -> Summary {
         let count = self.histogram.count();
         Summary {
             count,
@@ -770,7 +771,7 @@ fn page_rank(key: &str, s: &Summary) -> PageRank {
     }
 }
 
-fn sort_ranks(ranks: &mut Vec<PageRank>, limit: usize) {
+pub(crate) fn sort_ranks(ranks: &mut Vec<PageRank>, limit: usize) {
     ranks.sort_by(|a, b| {
         b.p75
             .unwrap_or(0.0)

@@ -27,7 +27,7 @@ use vitalsign_core::wire::{Beacon, ProbeRun};
 use super::StoreError;
 use super::alerts::{self, Delivery};
 use super::attribution::{AttributionDeltas, Counted, Dictionary, StoredAttribution};
-use super::measurements::{self, PAGE_VIEW_STEP, Row, SeriesIds, SeriesRef};
+use super::measurements::{self, PAGE_VIEW_STEP, Row, SeriesDims, SeriesIds, SeriesRef};
 use crate::alerts::engine::Evaluation;
 use crate::alerts::silences::Silence;
 use crate::histogram::Histogram;
@@ -557,18 +557,8 @@ fn apply(
             page_view_groups,
             received_ms,
         } => {
-            // Validation bounds these, but a wrapped sum would store samples at a
-            // time nobody sent; refuse (before writing anything) instead of wrapping.
-            let overflow =
-                || StoreError::Invalid("started_at_ms: step start times overflow".into());
-            let mut step_starts = Vec::with_capacity(run.steps.len());
-            let mut step_start = i64::try_from(run.started_at_ms).map_err(|_| overflow())?;
-            for step in &run.steps {
-                step_starts.push(step_start);
-                step_start = step_start
-                    .checked_add(step.duration_ms as i64)
-                    .ok_or_else(overflow)?;
-            }
+            // Refused (overflowing step times) before anything is written.
+            let samples = run_samples(run, page_view_groups)?;
             let document = serde_json::to_string(run).expect("a ProbeRun always serialises");
             let inserted = tx.execute(
                 "INSERT OR IGNORE INTO runs (run_id, flow, location, outcome, started_at_ms, received_ms, document)
@@ -586,79 +576,15 @@ fn apply(
             if inserted == 0 {
                 return Ok(WriteOutcome::AlreadyStored);
             }
-            let device = run.profile.as_deref().unwrap_or("desktop");
-            for (index, (step, start)) in run
-                .steps
-                .iter()
-                .zip(step_starts.iter().copied())
-                .enumerate()
-            {
-                let mut row = Row::default();
-                for (metric, value) in step.vitals.present() {
-                    row.set(metric, value, None);
-                }
-                if row.present().next().is_none() {
-                    continue;
-                }
-                let series = caches.series.id(
-                    tx,
-                    &SeriesRef {
-                        site: "",
-                        page_group: "",
-                        device,
-                        source: "synthetic",
-                        flow: &run.flow,
-                        step: &step.name,
-                        location: &run.location,
-                    },
-                )?;
+            for sample in samples {
+                let series = caches.series.id(tx, &sample.series.as_ref())?;
                 write_row(
                     tx,
-                    start,
+                    sample.ts_ms,
                     series,
                     &run.run_id,
-                    index as i64,
-                    row,
-                    deltas,
-                    watermark,
-                )?;
-            }
-            // Page views are synthetic series of their own beside the steps
-            // (named `page view NAME`, indexed after every possible step so
-            // the identity never collides), tagged with their page group so
-            // lab and field numbers of one page group sit side by side.
-            for (index, view) in run.page_views.iter().enumerate() {
-                let mut row = Row::default();
-                for (metric, value) in view.vitals.present() {
-                    row.set(metric, value, None);
-                }
-                if row.present().next().is_none() {
-                    continue;
-                }
-                let name = view.series_name();
-                let series = caches.series.id(
-                    tx,
-                    &SeriesRef {
-                        site: "",
-                        page_group: page_view_groups.get(index).map_or("", String::as_str),
-                        device,
-                        source: "synthetic",
-                        flow: &run.flow,
-                        step: &name,
-                        location: &run.location,
-                    },
-                )?;
-                let ts_ms = step_starts
-                    .get(view.step)
-                    .copied()
-                    .unwrap_or(run.started_at_ms as i64);
-                write_row(
-                    tx,
-                    ts_ms,
-                    series,
-                    &run.run_id,
-                    (MAX_STEPS + index) as i64,
-                    row,
+                    sample.step_index,
+                    sample.row,
                     deltas,
                     watermark,
                 )?;
@@ -776,6 +702,90 @@ fn apply_alert(tx: &Connection, op: &WriteOp) -> Result<WriteOutcome, StoreError
     }
 }
 
+/// One raw row of a probe run: a step, or a page view the run measured.
+pub(super) struct RunSample {
+    pub ts_ms: i64,
+    pub series: SeriesDims,
+    pub step_index: i64,
+    pub row: Row,
+}
+
+/// The raw rows a probe run stores (steps and page views with at least one
+/// metric), the same for every backend; `Invalid` when step start times
+/// overflow (validation bounds them, but a wrapped sum would store samples
+/// at a time nobody sent).
+pub(super) fn run_samples(
+    run: &ProbeRun,
+    page_view_groups: &[String],
+) -> Result<Vec<RunSample>, StoreError> {
+    let overflow = || StoreError::Invalid("started_at_ms: step start times overflow".into());
+    let mut step_starts = Vec::with_capacity(run.steps.len());
+    let mut step_start = i64::try_from(run.started_at_ms).map_err(|_| overflow())?;
+    for step in &run.steps {
+        step_starts.push(step_start);
+        step_start = step_start
+            .checked_add(step.duration_ms as i64)
+            .ok_or_else(overflow)?;
+    }
+    let device = run.profile.as_deref().unwrap_or("desktop");
+    let series = |page_group: &str, step: &str| SeriesDims {
+        site: String::new(),
+        page_group: page_group.to_string(),
+        device: device.to_string(),
+        source: "synthetic".into(),
+        flow: run.flow.clone(),
+        step: step.to_string(),
+        location: run.location.clone(),
+    };
+    let mut samples = Vec::new();
+    for (index, (step, start)) in run
+        .steps
+        .iter()
+        .zip(step_starts.iter().copied())
+        .enumerate()
+    {
+        let mut row = Row::default();
+        for (metric, value) in step.vitals.present() {
+            row.set(metric, value, None);
+        }
+        if row.present().next().is_none() {
+            continue;
+        }
+        samples.push(RunSample {
+            ts_ms: start,
+            series: series("", &step.name),
+            step_index: index as i64,
+            row,
+        });
+    }
+    // Page views are synthetic series of their own beside the steps
+    // (named `page view NAME`, indexed after every possible step so
+    // the identity never collides), tagged with their page group so
+    // lab and field numbers of one page group sit side by side.
+    for (index, view) in run.page_views.iter().enumerate() {
+        let mut row = Row::default();
+        for (metric, value) in view.vitals.present() {
+            row.set(metric, value, None);
+        }
+        if row.present().next().is_none() {
+            continue;
+        }
+        samples.push(RunSample {
+            ts_ms: step_starts
+                .get(view.step)
+                .copied()
+                .unwrap_or(run.started_at_ms as i64),
+            series: series(
+                page_view_groups.get(index).map_or("", String::as_str),
+                &view.series_name(),
+            ),
+            step_index: (MAX_STEPS + index) as i64,
+            row,
+        });
+    }
+    Ok(samples)
+}
+
 /// Insert a raw row, or merge it into the stored row with the same key: the
 /// values it carries replace the stored ones of the same metrics (CLS and INP
 /// are re-reported as they grow, and only the latest counts), the others stay.
@@ -817,11 +827,53 @@ fn write_row(
     if stored.id <= watermark {
         measurements::journal(tx, &stored)?;
     }
-    let old = &stored.row;
+    let merged = merge_report(stored.series, stored.ts_ms, &stored.row, &row, deltas);
+    measurements::update(tx, stored.id, &merged)?;
+    Ok(())
+}
+
+/// Where a sample's rollup and attribution contributions are counted: each
+/// backend keeps its own (SQLite: merged in the writer's memory; PostgreSQL:
+/// rows per histogram bucket), and [`merge_report`] moves them the same way.
+pub(super) trait Contributions {
+    /// Add (`sign` 1) or take back (`sign` -1) one sample's contributions.
+    fn add(
+        &mut self,
+        series: i64,
+        ts_ms: i64,
+        metric: Metric,
+        value: f64,
+        attribution: Option<&StoredAttribution>,
+        sign: i64,
+    );
+
+    /// The attribution part of [`Contributions::add`] alone.
+    fn attribute(
+        &mut self,
+        series: i64,
+        ts_ms: i64,
+        metric: Metric,
+        value: f64,
+        attribution: Option<&StoredAttribution>,
+        sign: i64,
+    );
+}
+
+/// The row a re-report `row` leaves of the stored `old` (counted in `series`
+/// at `ts_ms`): the values it carries replace the stored ones of the same
+/// metrics, the others stay; a page view's navigation and connection type
+/// are its latest report's (the connection can change while the page lives),
+/// for all its metrics, so the ones this report does not carry move their
+/// attribution counts over. Every replaced value's contributions are taken
+/// back and the new ones added in `deltas`.
+pub(super) fn merge_report(
+    series: i64,
+    ts_ms: i64,
+    old: &Row,
+    row: &Row,
+    deltas: &mut impl Contributions,
+) -> Row {
     let mut merged = old.clone();
-    // A page view's navigation and connection type are its latest report's
-    // (the connection can change while the page lives), for all its metrics:
-    // the ones this report does not carry move their counts over.
     merged.navigation = row.navigation.or(old.navigation);
     merged.connection = row.connection.or(old.connection);
     for (metric, value) in old.present() {
@@ -830,29 +882,15 @@ fn write_row(
         }
         let (before, after) = (old.attribution(metric), merged.attribution(metric));
         if before != after {
-            deltas.attribute(
-                stored.series,
-                stored.ts_ms,
-                metric,
-                value,
-                before.as_ref(),
-                -1,
-            );
-            deltas.attribute(
-                stored.series,
-                stored.ts_ms,
-                metric,
-                value,
-                after.as_ref(),
-                1,
-            );
+            deltas.attribute(series, ts_ms, metric, value, before.as_ref(), -1);
+            deltas.attribute(series, ts_ms, metric, value, after.as_ref(), 1);
         }
     }
     for (metric, value) in row.present() {
         if let Some(old_value) = old.value(metric) {
             deltas.add(
-                stored.series,
-                stored.ts_ms,
+                series,
+                ts_ms,
                 metric,
                 old_value,
                 old.attribution(metric).as_ref(),
@@ -861,20 +899,18 @@ fn write_row(
         }
         merged.set(metric, value, row.attribution(metric).as_ref());
         deltas.add(
-            stored.series,
-            stored.ts_ms,
+            series,
+            ts_ms,
             metric,
             value,
             merged.attribution(metric).as_ref(),
             1,
         );
     }
-    measurements::update(tx, stored.id, &merged)?;
-    Ok(())
+    merged
 }
 
-impl Deltas {
-    /// Add (`sign` 1) or take back (`sign` -1) one sample's contributions.
+impl Contributions for Deltas {
     fn add(
         &mut self,
         series: i64,
@@ -896,7 +932,6 @@ impl Deltas {
         self.attribute(series, ts_ms, metric, value, attribution, sign);
     }
 
-    /// The attribution part of [`Deltas::add`] alone.
     fn attribute(
         &mut self,
         series: i64,

@@ -79,6 +79,11 @@ pub const MIGRATIONS: &[&str] = &[
         poor bigint NOT NULL,
         PRIMARY KEY (metric, hour, series)
     );
+    -- Reads of a few series (a filter on a page group or site, the sites
+    -- offered as filters) find their rows here, not by walking every
+    -- series' rows of the range; a filtered histogram read probes
+    -- rollup_buckets' primary key with the rows found.
+    CREATE INDEX rollups_series ON rollups (metric, series, hour);
     CREATE TABLE rollup_buckets (
         metric text NOT NULL,
         hour integer NOT NULL,
