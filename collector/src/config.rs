@@ -383,6 +383,11 @@ pub struct AlertsConfig {
     /// per completed hour (the rollup bucket); flows, silences ending and
     /// reminders are checked on every tick.
     pub evaluate_every_secs: u64,
+    /// Collectors sharing one PostgreSQL database: the evaluator lease lasts
+    /// this many seconds unless its holder renews it (every third of it), so
+    /// another collector takes over evaluation this long after the holder
+    /// stops. (SQLite: one collector, always the evaluator.)
+    pub lease_ttl_secs: u64,
     /// Apply the built-in rules (regression on every series, budget at the CWV
     /// "good" bounds for LCP/INP/CLS, flow failure and stale flow on every
     /// flow at every location) to what no configured rule matches.
@@ -420,6 +425,7 @@ impl Default for AlertsConfig {
         AlertsConfig {
             enabled: true,
             evaluate_every_secs: 60,
+            lease_ttl_secs: 15,
             default_rules: true,
             public_url: "http://127.0.0.1:8080".into(),
             default_route: "default".into(),
@@ -831,6 +837,12 @@ impl AlertsConfig {
         let bad = |key: &str, reason: String| Err((format!("alerts.{key}"), reason));
         if self.evaluate_every_secs == 0 {
             return bad("evaluate_every_secs", "must be at least 1".into());
+        }
+        if !(1..=3600).contains(&self.lease_ttl_secs) {
+            return bad(
+                "lease_ttl_secs",
+                format!("{} is not between 1 and 3600", self.lease_ttl_secs),
+            );
         }
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             return bad(

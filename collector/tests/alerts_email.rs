@@ -180,7 +180,14 @@ async fn the_email_has_the_exact_subject_and_both_parts_and_the_resolution_threa
         outbox: vec![firing.clone(), resolved.clone()],
         ..Evaluation::default()
     };
-    store.record_evaluation(queued, now).await.unwrap();
+    store
+        .record_evaluation(
+            queued,
+            now,
+            vitalsign_collector::store::alerts::SQLITE_LEASE_TERM,
+        )
+        .await
+        .unwrap();
     let worker =
         OutboxWorker::new(store.clone(), smtp(port), Arc::new(Metrics::default())).unwrap();
     assert_eq!(worker.deliver_due(later).await, 2);

@@ -1020,7 +1020,14 @@ async fn a_regression_alert_shows_the_detectors_numbers_and_links_its_series_vie
         }],
         ..Evaluation::default()
     };
-    app.store.record_evaluation(eval, t).await.unwrap();
+    app.store
+        .record_evaluation(
+            eval,
+            t,
+            vitalsign_collector::store::alerts::SQLITE_LEASE_TERM,
+        )
+        .await
+        .unwrap();
     let id = alert_id(key);
     let cookie = app.sign_in().await;
 

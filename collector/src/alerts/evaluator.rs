@@ -1,6 +1,15 @@
 //! The evaluation task inside the collector: on an interval, load states and
 //! data, run the pure [`engine::evaluate`], and write the result through the
 //! single writer in one transaction.
+//!
+//! Several collectors may share one PostgreSQL database; exactly one of them
+//! evaluates, the holder of the store's evaluator lease
+//! ([`crate::store::Storage::evaluator_lease`]). [`run`] takes or renews the
+//! lease every third of `alerts.lease_ttl_secs` and evaluates only while it
+//! holds it; each evaluation is written under the term it was made with, so
+//! a collector that lost the lease mid-evaluation writes nothing (the store
+//! answers `Conflict`; it is logged once and skipped). On SQLite the one
+//! collector always holds the lease.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -32,6 +41,10 @@ pub struct Evaluator {
     /// `now` of the first tick: results are known to arrive only from then
     /// on, so stale flows count their silence from it at the earliest.
     first_tick_ms: Option<i64>,
+    /// How long the lease lasts unless renewed.
+    lease_ttl_ms: i64,
+    /// The lease term this collector holds, as the last look found it.
+    term: Option<i64>,
 }
 
 /// The domain of the configured sender, for Message-IDs.
@@ -46,16 +59,55 @@ impl Evaluator {
         Evaluator {
             rules: RuleSet::new(&config.alerts),
             mail_domain: mail_domain(&config.smtp.from),
+            lease_ttl_ms: (config.alerts.lease_ttl_secs * 1000) as i64,
             store,
             config,
             metrics,
             last_series_end: None,
             first_tick_ms: None,
+            term: None,
         }
     }
 
-    /// One evaluation at `now_ms`; returns what it wrote.
+    /// Take or renew the evaluator lease: the term this collector holds it
+    /// under, or `None` while another collector does.
+    pub async fn lease(&mut self) -> Result<Option<i64>, StoreError> {
+        let held = self.store.evaluator_lease(self.lease_ttl_ms).await?;
+        if held != self.term {
+            // Under another term, another collector may have evaluated in
+            // between: read the hour's rollups again at the next evaluation.
+            self.last_series_end = None;
+            match held {
+                Some(term) => info!(
+                    term,
+                    "this collector now evaluates alerts (it holds the evaluator lease)"
+                ),
+                None => info!(
+                    holder = ?self.store.lease_holder(),
+                    "another collector holds the evaluator lease; this one does not evaluate alerts"
+                ),
+            }
+            self.term = held;
+        }
+        Ok(held)
+    }
+
+    /// Take or renew the lease, then evaluate at `now_ms` when it is held
+    /// (`Conflict` when another collector holds it); returns what it wrote.
     pub async fn tick(&mut self, now_ms: i64) -> Result<Evaluation, StoreError> {
+        match self.lease().await? {
+            Some(term) => self.evaluate(now_ms, term).await,
+            None => Err(StoreError::Conflict(format!(
+                "another collector holds the evaluator lease ({:?})",
+                self.store.lease_holder()
+            ))),
+        }
+    }
+
+    /// One evaluation at `now_ms`, written under lease `term`; returns what
+    /// it wrote. `Conflict`: the lease was lost meanwhile and nothing was
+    /// written.
+    pub async fn evaluate(&mut self, now_ms: i64, term: i64) -> Result<Evaluation, StoreError> {
         let started = Instant::now();
         let end = now_ms.div_euclid(HOUR_MS);
         let with_series = self.last_series_end != Some(end);
@@ -90,7 +142,14 @@ impl Evaluator {
                 outbox,
                 evaluated: eval.evaluated,
             };
-            self.store.record_evaluation(write, now_ms).await?;
+            if let Err(e) = self.store.record_evaluation(write, now_ms, term).await {
+                if matches!(e, StoreError::Conflict(_)) {
+                    // The next look at the lease says who holds it now.
+                    self.term = None;
+                    self.last_series_end = None;
+                }
+                return Err(e);
+            }
         }
         if with_series {
             self.last_series_end = Some(end);
@@ -126,17 +185,68 @@ pub async fn refresh_outbox_metrics(store: &Store, metrics: &Metrics) {
     }
 }
 
-/// Evaluate every `alerts.evaluate_every_secs` of the store's clock until
-/// `shutdown` is cancelled; an evaluation under way is finished first.
+/// Evaluate every `alerts.evaluate_every_secs` of the store's clock while
+/// this collector holds the evaluator lease, renewing it every third of
+/// `alerts.lease_ttl_secs` (real time: the lease expires by the database's
+/// clock), until `shutdown` is cancelled; an evaluation under way is
+/// finished first.
 pub async fn run(mut evaluator: Evaluator, shutdown: CancellationToken) {
-    let every = Duration::from_secs(evaluator.config.alerts.evaluate_every_secs);
+    let every_ms = (evaluator.config.alerts.evaluate_every_secs * 1000) as i64;
+    let renew = Duration::from_millis((evaluator.lease_ttl_ms / 3).max(1) as u64);
     let clock = evaluator.store.clock.clone();
+    // When the next evaluation is due (store clock); at once when the lease
+    // is (re)gained.
+    let mut next_ms = i64::MIN;
+    let mut lease_failing = false;
     while !shutdown.is_cancelled() {
-        if let Err(e) = evaluator.tick(clock.now_ms()).await {
-            warn!(error = %e, "alert evaluation failed; retrying at the next tick");
+        let held = match evaluator.lease().await {
+            Ok(held) => {
+                if lease_failing {
+                    info!("the evaluator lease can be read again");
+                    lease_failing = false;
+                }
+                held
+            }
+            Err(e) => {
+                if !lease_failing {
+                    warn!(error = %e, "taking or renewing the evaluator lease failed; retrying");
+                    lease_failing = true;
+                }
+                None
+            }
+        };
+        let mut wait_ms = None;
+        match held {
+            Some(term) => {
+                let now_ms = clock.now_ms();
+                if now_ms >= next_ms {
+                    next_ms = now_ms + every_ms;
+                    match evaluator.evaluate(now_ms, term).await {
+                        Ok(_) => {}
+                        Err(StoreError::Conflict(e)) => {
+                            warn!(error = %e, "the evaluator lease was lost during an evaluation; it was not written");
+                            next_ms = i64::MIN;
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "alert evaluation failed; retrying at the next tick")
+                        }
+                    }
+                }
+                if evaluator.term.is_some() {
+                    wait_ms = Some((next_ms - clock.now_ms()).max(1));
+                }
+            }
+            None => next_ms = i64::MIN,
         }
+        let due = async {
+            match wait_ms {
+                Some(ms) => clock.sleep(Duration::from_millis(ms as u64)).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            () = clock.sleep(every) => {}
+            () = tokio::time::sleep(renew) => {}
+            () = due => {}
             () = shutdown.cancelled() => break,
         }
     }

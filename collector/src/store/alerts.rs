@@ -19,6 +19,13 @@ use crate::alerts::state::AlertRecord;
 use crate::alerts::windows::HourHist;
 use crate::config::AlertsConfig;
 
+/// The evaluator lease's only term on SQLite. The lease exists so that of
+/// several collectors sharing one database exactly one evaluates alerts; a
+/// SQLite database is opened by one collector process (its single writer
+/// thread owns the file), so that process always holds the lease and never
+/// loses it: one term for its whole life.
+pub const SQLITE_LEASE_TERM: i64 = 1;
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("stored {what} is unreadable: {e}"))
 }

@@ -370,11 +370,26 @@ impl Storage for SqliteStore {
             .await
     }
 
+    async fn evaluator_lease(&self, _ttl_ms: i64) -> Result<Option<i64>, StoreError> {
+        Ok(Some(alerts::SQLITE_LEASE_TERM))
+    }
+
+    fn lease_holder(&self) -> Option<(String, i64)> {
+        None
+    }
+
     async fn record_evaluation(
         &self,
         evaluation: Evaluation,
         now_ms: i64,
+        term: i64,
     ) -> Result<WriteOutcome, StoreError> {
+        if term != alerts::SQLITE_LEASE_TERM {
+            return Err(StoreError::Conflict(format!(
+                "an evaluation under lease term {term}: SQLite's only term is {}",
+                alerts::SQLITE_LEASE_TERM
+            )));
+        }
         self.writer
             .write(WriteOp::AlertEvaluation { evaluation, now_ms })
             .await

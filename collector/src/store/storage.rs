@@ -225,11 +225,30 @@ pub trait Storage: Send + Sync + 'static {
         runs_since_ms: i64,
     ) -> Result<Snapshot, StoreError>;
 
-    /// One evaluation's states, transitions and outbox rows, all or nothing.
+    /// Take or renew the evaluator lease for `ttl_ms`: `Some(term)` while
+    /// this process holds it (and may evaluate alerts), `None` while another
+    /// replica does. Exactly one holder at a time; the term grows at every
+    /// change of holder. The holder calls this every few seconds (well within
+    /// `ttl_ms`) to keep it; a holder that stops is replaced once `ttl_ms`
+    /// has passed. (SQLite: one process owns the database, so it always
+    /// holds the lease, under [`super::alerts::SQLITE_LEASE_TERM`].)
+    async fn evaluator_lease(&self, ttl_ms: i64) -> Result<Option<i64>, StoreError>;
+
+    /// Who holds the evaluator lease and under which term, as this process
+    /// last saw it (for `/metrics`); `None` before the first look, and on
+    /// SQLite, which has no lease shared with anyone.
+    fn lease_holder(&self) -> Option<(String, i64)>;
+
+    /// One evaluation's states, transitions and outbox rows, all or nothing,
+    /// written only while this process holds the evaluator lease under
+    /// `term` (what [`Storage::evaluator_lease`] returned before the
+    /// evaluation read its data); otherwise nothing is written and the
+    /// answer is `Conflict`.
     async fn record_evaluation(
         &self,
         evaluation: Evaluation,
         now_ms: i64,
+        term: i64,
     ) -> Result<WriteOutcome, StoreError>;
 
     /// Forget sent outbox rows and ended silences older than `before_ms`.

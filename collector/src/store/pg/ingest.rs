@@ -67,7 +67,7 @@ const HOUR_MS: i64 = 3_600_000;
 
 enum Op {
     PageViews(Vec<NewPageView>),
-    Run(NewRun),
+    Run(Box<NewRun>),
 }
 
 impl Op {
@@ -102,6 +102,10 @@ impl Partitions {
 
     fn forget(&self, day: i64) {
         self.days.lock().unwrap().remove(&day);
+    }
+
+    fn clear(&self) {
+        self.days.lock().unwrap().clear();
     }
 }
 
@@ -165,7 +169,7 @@ impl PgWriter {
     }
 
     pub async fn record_run(&self, run: NewRun) -> Result<WriteOutcome, StoreError> {
-        self.write(Op::Run(run)).await
+        self.write(Op::Run(Box::new(run))).await
     }
 
     pub fn queue_depth(&self) -> usize {
@@ -272,8 +276,10 @@ impl Task {
                         .as_ref()
                         .map_or(BACKOFF_START, |(_, w, _)| (*w * 2).min(BACKOFF_MAX));
                     self.backoff = Some((Instant::now() + wait, wait, why.clone()));
-                } else if self.client.as_ref().is_some_and(|c| c.is_closed()) {
-                    self.client = None;
+                } else {
+                    // A statement failed: perhaps a partition this replica
+                    // knew was dropped by another's prune; look again.
+                    self.partitions.clear();
                 }
                 health::error_limited(
                     "PostgreSQL batch failed; no write of this batch was acknowledged",
@@ -311,7 +317,7 @@ impl Task {
                                 series: s.series,
                                 origin_id: run.run.run_id.clone(),
                                 step_index: s.step_index,
-                                row: RowSource::Ready(s.row),
+                                row: RowSource::Ready(Box::new(s.row)),
                             })
                             .collect();
                         runs.push((index, run, rows));
@@ -391,7 +397,7 @@ impl Task {
         for sample in samples {
             let series = self.series.id(&sample.series)?;
             let row = match sample.row {
-                RowSource::Ready(row) => row,
+                RowSource::Ready(row) => *row,
                 RowSource::Reports(range) => {
                     let mut row = Row::default();
                     for (metric, value, parts) in &reports[range] {
@@ -436,7 +442,7 @@ struct Sample {
 
 enum RowSource {
     /// A probe step's values (no attribution).
-    Ready(Row),
+    Ready(Box<Row>),
     /// A page view: its reports, by index into the batch's list.
     Reports(std::ops::Range<usize>),
 }
@@ -880,25 +886,17 @@ impl Deltas {
         if merged.is_empty() {
             return Ok(());
         }
-        let mut cols: (
-            Vec<&str>,
-            Vec<&str>,
-            Vec<i32>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<i32>,
-        ) = Default::default();
+        // metric, kind, site, page group, device; hour and item.
+        let mut texts: [Vec<&str>; 5] = Default::default();
+        let (mut hour, mut item) = (vec![], vec![]);
         let (mut n, mut value, mut split_n) = (vec![], vec![], vec![]);
         let mut split: [Vec<f64>; 3] = Default::default();
-        for ((m, k, h, site, pg, dev, item), s) in &merged {
-            cols.0.push(m);
-            cols.1.push(k);
-            cols.2.push(*h);
-            cols.3.push(site);
-            cols.4.push(pg);
-            cols.5.push(dev);
-            cols.6.push(*item);
+        for ((m, k, h, site, pg, dev, i), s) in &merged {
+            for (column, text) in texts.iter_mut().zip([*m, *k, *site, *pg, *dev]) {
+                column.push(text);
+            }
+            hour.push(*h);
+            item.push(*i);
             n.push(s.count);
             value.push(s.value);
             split_n.push(s.split_count);
@@ -925,7 +923,7 @@ impl Deltas {
         tx.execute(
             &upsert,
             &[
-                &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &n, &value,
+                &texts[0], &texts[1], &hour, &texts[2], &texts[3], &texts[4], &item, &n, &value,
                 &split_n, &split[0], &split[1], &split[2],
             ],
         )
@@ -1156,8 +1154,12 @@ impl TextCache {
 }
 
 /// Make sure `day`'s partition exists: created in its own short transaction
-/// under the schema lock (a replica creating it at the same moment is fine:
-/// `IF NOT EXISTS`, and the lock orders the two).
+/// under the schema lock, so replicas creating it at the same moment take
+/// turns and the second finds it. Created as a plain table and then attached:
+/// `CREATE TABLE … PARTITION OF` would take an ACCESS EXCLUSIVE lock on
+/// `measurements` and queue every replica's inserts behind the longest read,
+/// while `ATTACH PARTITION` takes SHARE UPDATE EXCLUSIVE, which inserts and
+/// reads pass (the new table is empty, so its bounds are checked at once).
 async fn ensure_partition(
     client: &mut Object,
     partitions: &Partitions,
@@ -1167,22 +1169,27 @@ async fn ensure_partition(
         return Ok(());
     }
     let name = partition_name(day);
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
-        .await?
-        .get(0);
-    if !exists {
+    let attached = "SELECT EXISTS (SELECT 1 FROM pg_inherits
+                     WHERE inhrelid = to_regclass($1) AND NOT inhdetachpending)";
+    let ready: bool = client.query_one(attached, &[&name]).await?.get(0);
+    if !ready {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await?;
-        // The name and bounds are built from integers, not from input.
-        tx.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {name} PARTITION OF measurements
-             FOR VALUES FROM ({}) TO ({})",
-            day * DAY_MS,
-            (day + 1) * DAY_MS
-        ))
-        .await?;
+        // Again under the lock: another replica may have made it meanwhile.
+        if !tx.query_one(attached, &[&name]).await?.get::<_, bool>(0) {
+            // The name and bounds are built from integers, not from input. A
+            // table of that name left detached (a prune between its detach
+            // and its drop) is attached again: its rows are not yet pruned.
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {name} (LIKE measurements INCLUDING DEFAULTS);
+                 ALTER TABLE measurements ATTACH PARTITION {name}
+                     FOR VALUES FROM ({}) TO ({})",
+                day * DAY_MS,
+                (day + 1) * DAY_MS
+            ))
+            .await?;
+        }
         tx.commit().await?;
     }
     partitions.add(day);

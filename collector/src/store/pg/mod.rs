@@ -324,12 +324,21 @@ impl Storage for PgStore {
         alerts::alert_snapshot(self, hours, runs_since_ms).await
     }
 
+    async fn evaluator_lease(&self, ttl_ms: i64) -> Result<Option<i64>, StoreError> {
+        alerts::evaluator_lease(self, ttl_ms).await
+    }
+
+    fn lease_holder(&self) -> Option<(String, i64)> {
+        alerts::lease_holder(self)
+    }
+
     async fn record_evaluation(
         &self,
         evaluation: Evaluation,
         now_ms: i64,
+        term: i64,
     ) -> Result<WriteOutcome, StoreError> {
-        alerts::record_evaluation(self, evaluation, now_ms).await
+        alerts::record_evaluation(self, evaluation, now_ms, term).await
     }
 
     async fn prune_alerts(&self, before_ms: i64) -> Result<WriteOutcome, StoreError> {
