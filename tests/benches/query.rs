@@ -554,13 +554,20 @@ fn generate_sqlite(
         * HOUR_MS;
     let store = SqliteStore::open(&partial).expect("creating the dataset file");
     let meta = runtime.block_on(generate(Arc::new(store), samples, to_ms));
-    // The store's connections are closed; fold the WAL into the file.
-    let conn = Connection::open(&partial).unwrap();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-        .unwrap();
-    drop(conn);
+    // The store is dropped: its writer thread closes the last connection,
+    // which folds the WAL into the file and deletes it. (Opening the file
+    // meanwhile fails: the writer holds it exclusively.)
+    let wal = PathBuf::from(format!("{}-wal", partial.display()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while wal.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Whatever is left beside it moves with it.
     for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
+        let from = format!("{}{suffix}", partial.display());
+        if Path::new(&from).exists() {
+            std::fs::rename(&from, format!("{}{suffix}", path.display())).unwrap();
+        }
     }
     std::fs::rename(&partial, path).unwrap();
     meta
