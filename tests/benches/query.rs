@@ -78,7 +78,7 @@ fn main() {
         eprintln!("generating {samples} samples into PostgreSQL (through its ingest)…");
         let started = Instant::now();
         let store = runtime
-            .block_on(PgStore::connect(&url, RETENTION_DAYS))
+            .block_on(PgStore::connect(&url))
             .expect("connecting to PostgreSQL");
         let meta = runtime.block_on(generate(Arc::new(store), samples, dataset.to_ms));
         let generated_secs = started.elapsed().as_secs_f64();

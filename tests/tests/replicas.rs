@@ -104,7 +104,7 @@ fn lcp_view(id: &str, lcp: f64, at_ms: i64) -> NewPageView {
 /// rule fires). Written through the storage trait, as the collector's own
 /// ingest writes them (a fourth writer on the database, in this process).
 async fn seed_regression(url: &str) {
-    let store = PgStore::connect(url, 30).await.expect("connecting to seed");
+    let store = PgStore::connect(url).await.expect("connecting to seed");
     let this_hour = now_ms() / HOUR_MS;
     let mut batch = Vec::new();
     for hour in this_hour - 8 * 24..this_hour {
@@ -408,9 +408,7 @@ async fn a_day_past_retention_is_dropped_under_load_and_its_rollups_stay() {
     let day = now_ms() / DAY_MS - 3;
     let partition = format!("measurements_d{day}");
     {
-        let seeder = PgStore::connect(&db.url, 30)
-            .await
-            .expect("connecting to seed");
+        let seeder = PgStore::connect(&db.url).await.expect("connecting to seed");
         let views: Vec<NewPageView> = (0..OLD_VIEWS)
             .map(|i| {
                 let at = day * DAY_MS + i * DAY_MS / OLD_VIEWS;
