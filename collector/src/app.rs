@@ -52,6 +52,7 @@ impl Application {
         let store = Store::connect(&config.db, clock, DATABASE_STARTUP_WAIT)
             .await
             .with_context(|| format!("opening the database {} (key `db`)", config.db))?;
+        info!(db = %config.db, "database open");
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {} (key `listen` / --listen)", config.listen))?;

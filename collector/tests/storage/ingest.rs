@@ -361,3 +361,43 @@ async fn writes_fail_with_503_while_the_database_is_unreachable_and_resume_after
     );
     assert!(store.readiness(0).is_ok());
 }
+
+/// Replicas starting together migrate one database once; a collector opens a
+/// database it migrated before; a database from a newer collector is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrations_run_once_across_replicas_and_refuse_a_newer_database() {
+    let db = vitalsign_test_support::pg::test_db();
+    let name = db.url.rsplit('/').next().unwrap().to_string();
+    let starting: Vec<_> = (0..3)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { PgStore::connect(&url).await })
+        })
+        .collect();
+    for replica in starting {
+        if let Err(e) = replica.await.unwrap() {
+            panic!("a replica starting beside two others: {e}");
+        }
+    }
+    let psql = |sql: &str| db.cluster.psql(&name, sql).unwrap();
+    let current = vitalsign_collector::store::pg::schema::current_version();
+    assert_eq!(
+        psql("SELECT count(*) || ' ' || max(version) FROM schema_migrations"),
+        format!("{current} {current}"),
+        "each migration applied once"
+    );
+    PgStore::connect(&db.url)
+        .await
+        .expect("reopening a migrated database");
+    psql(&format!(
+        "INSERT INTO schema_migrations VALUES ({}, 0)",
+        current + 1
+    ));
+    match PgStore::connect(&db.url).await {
+        Err(StoreError::TooNew { found, supported }) => {
+            assert_eq!((found, supported), (current + 1, current))
+        }
+        Err(e) => panic!("a newer database: {e}"),
+        Ok(_) => panic!("a database from a newer collector was opened"),
+    }
+}

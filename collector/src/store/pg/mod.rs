@@ -58,7 +58,7 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         let Some(db) = e.as_db_error() else {
-            return StoreError::Unavailable(format!("PostgreSQL: {e}"));
+            return StoreError::Unavailable(format!("PostgreSQL: {}", with_causes(&e)));
         };
         let message = format!("PostgreSQL: {} ({})", db.message(), db.code().code());
         let class = &db.code().code()[..2];
@@ -77,11 +77,24 @@ impl From<deadpool_postgres::PoolError> for StoreError {
             deadpool_postgres::PoolError::Backend(pg) => format!(
                 "PostgreSQL connection: {}",
                 pg.as_db_error()
-                    .map_or_else(|| pg.to_string(), |db| db.message().to_string())
+                    .map_or_else(|| with_causes(pg), |db| db.message().to_string())
             ),
             _ => format!("PostgreSQL connection pool: {e}"),
         })
     }
+}
+
+/// `e` and what caused it ("error connecting to server: Connection refused
+/// (os error 111)"): tokio-postgres' own message leaves the cause out.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// The PostgreSQL backend: a connection pool, and this replica's writer task.
@@ -446,7 +459,7 @@ impl Storage for PgStore {
         // The disk is the database server's; what this replica can see is
         // whether its writes commit and whether it can get a connection.
         if let Some(why) = self.writer.stats.health.failing() {
-            return Err(format!("writes to PostgreSQL are failing: {why}"));
+            return Err(format!("PostgreSQL: {why}"));
         }
         if !self
             .writer

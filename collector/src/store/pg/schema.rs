@@ -217,17 +217,25 @@ pub(super) const DAY_MS: i64 = 86_400_000;
 
 /// Bring the database to [`current_version`], or refuse one that is newer.
 pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version bigint PRIMARY KEY,
-                 applied_ms bigint NOT NULL
-             )",
-        )
-        .await
-        // Two replicas creating the table at the same moment: one of them
-        // sees the other's row in the catalog; the table exists either way.
-        .or_else(|e| if is_duplicate(&e) { Ok(()) } else { Err(e) })?;
+    // Looked up first: `CREATE TABLE IF NOT EXISTS` of an existing table
+    // makes the server send a NOTICE, which every start would log.
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version bigint PRIMARY KEY,
+                     applied_ms bigint NOT NULL
+                 )",
+            )
+            .await
+            // Two replicas creating the table at the same moment: one of them
+            // sees the other's row in the catalog; the table exists either way.
+            .or_else(|e| if is_duplicate(&e) { Ok(()) } else { Err(e) })?;
+    }
     loop {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
