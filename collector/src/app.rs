@@ -49,14 +49,9 @@ impl Application {
         config: CollectorConfig,
         clock: Clock,
     ) -> anyhow::Result<Application> {
-        let store = Store::connect(
-            &config.db,
-            config.retention_days,
-            clock,
-            DATABASE_STARTUP_WAIT,
-        )
-        .await
-        .with_context(|| format!("opening the database {} (key `db`)", config.db))?;
+        let store = Store::connect(&config.db, clock, DATABASE_STARTUP_WAIT)
+            .await
+            .with_context(|| format!("opening the database {} (key `db`)", config.db))?;
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {} (key `listen` / --listen)", config.listen))?;

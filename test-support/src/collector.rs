@@ -15,6 +15,7 @@ use crate::{Process, binary};
 pub struct CollectorProcess {
     pub process: Process,
     pub base_url: String,
+    /// The SQLite file, or the PostgreSQL URL of [`CollectorProcess::start_replica`].
     pub db: PathBuf,
 }
 
@@ -48,6 +49,34 @@ impl CollectorProcess {
             .arg(&db)
             .current_dir(dir);
         Self::spawn(command, db)
+    }
+
+    /// The binary `bin` with `config` (TOML text) written to
+    /// `dir/collector.toml`, on the PostgreSQL database at `url`: one of
+    /// several replicas sharing it. The URL goes in `VITALSIGN_DB`, as in a
+    /// deployment (a command line is visible to every user); the caller's
+    /// other `VITALSIGN_…` variables are removed so they configure nothing.
+    /// `db` holds the URL.
+    pub fn start_replica(bin: &Path, dir: &Path, config: &str, url: &str) -> CollectorProcess {
+        std::fs::create_dir_all(dir).unwrap();
+        let config_path = dir.join("collector.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut command = Command::new(bin);
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .current_dir(dir)
+            .env("RUST_LOG", "info");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("VITALSIGN_") {
+                command.env_remove(key);
+            }
+        }
+        command.env("VITALSIGN_DB", url);
+        Self::spawn(command, PathBuf::from(url))
     }
 
     /// `bin serve --listen 127.0.0.1:0 --db DB` configured only by `env`

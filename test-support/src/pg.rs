@@ -195,6 +195,12 @@ impl PgCluster {
         self.port
     }
 
+    /// The server's (postmaster's) process id; its backends are its children
+    /// (a benchmark counts their CPU time).
+    pub fn pid(&self) -> u32 {
+        self.server.lock().unwrap().id()
+    }
+
     /// The URL of `database` on this cluster.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
@@ -280,6 +286,18 @@ pub fn shared() -> Arc<PgCluster> {
 pub struct TestDb {
     pub url: String,
     pub cluster: Arc<PgCluster>,
+}
+
+impl TestDb {
+    /// The database's name (the last part of its URL).
+    pub fn name(&self) -> &str {
+        self.url.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// [`PgCluster::psql`] on this database.
+    pub fn psql(&self, sql: &str) -> Result<String, String> {
+        self.cluster.psql(self.name(), sql)
+    }
 }
 
 pub fn test_db() -> TestDb {

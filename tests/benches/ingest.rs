@@ -32,12 +32,19 @@
 //!
 //!     apt-get install -y nginx-light   # once
 //!     cargo bench -p vitalsign-tests --bench ingest
+//!
+//! With `VITALSIGN_BENCH_DB=postgres` it measures replicas instead (see
+//! [`postgres_replicas`]): the collector on SQLite, then one and two replicas
+//! on one PostgreSQL cluster (Debian's `postgresql`), and the ratio.
+//!
+//!     VITALSIGN_BENCH_DB=postgres cargo bench -p vitalsign-tests --bench ingest
 
 #[path = "collector_bench/mod.rs"]
 mod collector_bench;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -52,10 +59,11 @@ use vitalsign_core::wire::beacon::{
     Attribution, Beacon, DeviceClass, EffectiveType, InteractionType, NavigationType, Report,
 };
 use vitalsign_test_support::env::env_u64;
+use vitalsign_test_support::pg::{Durability, PgCluster};
 use vitalsign_test_support::process::listening_addr;
 use vitalsign_test_support::procfs::{cpu_ms_tree, rss_mib};
 use vitalsign_test_support::stats::percentile_sorted;
-use vitalsign_test_support::{HeldPort, Process};
+use vitalsign_test_support::{CollectorProcess, HeldPort, Process};
 
 const BARE_SERVER_VAR: &str = "VITALSIGN_BENCH_BARE_SERVER";
 
@@ -73,7 +81,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     if let Ok(target) = std::env::var("VITALSIGN_BENCH_TARGET") {
         // Load only, against a server someone else started (e.g. under `perf record`).
-        let o = runtime.block_on(run_load(target.parse().expect("HOST:PORT"), &load, 0));
+        let o = runtime.block_on(run_load(&[target.parse().expect("HOST:PORT")], &load, 0));
         println!(
             "{target}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} × 2xx, statuses {:?}, {} errors",
             o.per_second(),
@@ -84,6 +92,16 @@ fn main() {
             o.errors
         );
         return;
+    }
+    match std::env::var("VITALSIGN_BENCH_DB").as_deref() {
+        Err(_) | Ok("sqlite") => {}
+        Ok("postgres") => {
+            postgres_replicas(&runtime, &load);
+            return;
+        }
+        Ok(other) => {
+            panic!("VITALSIGN_BENCH_DB={other:?}: use `sqlite` (the default) or `postgres`")
+        }
     }
     let bin = collector_bench::release_collector();
     let dir = tempfile::Builder::new()
@@ -100,7 +118,7 @@ fn main() {
         let base = next_base;
         next_base += load.max_requests + 1_000_000;
         let cpu_before = cpu_ms_tree(pid);
-        let mut outcome = runtime.block_on(run_load(addr, &load, base));
+        let mut outcome = runtime.block_on(run_load(&[addr], &load, base));
         outcome.server_cpu_ms = cpu_ms_tree(pid) - cpu_before;
         eprintln!(
             "{name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} × 2xx, statuses {:?}, {} errors",
@@ -126,19 +144,7 @@ fn main() {
     };
 
     let db = dir.path().join("collector.db");
-    let collector = collector_bench::start_collector(
-        &bin,
-        dir.path(),
-        &db,
-        &[
-            (
-                "VITALSIGN_SITES",
-                "{shop={origins=[\"https://shop.example\"]},blog={origins=[\"https://blog.example\"]},docs={origins=[\"https://docs.example\"]}}".into(),
-            ),
-            ("VITALSIGN_TRUSTED_PROXIES", "[\"127.0.0.1\"]".into()),
-            ("RUST_LOG", "info".into()),
-        ],
-    );
+    let collector = collector_bench::start_collector(&bin, dir.path(), &db, &collector_env());
     let (_, rss_idle) = rss_mib(collector.pid());
     let collected = phase(collector.addr(), collector.pid(), "collector");
     let (_, peak_rss) = rss_mib(collector.pid());
@@ -348,15 +354,18 @@ struct WorkerTally {
 }
 
 /// Closed-loop load: each worker sends its next beacon as soon as the last is answered.
-async fn run_load(addr: SocketAddr, load: &Load, base: u64) -> Outcome {
+/// `addrs`: the servers under test; worker `w` keeps its connection to
+/// `addrs[w % addrs.len()]` (replicas behind a load balancer).
+async fn run_load(addrs: &[SocketAddr], load: &Load, base: u64) -> Outcome {
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let measure_from = start + load.warmup;
     let deadline = measure_from + load.window;
     let max = load.max_requests;
     let workers: Vec<_> = (0..load.concurrency)
-        .map(|_| {
+        .map(|w| {
             let next = next.clone();
+            let addr = addrs[w % addrs.len()];
             tokio::spawn(async move {
                 let mut tally = WorkerTally::default();
                 let mut sender = None;
@@ -684,6 +693,197 @@ fn count_stored(db: &std::path::Path) -> Stored {
                  (lcp IS NULL OR cls IS NULL OR inp IS NULL OR fcp IS NULL OR ttfb IS NULL)")
             == 0,
         bytes,
+    }
+}
+
+/// The collector's environment in every phase: three sites, and clients
+/// behind a proxy on loopback.
+fn collector_env() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "VITALSIGN_SITES",
+            "{shop={origins=[\"https://shop.example\"]},blog={origins=[\"https://blog.example\"]},docs={origins=[\"https://docs.example\"]}}".into(),
+        ),
+        ("VITALSIGN_TRUSTED_PROXIES", "[\"127.0.0.1\"]".into()),
+        ("RUST_LOG", "info".into()),
+    ]
+}
+
+/// `VITALSIGN_BENCH_DB=postgres`: the same load against the release collector
+/// on SQLite (the reference), then on one PostgreSQL cluster with PostgreSQL's
+/// default durability (`fsync` on, as deployed): one replica, two replicas
+/// (the workers' connections alternate between them, as behind a round-robin
+/// balancer), one replica again (the machine is shared: the one-replica figure
+/// is the mean of before and after). Each phase gets a fresh database; after
+/// SIGTERM every 2xx beacon must be stored with its 5 samples. Server CPU
+/// counts the collectors and PostgreSQL (its backends are children of its
+/// server process).
+fn postgres_replicas(runtime: &tokio::runtime::Runtime, load: &Load) {
+    let bin = collector_bench::release_collector();
+    let dir = tempfile::Builder::new()
+        .prefix("vitalsign-bench-ingest-pg-")
+        .tempdir()
+        .unwrap();
+    let cluster = PgCluster::start(Durability::Durable);
+    let mut next_base = 0u64;
+    let mut phase = |name: &str, servers: &[&CollectorProcess]| {
+        eprintln!(
+            "{name}: {} workers over {} server(s), {:?} warm-up + {:?}…",
+            load.concurrency,
+            servers.len(),
+            load.warmup,
+            load.window
+        );
+        let base = next_base;
+        next_base += load.max_requests + 1_000_000;
+        let cpu = || {
+            servers.iter().map(|s| cpu_ms_tree(s.pid())).sum::<f64>() + cpu_ms_tree(cluster.pid())
+        };
+        let cpu_before = cpu();
+        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr()).collect();
+        let mut outcome = runtime.block_on(run_load(&addrs, load, base));
+        outcome.server_cpu_ms = cpu() - cpu_before;
+        eprintln!(
+            "{name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} × 2xx, statuses {:?}, {} errors",
+            outcome.per_second(),
+            outcome.p(0.5),
+            outcome.p(0.99),
+            outcome.ok_total,
+            outcome.statuses,
+            outcome.errors
+        );
+        outcome
+    };
+    let mut results: Vec<(String, Outcome, Stored)> = Vec::new();
+
+    // SQLite, the reference.
+    let db = dir.path().join("collector.db");
+    let sqlite = collector_bench::start_collector(&bin, dir.path(), &db, &collector_env());
+    let outcome = phase("SQLite, 1 collector", &[&sqlite]);
+    sqlite.stop();
+    results.push(("SQLite, 1 collector".into(), outcome, count_stored(&db)));
+
+    for (name, replicas) in [
+        ("PostgreSQL, 1 replica (before)", 1),
+        ("PostgreSQL, 2 replicas", 2),
+        ("PostgreSQL, 1 replica (after)", 1),
+    ] {
+        let url = cluster.database();
+        let database = url.rsplit('/').next().unwrap().to_string();
+        let servers: Vec<CollectorProcess> = (0..replicas)
+            .map(|i| {
+                let home = dir.path().join(format!("{database}-{i}"));
+                std::fs::create_dir_all(&home).unwrap();
+                collector_bench::start_collector(&bin, &home, Path::new(&url), &collector_env())
+            })
+            .collect();
+        let outcome = phase(name, &servers.iter().collect::<Vec<_>>());
+        for s in servers {
+            s.stop();
+        }
+        results.push((name.into(), outcome, count_stored_pg(&cluster, &database)));
+    }
+
+    let one = (results[1].1.per_second() + results[3].1.per_second()) / 2.0;
+    let two = results[2].1.per_second();
+    let sqlite_rate = results[0].1.per_second();
+    println!();
+    println!(
+        "ingest on PostgreSQL: {} workers (keep-alive HTTP/1.1), {:?} measured after {:?} warm-up, 5-metric text/plain beacons; \
+         PostgreSQL {} with fsync on, on this machine ({} cores) with the collectors and the load",
+        load.concurrency,
+        load.window,
+        load.warmup,
+        cluster
+            .psql("postgres", "SHOW server_version")
+            .unwrap_or_default(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|(name, o, stored)| {
+            let lossless = stored.page_views == o.ok_total
+                && stored.samples == 5 * o.ok_total
+                && stored.duplicate_free;
+            vec![
+                name.clone(),
+                format!("{:.0}", o.per_second()),
+                format!("{:.2}", o.per_second() / one),
+                format!("{:.2}", o.per_second() / sqlite_rate),
+                format!("{:.2}", o.p(0.5)),
+                format!("{:.2}", o.p(0.99)),
+                format!("{:.1}", o.cpu_us_per_request()),
+                o.ok_total.to_string(),
+                (o.errors
+                    + o.statuses
+                        .iter()
+                        .filter(|(s, _)| **s >= 300)
+                        .map(|(_, n)| n)
+                        .sum::<u64>())
+                .to_string(),
+                format!("{} {}", stored.page_views, verdict(lossless)),
+                format!("{:.0}", stored.bytes as f64 / stored.samples.max(1) as f64),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "server",
+            "beacons/s",
+            "× PG 1 replica",
+            "× SQLite",
+            "p50 ms",
+            "p99 ms",
+            "server+PG CPU µs/req",
+            "2xx",
+            "non-2xx/errors",
+            "stored (= 2xx)",
+            "B/sample",
+        ],
+        &rows,
+    );
+    println!();
+    println!(
+        "two replicas / one replica: {:.2} ({two:.0} vs {one:.0} beacons/s, one = mean of before {:.0} and after {:.0}); \
+         PostgreSQL one replica / SQLite: {:.2}",
+        two / one,
+        results[1].1.per_second(),
+        results[3].1.per_second(),
+        one / sqlite_rate
+    );
+}
+
+/// What a PostgreSQL database holds after a phase (psql on `database`).
+fn count_stored_pg(cluster: &PgCluster, database: &str) -> Stored {
+    let one = |sql: &str| -> u64 {
+        let out = cluster
+            .psql(database, sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        out.parse()
+            .unwrap_or_else(|_| panic!("{sql}: {out:?} is not a count"))
+    };
+    Stored {
+        page_views: one("SELECT count(*) FROM measurements WHERE step_index = -1"),
+        samples: one(
+            "SELECT coalesce(sum((lcp IS NOT NULL)::int + (cls IS NOT NULL)::int + (inp IS NOT NULL)::int
+                                 + (fcp IS NOT NULL)::int + (ttfb IS NOT NULL)::int + (tbt IS NOT NULL)::int), 0)
+             FROM measurements",
+        ),
+        duplicate_free: one(
+            "SELECT count(*) FROM (SELECT origin_id FROM measurements WHERE step_index = -1
+                                   GROUP BY origin_id HAVING count(*) > 1) AS twice",
+        ) == 0
+            && one(
+                "SELECT count(*) FROM measurements WHERE step_index = -1 AND
+                 (lcp IS NULL OR cls IS NULL OR inp IS NULL OR fcp IS NULL OR ttfb IS NULL)",
+            ) == 0,
+        // Tables (partitions included), their indexes and TOAST: what the
+        // data costs, without the catalog every database has.
+        bytes: one(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relkind = 'r'",
+        ),
     }
 }
 

@@ -1,13 +1,11 @@
 //! Query latency of the real release collector over 10 million samples
 //! spread over 30 days, and bytes on disk per million samples.
 //!
-//! The dataset (`VITALSIGN_BENCH_SAMPLES`, default 10,000,000) is built once
-//! and cached under `target/bench-data/`: the schema comes from the
-//! collector's own migrations, raw rows (one per page view, a column per
-//! metric, dimensions in `series`) are inserted in time order (as a live
-//! collector appends them), and the hourly
-//! rollups are computed with the collector's own `Histogram` and rating code,
-//! so the file holds what a collector that had ingested those beacons holds.
+//! The dataset (`VITALSIGN_BENCH_SAMPLES`, default 10,000,000) is written
+//! through the collector's own storage trait (`Storage::append_page_views`,
+//! the call its beacon handler makes), so raw rows, rollups and dictionaries
+//! are what a collector that received those beacons holds, on either backend.
+//! The SQLite file is built once and cached under `target/bench-data/`.
 //! The spread: 3 sites (60/25/15 % of page views) with 111 page groups (Zipf
 //! weighted), mobile/desktop/tablet, 5 metrics per page view, a daily and
 //! weekly traffic cycle, per-page-group speed and one LCP regression in the
@@ -17,22 +15,32 @@
 //! queries through the HTTP API: one warm-up ("first") request, then
 //! `VITALSIGN_BENCH_REPS` (default 15) repetitions; median and max.
 //!
+//! With `VITALSIGN_BENCH_DB=postgres` the same page views (same seed, same
+//! hours) also go through the PostgreSQL backend's ingest into a database on
+//! a cluster of the bench's own (fsync on; regenerated every run, a cluster
+//! is not cached), and the same queries and pages are timed against a
+//! collector on it, printed beside the SQLite figures with their ratio.
+//!
 //!     cargo bench -p vitalsign-tests --bench query
+//!     VITALSIGN_BENCH_DB=postgres cargo bench -p vitalsign-tests --bench query
 
 #[path = "collector_bench/mod.rs"]
 mod collector_bench;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use collector_bench::{QUERY_TOKEN, print_table, verdict};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rusqlite::{Connection, params};
-use vitalsign_collector::histogram::Histogram;
-use vitalsign_core::metric::{Metric, Rating};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use vitalsign_collector::store::{NewPageView, PgStore, SqliteStore, Storage};
+use vitalsign_core::metric::Metric;
+use vitalsign_core::wire::beacon::{Attribution, Beacon, DeviceClass, NavigationType, Report};
 use vitalsign_test_support::env::env_u64;
+use vitalsign_test_support::pg::{Durability, PgCluster};
 use vitalsign_test_support::procfs::rss_mib;
 use vitalsign_test_support::stats::median;
 use vitalsign_test_support::target_dir;
@@ -40,25 +48,238 @@ use vitalsign_test_support::target_dir;
 const DAYS: i64 = 30;
 const HOUR_MS: i64 = 3_600_000;
 /// Bump when the generator changes, so a stale cached dataset is rebuilt.
-const GENERATOR_VERSION: u32 = 5;
+const GENERATOR_VERSION: u32 = 6;
 
 fn main() {
     let samples = env_u64("VITALSIGN_BENCH_SAMPLES", 10_000_000);
     let reps = env_u64("VITALSIGN_BENCH_REPS", 15) as usize;
+    let postgres = match std::env::var("VITALSIGN_BENCH_DB").as_deref() {
+        Err(_) | Ok("sqlite") => false,
+        Ok("postgres") => true,
+        Ok(other) => {
+            panic!("VITALSIGN_BENCH_DB={other:?}: use `sqlite` (the default) or `postgres`")
+        }
+    };
     let bin = collector_bench::release_collector();
-    let dataset = dataset(samples);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dataset = dataset(&runtime, samples);
     let dir = tempfile::Builder::new()
         .prefix("vitalsign-bench-query-")
         .tempdir()
         .unwrap();
+    let sqlite = measure(&runtime, &bin, dir.path(), &dataset.path, &dataset, reps);
+
+    // The same page views (same seed, same hours) through the same ingest
+    // path into PostgreSQL, then the same queries.
+    let pg = postgres.then(|| {
+        let cluster = PgCluster::start(Durability::Durable);
+        let url = cluster.database();
+        let database = url.rsplit('/').next().unwrap().to_string();
+        eprintln!("generating {samples} samples into PostgreSQL (through its ingest)…");
+        let started = Instant::now();
+        let store = runtime
+            .block_on(PgStore::connect(&url))
+            .expect("connecting to PostgreSQL");
+        let meta = runtime.block_on(generate(Arc::new(store), samples, dataset.to_ms));
+        let generated_secs = started.elapsed().as_secs_f64();
+        assert_eq!(meta["page_views"], dataset.page_views);
+        let count = |sql: &str| -> u64 {
+            let out = cluster
+                .psql(&database, sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            out.parse().unwrap_or_else(|_| panic!("{sql}: {out:?}"))
+        };
+        let stored = count(
+            "SELECT sum((lcp IS NOT NULL)::int + (cls IS NOT NULL)::int + (inp IS NOT NULL)::int
+                        + (fcp IS NOT NULL)::int + (ttfb IS NOT NULL)::int + (tbt IS NOT NULL)::int)
+             FROM measurements",
+        );
+        assert_eq!(stored, samples, "PostgreSQL holds {stored} samples");
+        cluster.psql(&database, "VACUUM ANALYZE").unwrap();
+        let bytes = count(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relkind = 'r'",
+        );
+        let timings = measure(&runtime, &bin, dir.path(), Path::new(&url), &dataset, reps);
+        (timings, bytes, generated_secs, cluster)
+    });
+
+    println!();
+    println!(
+        "query: {} samples ({} page views) over {DAYS} days, {} rollup rows (SQLite); {reps} repetitions after one warm-up; HTTP API of the release collector",
+        dataset.samples, dataset.page_views, dataset.rollup_rows
+    );
+    let table = |sqlite_rows: &[Timing], pg_rows: Option<&[Timing]>, what: &str| {
+        let mut header = vec![
+            what,
+            "items",
+            "first ms",
+            "median ms",
+            "max ms",
+            "goal ms",
+            "median/goal",
+            "status",
+        ];
+        if pg_rows.is_some() {
+            header.extend([
+                "PG items",
+                "PG first ms",
+                "PG median ms",
+                "PG max ms",
+                "PG/SQLite",
+                "PG status",
+            ]);
+        }
+        let rows: Vec<Vec<String>> = sqlite_rows
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut row = vec![
+                    t.name.clone(),
+                    t.items.to_string(),
+                    format!("{:.1}", t.first),
+                    format!("{:.1}", t.median),
+                    format!("{:.1}", t.max),
+                    format!("< {:.0}", t.goal),
+                    format!("{:.2}", t.median / t.goal),
+                    verdict(t.median < t.goal).to_string(),
+                ];
+                if let Some(pg) = pg_rows {
+                    let p = &pg[i];
+                    row.extend([
+                        p.items.to_string(),
+                        format!("{:.1}", p.first),
+                        format!("{:.1}", p.median),
+                        format!("{:.1}", p.max),
+                        format!("{:.2}", p.median / t.median),
+                        verdict(p.median < p.goal).to_string(),
+                    ]);
+                }
+                row
+            })
+            .collect();
+        print_table(&header, &rows);
+    };
+    let pg_timings = pg.as_ref().map(|(t, ..)| t);
+    table(
+        &sqlite.queries,
+        pg_timings.map(|t| t.queries.as_slice()),
+        "query",
+    );
+    println!();
+    println!(
+        "dashboard pages over the same data (issue 13): server-rendered HTML of each view, time to the last byte on loopback"
+    );
+    table(
+        &sqlite.pages,
+        pg_timings.map(|t| t.pages.as_slice()),
+        "page",
+    );
+    println!();
+    let per_million = dataset.bytes as f64 / (dataset.samples as f64 / 1e6);
+    let mut storage = vec![vec![
+        "database file".to_string(),
+        format!("{:.1} MiB", dataset.bytes as f64 / 1048576.0),
+        format!("{:.1} MiB", per_million / 1048576.0),
+        format!("{:.0} B", per_million / 1e6),
+    ]];
+    let (big, small): (Vec<_>, Vec<_>) = dataset
+        .by_object
+        .iter()
+        .partition(|(_, bytes)| *bytes >= 1 << 20);
+    let rest: u64 = small.iter().map(|(_, b)| b).sum();
+    let rest = (format!("{} other tables and indexes", small.len()), rest);
+    for (name, bytes) in big.into_iter().chain([&rest]) {
+        storage.push(vec![
+            format!("  {name}"),
+            format!("{:.1} MiB", *bytes as f64 / 1048576.0),
+            format!(
+                "{:.1} MiB",
+                *bytes as f64 / (dataset.samples as f64 / 1e6) / 1048576.0
+            ),
+            format!("{:.0} B", *bytes as f64 / dataset.samples as f64),
+        ]);
+    }
+    if let Some((_, bytes, ..)) = &pg {
+        storage.push(vec![
+            "PostgreSQL tables, indexes, TOAST".to_string(),
+            format!("{:.1} MiB", *bytes as f64 / 1048576.0),
+            format!(
+                "{:.1} MiB",
+                *bytes as f64 / (dataset.samples as f64 / 1e6) / 1048576.0
+            ),
+            format!("{:.0} B", *bytes as f64 / dataset.samples as f64),
+        ]);
+    }
+    print_table(
+        &["on disk", "total", "per million samples", "per sample"],
+        &storage,
+    );
+    println!();
+    println!(
+        "collector peak RSS while querying: {:.1} MiB (SQLite){}; dataset {} ({})",
+        sqlite.peak_rss,
+        pg_timings.map_or(String::new(), |t| format!(
+            ", {:.1} MiB (PostgreSQL)",
+            t.peak_rss
+        )),
+        dataset.path.display(),
+        if dataset.reused {
+            "cached".to_string()
+        } else {
+            format!(
+                "generated through the SQLite ingest in {:.0} s",
+                dataset.generated_secs
+            )
+        }
+    );
+    if let Some((_, _, secs, _)) = &pg {
+        println!(
+            "PostgreSQL dataset: generated through the PostgreSQL ingest (append_page_views) in {secs:.0} s ({:.0} page views/s), fsync on",
+            dataset.page_views as f64 / secs
+        );
+    }
+}
+
+/// Raw rows are kept this long by the collectors under test, so the pruner
+/// leaves the dataset alone.
+const RETENTION_DAYS: u32 = 3650;
+
+/// One query's or page's timings, in ms.
+struct Timing {
+    name: String,
+    items: usize,
+    first: f64,
+    median: f64,
+    max: f64,
+    goal: f64,
+}
+
+struct Measured {
+    queries: Vec<Timing>,
+    pages: Vec<Timing>,
+    peak_rss: f64,
+}
+
+/// The release collector on `db` (a SQLite file or a PostgreSQL URL), the
+/// API queries and the dashboard pages timed against it.
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    bin: &Path,
+    dir: &Path,
+    db: &Path,
+    dataset: &Dataset,
+    reps: usize,
+) -> Measured {
     let collector = collector_bench::start_collector(
-        &bin,
-        dir.path(),
-        &dataset.path,
+        bin,
+        dir,
+        db,
         &[
             ("VITALSIGN_QUERY_TOKENS", format!("[\"{QUERY_TOKEN}\"]")),
             // The cached dataset must outlive the pruner: keep raw rows for 10 years.
-            ("VITALSIGN_RETENTION_DAYS", "3650".into()),
+            ("VITALSIGN_RETENTION_DAYS", RETENTION_DAYS.to_string()),
             // The alert evaluator would write its states into the cached file
             // and compete with the timed queries; it is not what is measured.
             ("VITALSIGN_ALERTS__ENABLED", "false".into()),
@@ -66,7 +287,6 @@ fn main() {
             ("VITALSIGN_PUBLIC_DASHBOARD", "true".into()),
         ],
     );
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
     let (from, to) = (dataset.from_ms.to_string(), dataset.to_ms.to_string());
     let group = "/product/:id";
@@ -142,95 +362,23 @@ fn main() {
         let med = median(&times);
         let max = times.iter().copied().fold(0.0, f64::max);
         eprintln!("{name}: first {first:.1} ms, median {med:.1} ms, max {max:.1} ms");
-        rows.push(vec![
+        rows.push(Timing {
             name,
-            items.to_string(),
-            format!("{first:.1}"),
-            format!("{med:.1}"),
-            format!("{max:.1}"),
-            format!("< {goal:.0}"),
-            format!("{:.2}", med / goal),
-            verdict(med < goal).to_string(),
-        ]);
+            items,
+            first,
+            median: med,
+            max,
+            goal,
+        });
     }
-    let pages = dashboard_pages(&runtime, &client, &collector.base_url, &from, &to, reps);
+    let pages = dashboard_pages(runtime, &client, &collector.base_url, &from, &to, reps);
     let (_, peak_rss) = rss_mib(collector.pid());
     collector.stop();
-
-    println!();
-    println!(
-        "query: {} samples ({} page views) over {DAYS} days, {} rollup rows; {reps} repetitions after one warm-up; HTTP API of the release collector",
-        dataset.samples, dataset.page_views, dataset.rollup_rows
-    );
-    print_table(
-        &[
-            "query",
-            "items",
-            "first ms",
-            "median ms",
-            "max ms",
-            "goal ms",
-            "median/goal",
-            "status",
-        ],
-        &rows,
-    );
-    println!();
-    println!(
-        "dashboard pages over the same data (issue 13): server-rendered HTML of each view, time to the last byte on loopback"
-    );
-    print_table(
-        &[
-            "page",
-            "bytes",
-            "first ms",
-            "median ms",
-            "max ms",
-            "goal ms",
-            "median/goal",
-            "status",
-        ],
-        &pages,
-    );
-    println!();
-    let per_million = dataset.bytes as f64 / (dataset.samples as f64 / 1e6);
-    let mut storage = vec![vec![
-        "database file".to_string(),
-        format!("{:.1} MiB", dataset.bytes as f64 / 1048576.0),
-        format!("{:.1} MiB", per_million / 1048576.0),
-        format!("{:.0} B", per_million / 1e6),
-    ]];
-    let (big, small): (Vec<_>, Vec<_>) = dataset
-        .by_object
-        .iter()
-        .partition(|(_, bytes)| *bytes >= 1 << 20);
-    let rest: u64 = small.iter().map(|(_, b)| b).sum();
-    let rest = (format!("{} other tables and indexes", small.len()), rest);
-    for (name, bytes) in big.into_iter().chain([&rest]) {
-        storage.push(vec![
-            format!("  {name}"),
-            format!("{:.1} MiB", *bytes as f64 / 1048576.0),
-            format!(
-                "{:.1} MiB",
-                *bytes as f64 / (dataset.samples as f64 / 1e6) / 1048576.0
-            ),
-            format!("{:.0} B", *bytes as f64 / dataset.samples as f64),
-        ]);
+    Measured {
+        queries: rows,
+        pages,
+        peak_rss,
     }
-    print_table(
-        &["on disk", "total", "per million samples", "per sample"],
-        &storage,
-    );
-    println!();
-    println!(
-        "collector peak RSS while querying: {peak_rss:.1} MiB; dataset {} ({})",
-        dataset.path.display(),
-        if dataset.reused {
-            "cached".to_string()
-        } else {
-            format!("generated in {:.0} s", dataset.generated_secs)
-        }
-    );
 }
 
 /// Every dashboard view over the whole dataset (its 30 days as a custom
@@ -242,7 +390,7 @@ fn dashboard_pages(
     from: &str,
     to: &str,
     reps: usize,
-) -> Vec<Vec<String>> {
+) -> Vec<Timing> {
     let range = format!("from={from}&to={to}");
     let last_day = format!("from={}&to={to}", to.parse::<i64>().unwrap() - 24 * HOUR_MS);
     let pages = [
@@ -298,16 +446,14 @@ fn dashboard_pages(
         let med = median(&times);
         let max = times.iter().copied().fold(0.0, f64::max);
         eprintln!("{name}: first {first:.1} ms, median {med:.1} ms, max {max:.1} ms");
-        rows.push(vec![
-            name.to_string(),
-            bytes.to_string(),
-            format!("{first:.1}"),
-            format!("{med:.1}"),
-            format!("{max:.1}"),
-            format!("< {goal:.0}"),
-            format!("{:.2}", med / goal),
-            verdict(med < goal).to_string(),
-        ]);
+        rows.push(Timing {
+            name: name.to_string(),
+            items: bytes,
+            first,
+            median: med,
+            max,
+            goal,
+        });
     }
     rows
 }
@@ -332,8 +478,9 @@ struct Dataset {
     generated_secs: f64,
 }
 
-/// The cached dataset, built first if missing or from another generator/schema.
-fn dataset(samples: u64) -> Dataset {
+/// The cached SQLite dataset, built first if missing or from another
+/// generator/schema.
+fn dataset(runtime: &tokio::runtime::Runtime, samples: u64) -> Dataset {
     let dir = target_dir().join("bench-data");
     std::fs::create_dir_all(&dir).unwrap();
     let schema = vitalsign_collector::store::migrations::current_version();
@@ -354,7 +501,7 @@ fn dataset(samples: u64) -> Dataset {
         None => {
             reused = false;
             let started = Instant::now();
-            let meta = generate(&dir, &path, samples);
+            let meta = generate_sqlite(runtime, &dir, &path, samples);
             generated_secs = started.elapsed().as_secs_f64();
             std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
             meta
@@ -375,12 +522,55 @@ fn dataset(samples: u64) -> Dataset {
         rollup_rows: count("SELECT count(*) FROM rollups"),
         from_ms: meta["from_ms"].as_i64().unwrap(),
         to_ms: meta["to_ms"].as_i64().unwrap(),
-        bytes: meta["bytes"].as_u64().unwrap(),
+        bytes: std::fs::metadata(&path).unwrap().len(),
         by_object,
         path,
         reused,
         generated_secs,
     }
+}
+
+/// The dataset through `SqliteStore`'s ingest into a new file, then
+/// checkpointed and moved to `path`.
+fn generate_sqlite(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    path: &Path,
+    samples: u64,
+) -> serde_json::Value {
+    let partial = dir.join("query-partial.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
+    }
+    eprintln!(
+        "generating {samples} samples over {DAYS} days into {} through the collector's ingest (once; cached for later runs)…",
+        path.display()
+    );
+    let to_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        / HOUR_MS
+        * HOUR_MS;
+    let store = SqliteStore::open(&partial).expect("creating the dataset file");
+    let meta = runtime.block_on(generate(Arc::new(store), samples, to_ms));
+    // The store is dropped: its writer thread closes the last connection,
+    // which folds the WAL into the file and deletes it. (Opening the file
+    // meanwhile fails: the writer holds it exclusively.)
+    let wal = PathBuf::from(format!("{}-wal", partial.display()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while wal.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Whatever is left beside it moves with it.
+    for suffix in ["-wal", "-shm"] {
+        let from = format!("{}{suffix}", partial.display());
+        if Path::new(&from).exists() {
+            std::fs::rename(&from, format!("{}{suffix}", path.display())).unwrap();
+        }
+    }
+    std::fs::rename(&partial, path).unwrap();
+    meta
 }
 
 /// Bytes per table and index (SQLite's `dbstat`, where the build has it).
@@ -461,11 +651,11 @@ fn sites() -> Vec<Site> {
     ]
 }
 
-const DEVICES: [(&str, f64, f64); 3] = [
-    // (device, share of page views, slowness factor)
-    ("mobile", 0.55, 1.35),
-    ("desktop", 0.40, 0.85),
-    ("tablet", 0.05, 1.1),
+const DEVICES: [(&str, f64, f64, DeviceClass); 3] = [
+    // (device, share of page views, slowness factor, as the beacon says it)
+    ("mobile", 0.55, 1.35, DeviceClass::Mobile),
+    ("desktop", 0.40, 0.85, DeviceClass::Desktop),
+    ("tablet", 0.05, 1.1, DeviceClass::Tablet),
 ];
 
 /// (metric, median ms or score, log-normal sigma)
@@ -502,44 +692,21 @@ fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
         .collect()
 }
 
-#[derive(Default)]
-struct Acc {
-    histogram: Histogram,
-    count: i64,
-    good: i64,
-    ni: i64,
-    poor: i64,
-}
-
-fn generate(dir: &Path, path: &Path, samples: u64) -> serde_json::Value {
+/// Page views of the dataset, hour by hour in time order, written through
+/// `store`'s own ingest (`Storage::append_page_views`, as the collector's
+/// HTTP handler calls it) by up to 4 concurrent callers of 2,000 page views
+/// each: the raw rows, rollups and dictionaries are exactly what a collector
+/// that received those beacons holds, on either backend. The same seed and
+/// `to_ms` give the same page views.
+async fn generate(store: Arc<dyn Storage>, samples: u64, to_ms: i64) -> serde_json::Value {
     let page_views = samples / 5;
     assert_eq!(
         page_views * 5,
         samples,
         "VITALSIGN_BENCH_SAMPLES must be a multiple of 5"
     );
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let to_ms = now.div_euclid(HOUR_MS) * HOUR_MS;
     let from_ms = to_ms - DAYS * 24 * HOUR_MS;
     let hours = (DAYS * 24) as usize;
-    eprintln!(
-        "generating {samples} samples over {DAYS} days into {} (once; cached for later runs)…",
-        path.display()
-    );
-    let partial = dir.join("query-partial.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
-    }
-    let mut conn = Connection::open(&partial).unwrap();
-    vitalsign_collector::store::migrations::migrate(&mut conn).unwrap();
-    // Speed only: the data is derived, and a crash just means generating again.
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -400000;",
-    )
-    .unwrap();
 
     let mut rng = StdRng::seed_from_u64(20_261_124);
     let sites = sites();
@@ -576,9 +743,9 @@ fn generate(dir: &Path, path: &Path, samples: u64) -> serde_json::Value {
     let regression_from = to_ms - 7 * 24 * HOUR_MS;
 
     let mut done = 0u64;
-    let mut rollup_rows = 0u64;
-    let mut series: HashMap<(usize, usize, usize), i64> = HashMap::new();
     let started = Instant::now();
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut chunk: Vec<NewPageView> = Vec::with_capacity(CHUNK);
     for (h, weight) in weights.iter().enumerate() {
         let hour_start = from_ms + h as i64 * HOUR_MS;
         let n = if h == hours - 1 {
@@ -590,101 +757,62 @@ fn generate(dir: &Path, path: &Path, samples: u64) -> serde_json::Value {
             .map(|_| hour_start + rng.random_range(0..HOUR_MS))
             .collect();
         stamps.sort_unstable();
-        let tx = conn.transaction().unwrap();
-        let mut rollups: HashMap<(usize, usize, usize, usize), Acc> = HashMap::new();
-        {
-            // One raw row per page view, a column per metric, as the writer stores it.
-            let columns: Vec<String> = METRICS
-                .iter()
-                .map(|(m, _, _)| m.as_str().to_ascii_lowercase())
-                .collect();
-            let mut insert = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO measurements (ts_ms, series, origin_id, step_index, {})
-                     VALUES (?1, ?2, ?3, -1, ?4, ?5, ?6, ?7, ?8)",
-                    columns.join(", ")
-                ))
-                .unwrap();
-            let mut series_id = |s: usize, g: usize, d: usize| -> i64 {
-                *series.entry((s, g, d)).or_insert_with(|| {
-                    tx.query_row(
-                        "INSERT INTO series (site, page_group, device, source, flow, step, location)
-                         VALUES (?1, ?2, ?3, 'rum', '', '', '') RETURNING id",
-                        params![sites[s].key, sites[s].groups[g], DEVICES[d].0],
-                        |r| r.get(0),
-                    )
-                    .unwrap()
-                })
-            };
-            for ts in stamps {
-                let s = pick(&mut rng, &site_cum);
-                let g = pick(&mut rng, &group_cum[s]);
-                let d = pick(&mut rng, &device_cum);
-                let origin_id = format!("v1-{ts}-{:010}", rng.random_range(0..10_000_000_000u64));
-                let mut values = [0.0f64; 5];
-                for (m, (metric, median, sigma)) in METRICS.iter().enumerate() {
-                    let mut factor = group_speed[s][g] * DEVICES[d].2;
-                    if *metric == Metric::Lcp && s == 0 && g == 1 && ts >= regression_from {
-                        factor *= 1.3; // a slower product page in the last week
-                    }
-                    let value = if *metric == Metric::Cls {
-                        if rng.random::<f64>() < 0.35 {
-                            0.0
-                        } else {
-                            ((median * factor * (sigma * normal(&mut rng)).exp()) * 1e4).round()
-                                / 1e4
-                        }
-                    } else {
-                        ((median * factor * (sigma * normal(&mut rng)).exp()) * 10.0).round() / 10.0
-                    }
-                    .min(metric.max_plausible());
-                    values[m] = value;
-                    let acc = rollups.entry((s, g, d, m)).or_default();
-                    acc.histogram.add(value, 1);
-                    acc.count += 1;
-                    match metric.rate(value) {
-                        Rating::Good => acc.good += 1,
-                        Rating::NeedsImprovement => acc.ni += 1,
-                        Rating::Poor => acc.poor += 1,
-                    }
+        for ts in stamps {
+            let s = pick(&mut rng, &site_cum);
+            let g = pick(&mut rng, &group_cum[s]);
+            let d = pick(&mut rng, &device_cum);
+            let page_view_id = format!("v1-{ts}-{:010}", rng.random_range(0..10_000_000_000u64));
+            let mut reports = Vec::with_capacity(METRICS.len());
+            for (metric, median, sigma) in METRICS {
+                let mut factor = group_speed[s][g] * DEVICES[d].2;
+                if metric == Metric::Lcp && s == 0 && g == 1 && ts >= regression_from {
+                    factor *= 1.3; // a slower product page in the last week
                 }
-                let id = series_id(s, g, d);
-                insert
-                    .execute(params![
-                        ts, id, origin_id, values[0], values[1], values[2], values[3], values[4]
-                    ])
-                    .unwrap();
+                let value = if metric == Metric::Cls {
+                    if rng.random::<f64>() < 0.35 {
+                        0.0
+                    } else {
+                        ((median * factor * (sigma * normal(&mut rng)).exp()) * 1e4).round() / 1e4
+                    }
+                } else {
+                    ((median * factor * (sigma * normal(&mut rng)).exp()) * 10.0).round() / 10.0
+                }
+                .min(metric.max_plausible());
+                reports.push(Report {
+                    metric,
+                    value,
+                    rating: metric.rate(value),
+                    attribution: Attribution::default(),
+                });
             }
-            let mut upsert = tx
-                .prepare_cached(
-                    "INSERT INTO rollups (metric, site, page_group, device, source, flow, step, location, hour,
-                                          count, good, needs_improvement, poor, histogram)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                )
-                .unwrap();
-            for ((s, g, d, m), acc) in rollups {
-                upsert
-                    .execute(params![
-                        METRICS[m].0.as_str(),
-                        sites[s].key,
-                        sites[s].groups[g],
-                        DEVICES[d].0,
-                        "rum",
-                        "",
-                        "",
-                        "",
-                        hour_start / HOUR_MS,
-                        acc.count,
-                        acc.good,
-                        acc.ni,
-                        acc.poor,
-                        acc.histogram.encode()
-                    ])
-                    .unwrap();
-                rollup_rows += 1;
+            chunk.push(NewPageView {
+                beacon: Beacon {
+                    schema_version: 1,
+                    site: sites[s].key.to_string(),
+                    page_view_id,
+                    url: format!("https://{}.example{}", sites[s].key, sites[s].groups[g]),
+                    navigation_type: NavigationType::Navigate,
+                    device: Some(DEVICES[d].3),
+                    effective_type: None,
+                    snippet_version: "0.1.0".into(),
+                    reports,
+                },
+                page_group: sites[s].groups[g].clone(),
+                received_ms: ts,
+            });
+            if chunk.len() == CHUNK {
+                if in_flight.len() >= 4 {
+                    in_flight.join_next().await.unwrap().unwrap();
+                }
+                let (store, views) = (store.clone(), std::mem::take(&mut chunk));
+                in_flight.spawn(async move {
+                    store
+                        .append_page_views(views)
+                        .await
+                        .expect("writing the dataset")
+                });
             }
         }
-        tx.commit().unwrap();
         done += n;
         if h % 72 == 71 {
             eprintln!(
@@ -695,32 +823,22 @@ fn generate(dir: &Path, path: &Path, samples: u64) -> serde_json::Value {
             );
         }
     }
-    // The collector's writer keeps daily rollups beside the hourly ones; the
-    // generator wrote hourly ones only, so sum them as the migration does.
-    let tx = conn.transaction().unwrap();
-    vitalsign_collector::store::migrations::fill_daily_rollups(&tx).unwrap();
-    // The rollups count every raw row: the collector must not add them again
-    // when it opens the file (as it would for rows a crash left uncounted).
-    tx.execute(
-        "UPDATE rollup_state SET rolled_up_through = (SELECT max(id) FROM measurements)",
-        [],
-    )
-    .unwrap();
-    tx.commit().unwrap();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-        .unwrap();
-    drop(conn);
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
+    if !chunk.is_empty() {
+        store
+            .append_page_views(chunk)
+            .await
+            .expect("writing the dataset");
     }
-    let bytes = std::fs::metadata(&partial).unwrap().len();
-    std::fs::rename(&partial, path).unwrap();
+    while let Some(result) = in_flight.join_next().await {
+        result.unwrap();
+    }
     serde_json::json!({
         "samples": samples,
         "page_views": page_views,
-        "rollup_rows": rollup_rows,
         "from_ms": from_ms,
         "to_ms": to_ms,
-        "bytes": bytes,
     })
 }
+
+/// Page views per `append_page_views` call while generating.
+const CHUNK: usize = 2000;

@@ -115,7 +115,6 @@ impl Store {
     /// failing; errors name the database with its password redacted).
     pub async fn connect(
         db: &crate::config::Database,
-        retention_days: u32,
         clock: Clock,
         wait: std::time::Duration,
     ) -> Result<Store, StoreError> {
@@ -131,7 +130,7 @@ impl Store {
                 let deadline = std::time::Instant::now() + wait;
                 let mut pause = std::time::Duration::from_millis(250);
                 loop {
-                    match PgStore::connect(url.expose(), retention_days).await {
+                    match PgStore::connect(url.expose()).await {
                         Ok(backend) => return Ok(Store::new(Arc::new(backend), clock)),
                         Err(StoreError::Unavailable(why))
                             if std::time::Instant::now() + pause < deadline =>

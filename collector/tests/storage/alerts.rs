@@ -585,8 +585,8 @@ mod replicas {
 
     async fn two_replicas() -> Replicas {
         let db = vitalsign_test_support::pg::test_db();
-        let a = PgStore::connect(&db.url, RETENTION_DAYS).await.unwrap();
-        let b = PgStore::connect(&db.url, RETENTION_DAYS).await.unwrap();
+        let a = PgStore::connect(&db.url).await.unwrap();
+        let b = PgStore::connect(&db.url).await.unwrap();
         assert_ne!(a.replica(), b.replica());
         let a_name = a.replica().to_string();
         Replicas {

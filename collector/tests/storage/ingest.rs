@@ -207,7 +207,7 @@ async fn replicas(n: usize) -> (Vec<Store>, vitalsign_test_support::pg::TestDb) 
     let db = vitalsign_test_support::pg::test_db();
     let mut stores = Vec::new();
     for _ in 0..n {
-        let backend = PgStore::connect(&db.url, RETENTION_DAYS).await.unwrap();
+        let backend = PgStore::connect(&db.url).await.unwrap();
         stores.push(Store::new(Arc::new(backend), Clock::fixed(T0)));
     }
     (stores, db)

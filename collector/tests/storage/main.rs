@@ -22,9 +22,6 @@ mod ingest;
 mod read;
 mod runs;
 
-/// Days of raw rows the backends keep (what the collector's config says).
-pub const RETENTION_DAYS: u32 = 30;
-
 /// A fresh store and what keeps its database alive (a temporary directory
 /// or a database on the shared cluster).
 pub struct Backend {
@@ -44,7 +41,7 @@ impl Backend {
 
     pub async fn postgres() -> Backend {
         let db = vitalsign_test_support::pg::test_db();
-        let backend = PgStore::connect(&db.url, RETENTION_DAYS)
+        let backend = PgStore::connect(&db.url)
             .await
             .unwrap_or_else(|e| panic!("connecting to the test cluster: {e}"));
         Backend {

@@ -119,7 +119,7 @@ pub struct PgWriter {
 
 impl PgWriter {
     /// Start the writer task (on the current tokio runtime).
-    pub fn start(pool: Pool, _retention_days: u32) -> PgWriter {
+    pub fn start(pool: Pool) -> PgWriter {
         let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriterStats::default());
         stats.alive.store(true, Relaxed);

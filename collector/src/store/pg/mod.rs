@@ -94,16 +94,13 @@ pub struct PgStore {
     pub(super) replica: Arc<str>,
     /// The term this replica last held the evaluator lease under.
     pub(super) lease: Arc<alerts::LeaseState>,
-    /// Where this store's raw rows are kept (days of retention), so the
-    /// writer creates partitions for the days ingest can reach.
-    pub(super) retention_days: u32,
 }
 
 impl PgStore {
     /// Connect to `url`, migrate, and start the writer task. `url` is a
     /// libpq-style `postgres://user:password@host:port/db` URL; it never
     /// appears in an error or a log (it may hold a password).
-    pub async fn connect(url: &str, retention_days: u32) -> Result<PgStore, StoreError> {
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Invalid(format!("the PostgreSQL URL in `db` does not parse: {e}"))
         })?;
@@ -132,13 +129,12 @@ impl PgStore {
             rand::random::<u32>()
         )
         .into();
-        let writer = ingest::PgWriter::start(pool.clone(), retention_days);
+        let writer = ingest::PgWriter::start(pool.clone());
         Ok(PgStore {
             pool,
             writer,
             replica,
             lease: Arc::default(),
-            retention_days,
         })
     }
 
