@@ -808,9 +808,10 @@ impl Contributions for Deltas {
 }
 
 impl Deltas {
-    /// Upsert every non-zero change, one statement per table, in key order.
-    /// The three statements are sent together (tokio-postgres pipelines
-    /// queries polled at once on one connection): one round trip, not three.
+    /// Upsert every non-zero change, one statement per table, in key order:
+    /// the hourly rollups, the same merged per UTC day, and attribution.
+    /// The five statements are sent together (tokio-postgres pipelines
+    /// queries polled at once on one connection): one round trip, not five.
     async fn write(
         self,
         tx: &deadpool_postgres::Transaction<'_>,
@@ -820,65 +821,25 @@ impl Deltas {
         let needed: Vec<i64> = self.attribution.entries().map(|e| e.2).collect();
         series.load_dims(tx, &needed).await?;
         let series = &*series;
-        let (mut metric, mut hour, mut ser) = (vec![], vec![], vec![]);
-        let mut counts: [Vec<i64>; 4] = Default::default();
-        for ((m, h, s), c) in self.rollups.iter().filter(|(_, c)| **c != [0; 4]) {
-            metric.push(*m);
-            hour.push(*h as i32);
-            ser.push(*s as i32);
-            for (column, v) in counts.iter_mut().zip(c) {
-                column.push(*v);
+        // The same deltas per UTC day, for the daily tables (merged before
+        // zeros are dropped: moves within a day cancel out).
+        let mut daily_rollups: BTreeMap<(&'static str, i64, i64), [i64; 4]> = BTreeMap::new();
+        for ((m, h, s), c) in &self.rollups {
+            let total = daily_rollups.entry((*m, h.div_euclid(24), *s)).or_default();
+            for (t, v) in total.iter_mut().zip(c) {
+                *t += v;
             }
         }
-        let rollups = async {
-            if metric.is_empty() {
-                return Ok(0);
-            }
-            let upsert = tx
-                .prepare_cached(
-                    "INSERT INTO rollups AS r (metric, hour, series, count, good, needs_improvement, poor)
-                     SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[], $4::int8[], $5::int8[],
-                                          $6::int8[], $7::int8[])
-                     ON CONFLICT (metric, hour, series) DO UPDATE SET
-                         count = r.count + excluded.count,
-                         good = r.good + excluded.good,
-                         needs_improvement = r.needs_improvement + excluded.needs_improvement,
-                         poor = r.poor + excluded.poor",
-                )
-                .await?;
-            tx.execute(
-                &upsert,
-                &[
-                    &metric, &hour, &ser, &counts[0], &counts[1], &counts[2], &counts[3],
-                ],
-            )
-            .await
-        };
-
-        let (mut b_metric, mut b_hour, mut b_ser, mut bucket, mut count) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        for ((m, h, s, b), c) in self.buckets.iter().filter(|(_, c)| **c != 0) {
-            b_metric.push(*m);
-            b_hour.push(*h as i32);
-            b_ser.push(*s as i32);
-            bucket.push(*b);
-            count.push(*c);
+        let mut daily_buckets: BTreeMap<(&'static str, i64, i64, i16), i64> = BTreeMap::new();
+        for ((m, h, s, b), c) in &self.buckets {
+            *daily_buckets
+                .entry((*m, h.div_euclid(24), *s, *b))
+                .or_default() += c;
         }
-        let buckets = async {
-            if b_metric.is_empty() {
-                return Ok(0);
-            }
-            let upsert = tx
-                .prepare_cached(
-                    "INSERT INTO rollup_buckets AS r (metric, hour, series, bucket, count)
-                     SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[], $4::int2[], $5::int8[])
-                     ON CONFLICT (metric, hour, series, bucket) DO UPDATE SET
-                         count = r.count + excluded.count",
-                )
-                .await?;
-            tx.execute(&upsert, &[&b_metric, &b_hour, &b_ser, &bucket, &count])
-                .await
-        };
+        let rollups = upsert_rollups(tx, RollupTable::HOURLY, &self.rollups);
+        let daily = upsert_rollups(tx, RollupTable::DAILY, &daily_rollups);
+        let buckets = upsert_buckets(tx, RollupTable::HOURLY, &self.buckets);
+        let daily_buckets = upsert_buckets(tx, RollupTable::DAILY, &daily_buckets);
 
         // Attribution rows are keyed by site, page group and device, which
         // several series may share: merged again under that key.
@@ -958,9 +919,116 @@ impl Deltas {
             )
             .await
         };
-        tokio::try_join!(rollups, buckets, attribution).map_err(StoreError::from)?;
+        tokio::try_join!(rollups, daily, buckets, daily_buckets, attribution)
+            .map_err(StoreError::from)?;
         Ok(())
     }
+}
+
+/// A pair of rollup tables of one grain: counts and histogram buckets, and
+/// the name of their time column.
+#[derive(Clone, Copy)]
+struct RollupTable {
+    counts: &'static str,
+    buckets: &'static str,
+    time: &'static str,
+}
+
+impl RollupTable {
+    /// Keyed by hour (ts_ms / 3_600_000).
+    const HOURLY: RollupTable = RollupTable {
+        counts: "rollups",
+        buckets: "rollup_buckets",
+        time: "hour",
+    };
+    /// Keyed by UTC day (ts_ms / 86_400_000).
+    const DAILY: RollupTable = RollupTable {
+        counts: "rollups_daily",
+        buckets: "rollup_buckets_daily",
+        time: "day",
+    };
+}
+
+/// Add the non-zero `deltas` ((metric, time, series) → count, good, needs
+/// improvement, poor) to `table`'s counts: one statement, rows in key order.
+async fn upsert_rollups(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: RollupTable,
+    deltas: &BTreeMap<(&'static str, i64, i64), [i64; 4]>,
+) -> Result<u64, tokio_postgres::Error> {
+    let (mut metric, mut time, mut ser) = (vec![], vec![], vec![]);
+    let mut counts: [Vec<i64>; 4] = Default::default();
+    for ((m, t, s), c) in deltas.iter().filter(|(_, c)| **c != [0; 4]) {
+        metric.push(*m);
+        time.push(*t as i32);
+        ser.push(*s as i32);
+        for (column, v) in counts.iter_mut().zip(c) {
+            column.push(*v);
+        }
+    }
+    if metric.is_empty() {
+        return Ok(0);
+    }
+    let RollupTable {
+        counts: name,
+        time: unit,
+        ..
+    } = table;
+    let upsert = tx
+        .prepare_cached(&format!(
+            "INSERT INTO {name} AS r (metric, {unit}, series, count, good, needs_improvement, poor)
+             SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[], $4::int8[], $5::int8[],
+                                  $6::int8[], $7::int8[])
+             ON CONFLICT (metric, {unit}, series) DO UPDATE SET
+                 count = r.count + excluded.count,
+                 good = r.good + excluded.good,
+                 needs_improvement = r.needs_improvement + excluded.needs_improvement,
+                 poor = r.poor + excluded.poor"
+        ))
+        .await?;
+    tx.execute(
+        &upsert,
+        &[
+            &metric, &time, &ser, &counts[0], &counts[1], &counts[2], &counts[3],
+        ],
+    )
+    .await
+}
+
+/// Add the non-zero `deltas` ((metric, time, series, bucket) → count) to
+/// `table`'s histogram buckets: one statement, rows in key order.
+async fn upsert_buckets(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: RollupTable,
+    deltas: &BTreeMap<(&'static str, i64, i64, i16), i64>,
+) -> Result<u64, tokio_postgres::Error> {
+    let (mut metric, mut time, mut ser, mut bucket, mut count) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for ((m, t, s, b), c) in deltas.iter().filter(|(_, c)| **c != 0) {
+        metric.push(*m);
+        time.push(*t as i32);
+        ser.push(*s as i32);
+        bucket.push(*b);
+        count.push(*c);
+    }
+    if metric.is_empty() {
+        return Ok(0);
+    }
+    let RollupTable {
+        buckets: name,
+        time: unit,
+        ..
+    } = table;
+    let upsert = tx
+        .prepare_cached(&format!(
+            "INSERT INTO {name} AS r (metric, {unit}, series, bucket, count)
+             SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[], $4::int2[], $5::int8[])
+             ON CONFLICT (metric, {unit}, series, bucket) DO UPDATE SET
+                 count = r.count + excluded.count"
+        ))
+        .await?;
+    tx.execute(&upsert, &[&metric, &time, &ser, &bucket, &count])
+        .await
 }
 
 /// This replica's view of `series`: ids by dimensions and back.

@@ -4,9 +4,10 @@
 //! are the specification, and their pure parts are reused here).
 //!
 //! Short ranges (up to [`RAW_RANGE_MS`]) read raw rows and are exact. Longer
-//! ranges read the hourly rollups of every hour that overlaps the range, as
-//! SQLite does (SQLite reads daily rows for the whole days inside it, which
-//! are the sums of the same hours, so the figures are the same). The
+//! ranges read the rollups of every hour that overlaps the range, as SQLite
+//! does: the daily rows for the whole UTC days inside it (the sums of the
+//! same hours) and the hourly rows at its edges, unless time buckets that
+//! do not fall on UTC days need every hour placed. The
 //! histogram of a rollup is a row per bucket here: a read sums the counts per
 //! bucket in SQL (`GROUP BY` the bucket, and the time bucket or group the
 //! caller splits by) and feeds the sums to [`crate::histogram::Accumulator`],
@@ -78,7 +79,7 @@ impl Bound {
     }
 }
 
-/// An hour number as the `integer` rollup columns hold it (hours since the
+/// An hour or day number as the `integer` rollup columns hold it (hours since the
 /// epoch fit an i32 until the year 246,000; the clamp keeps a hostile range
 /// from failing the bind).
 fn hour_param(hour: i64) -> i32 {
@@ -184,11 +185,42 @@ impl Part {
     }
 }
 
-/// Visit the hourly rollups of `metric` of every hour overlapping
-/// `[from_ms, to_ms)` that match `filter`, grouped per (label, time bucket)
-/// in SQL: for each group first its rating counts (every rollup row counts,
-/// one whose samples were all re-reported away too, as in SQLite), then its
-/// histogram a bucket at a time.
+/// One rollup grain's tables: counts, histogram buckets, their time column
+/// and the length of its unit.
+#[derive(Clone, Copy)]
+struct Grain {
+    counts: &'static str,
+    buckets: &'static str,
+    time: &'static str,
+    unit_ms: i64,
+}
+
+const HOURS: Grain = Grain {
+    counts: "rollups",
+    buckets: "rollup_buckets",
+    time: "hour",
+    unit_ms: HOUR_MS,
+};
+
+const DAYS: Grain = Grain {
+    counts: "rollups_daily",
+    buckets: "rollup_buckets_daily",
+    time: "day",
+    unit_ms: DAY_MS,
+};
+
+/// Visit the rollups of `metric` of every hour overlapping `[from_ms,
+/// to_ms)` that match `filter`, grouped per (label, time bucket) in SQL: for
+/// each group first its rating counts (every rollup row counts, one whose
+/// samples were all re-reported away too, as in SQLite), then its histogram
+/// a bucket at a time. A group may be visited more than once (its hours at
+/// the range's edges, then its whole days): callers add what they are given.
+///
+/// Whole UTC days inside the range come from the daily tables (the sums of
+/// the same hours, ~24x fewer rows), the partial days at its edges from the
+/// hourly ones, where SQLite reads `Grain::Days`: when no time buckets are
+/// asked for, or when they start and end on UTC days, so that each daily row
+/// lies wholly inside one bucket. Any other bucketing reads hours alone.
 async fn for_each_rollup(
     c: &Client,
     metric: Metric,
@@ -203,6 +235,21 @@ async fn for_each_rollup(
     if from_hour >= to_hour {
         return Ok(());
     }
+    let (first_day, end_day) = ((from_hour + 23).div_euclid(24), to_hour.div_euclid(24));
+    let days_fit = match split.buckets {
+        None => true,
+        Some((origin, width)) => origin.rem_euclid(DAY_MS) == 0 && width % DAY_MS == 0,
+    };
+    // (grain, from, to) in the grain's units, as SQLite's `query::for_each_rollup`.
+    let ranges = if days_fit && first_day < end_day {
+        vec![
+            (HOURS, from_hour, first_day * 24),
+            (DAYS, first_day, end_day),
+            (HOURS, end_day * 24, to_hour),
+        ]
+    } else {
+        vec![(HOURS, from_hour, to_hour)]
+    };
     // How many series the filter keeps, of how many.
     let mut narrow = false;
     if *filter != Filter::default() {
@@ -216,34 +263,42 @@ async fn for_each_rollup(
         }
         narrow = kept * 16 <= all;
     }
-    // The same WHERE and grouping for both tables. `t` is the table read;
-    // `d` the one the range and filter select on. A filter that keeps at
-    // most 1/16 of the series (a page group, a site of many) has a bucket
-    // read go through `rollups` and its `rollups_series` index to the
-    // buckets of the rows selected (a probe of `rollup_buckets`' primary key
-    // each) instead of scanning every bucket row of the range; a wider one
-    // (`source = 'rum'`, one site of three) scans, which measured faster
-    // (772 against 1,056 ms for the 30-day top pages over 2 M samples).
-    let statement = |table: &str, columns: &str, bucket: bool| {
+    // The same WHERE and grouping for both tables of a grain. `t` is the
+    // table read; `d` the one the range and filter select on. A filter that
+    // keeps at most 1/16 of the series (a page group, a site of many) has a
+    // bucket read go through the counts table and its series index
+    // (`rollups_series`, `rollups_daily_series`) to the buckets of the rows
+    // selected (a probe of the buckets table's primary key each) instead of
+    // scanning every bucket row of the range; a wider one (`source = 'rum'`,
+    // one site of three) scans, which measured faster (772 against 1,056 ms
+    // for the 30-day top pages over 2 M hourly samples).
+    let statement = |grain: Grain, from: i64, to: i64, columns: &str, bucket: bool| {
+        let Grain {
+            counts,
+            buckets,
+            time: unit,
+            unit_ms,
+        } = grain;
+        let table = if bucket { buckets } else { counts };
         let mut b = Bound::default();
         let m = b.bind(metric.as_str());
-        let (from, to) = (b.bind(hour_param(from_hour)), b.bind(hour_param(to_hour)));
+        let (from, to) = (b.bind(hour_param(from)), b.bind(hour_param(to)));
         let clause = b.filter(filter, "s");
-        let through_rollups = bucket && narrow;
-        let d = if through_rollups { "d" } else { "t" };
+        let through_counts = bucket && narrow;
+        let d = if through_counts { "d" } else { "t" };
         let time = match split.buckets {
             Some((origin, width)) => {
                 let (o, w) = (b.bind(origin), b.bind(width));
-                let at = format!("({d}.hour::bigint * {HOUR_MS} - {o})");
+                let at = format!("({d}.{unit}::bigint * {unit_ms} - {o})");
                 // Floored, as div_euclid: the first hour may start before `origin`.
                 format!("{o} + {at} - mod(mod({at}, {w}) + {w}, {w})")
             }
             None => "0::bigint".to_string(),
         };
-        let mut from_sql = if through_rollups {
+        let mut from_sql = if through_counts {
             format!(
-                "rollups AS d JOIN {table} AS t
-                   ON t.metric = d.metric AND t.hour = d.hour AND t.series = d.series"
+                "{counts} AS d JOIN {table} AS t
+                   ON t.metric = d.metric AND t.{unit} = d.{unit} AND t.series = d.series"
             )
         } else {
             format!("{table} AS t")
@@ -259,35 +314,42 @@ async fn for_each_rollup(
         let sql = format!(
             "SELECT {label}, {time}{bucket_column}, {columns}
              FROM {from_sql}
-             WHERE {d}.metric = {m} AND {d}.hour >= {from} AND {d}.hour < {to}{clause}
+             WHERE {d}.metric = {m} AND {d}.{unit} >= {from} AND {d}.{unit} < {to}{clause}
              GROUP BY 1, 2{bucket_group}",
             label = split.label,
         );
         (sql, b)
     };
-    let (sql, b) = statement(
-        "rollups",
-        "sum(greatest(t.good, 0))::bigint, sum(greatest(t.needs_improvement, 0))::bigint,
-         sum(greatest(t.poor, 0))::bigint",
-        false,
-    );
-    for r in c.query(&sql, &b.refs()).await? {
-        let part = Part::Ratings {
-            good: r.get::<_, i64>(2) as u64,
-            ni: r.get::<_, i64>(3) as u64,
-            poor: r.get::<_, i64>(4) as u64,
-        };
-        visit(r.get(0), r.get(1), part);
-    }
-    let (sql, b) = statement("rollup_buckets", "sum(t.count)::bigint", true);
-    for r in c.query(&sql, &b.refs()).await? {
-        let count: i64 = r.get(3);
-        if count > 0 {
-            let part = Part::Bucket {
-                bucket: r.get(2),
-                count: count as u64,
+    for (grain, from, to) in ranges {
+        if from >= to {
+            continue;
+        }
+        let (sql, b) = statement(
+            grain,
+            from,
+            to,
+            "sum(greatest(t.good, 0))::bigint, sum(greatest(t.needs_improvement, 0))::bigint,
+             sum(greatest(t.poor, 0))::bigint",
+            false,
+        );
+        for r in c.query(&sql, &b.refs()).await? {
+            let part = Part::Ratings {
+                good: r.get::<_, i64>(2) as u64,
+                ni: r.get::<_, i64>(3) as u64,
+                poor: r.get::<_, i64>(4) as u64,
             };
             visit(r.get(0), r.get(1), part);
+        }
+        let (sql, b) = statement(grain, from, to, "sum(t.count)::bigint", true);
+        for r in c.query(&sql, &b.refs()).await? {
+            let count: i64 = r.get(3);
+            if count > 0 {
+                let part = Part::Bucket {
+                    bucket: r.get(2),
+                    count: count as u64,
+                };
+                visit(r.get(0), r.get(1), part);
+            }
         }
     }
     Ok(())
@@ -991,40 +1053,58 @@ pub(super) mod tests {
                     .push(cls);
             }
         }
-        for ((metric, hour, id), values) in rollups {
-            let mut h = Histogram::default();
-            let mut ratings = [0i64; 3];
-            for v in &values {
-                h.add(*v, 1);
-                ratings[match metric.rate(*v) {
-                    Rating::Good => 0,
-                    Rating::NeedsImprovement => 1,
-                    Rating::Poor => 2,
-                }] += 1;
-            }
-            c.execute(
-                "INSERT INTO rollups (metric, hour, series, count, good, needs_improvement, poor)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &metric.as_str(),
-                    &hour,
-                    &id,
-                    &(values.len() as i64),
-                    &ratings[0],
-                    &ratings[1],
-                    &ratings[2],
-                ],
-            )
-            .await
-            .unwrap();
-            for (bucket, count) in pairs(&h.encode()) {
+        // The daily tables hold the same samples per UTC day, as the writer
+        // merges its deltas.
+        let mut daily: BTreeMap<(Metric, i32, i32), Vec<f64>> = BTreeMap::new();
+        for ((metric, hour, id), values) in &rollups {
+            daily
+                .entry((*metric, hour.div_euclid(24), *id))
+                .or_default()
+                .extend(values);
+        }
+        for (rows, counts, buckets, unit) in [
+            (rollups, "rollups", "rollup_buckets", "hour"),
+            (daily, "rollups_daily", "rollup_buckets_daily", "day"),
+        ] {
+            for ((metric, at, id), values) in rows {
+                let mut h = Histogram::default();
+                let mut ratings = [0i64; 3];
+                for v in &values {
+                    h.add(*v, 1);
+                    ratings[match metric.rate(*v) {
+                        Rating::Good => 0,
+                        Rating::NeedsImprovement => 1,
+                        Rating::Poor => 2,
+                    }] += 1;
+                }
                 c.execute(
-                    "INSERT INTO rollup_buckets (metric, hour, series, bucket, count)
-                     VALUES ($1, $2, $3, $4, $5)",
-                    &[&metric.as_str(), &hour, &id, &bucket, &i64::from(count)],
+                    &format!(
+                        "INSERT INTO {counts} (metric, {unit}, series, count, good, needs_improvement, poor)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                    ),
+                    &[
+                        &metric.as_str(),
+                        &at,
+                        &id,
+                        &(values.len() as i64),
+                        &ratings[0],
+                        &ratings[1],
+                        &ratings[2],
+                    ],
                 )
                 .await
                 .unwrap();
+                for (bucket, count) in pairs(&h.encode()) {
+                    c.execute(
+                        &format!(
+                            "INSERT INTO {buckets} (metric, {unit}, series, bucket, count)
+                             VALUES ($1, $2, $3, $4, $5)"
+                        ),
+                        &[&metric.as_str(), &at, &id, &bucket, &i64::from(count)],
+                    )
+                    .await
+                    .unwrap();
+                }
             }
         }
     }
@@ -1051,14 +1131,17 @@ pub(super) mod tests {
     }
 
     /// (from, to, bucket): raw and rollup ranges, hour-aligned or not, on
-    /// day boundaries or not.
-    const RANGES: [(i64, i64, i64); 6] = [
+    /// day boundaries or not; daily buckets from midnight and from mid-day
+    /// (a series then places every hour, a breakdown floors its buckets to
+    /// midnight and takes whole days from the daily rows, as SQLite does).
+    const RANGES: [(i64, i64, i64); 7] = [
         (D0, D0 + HOUR_MS, 600_000),
         (D0 + 1_800_000, D0 + 5 * HOUR_MS, HOUR_MS),
         (D0 + 8_100_000, D0 + 2 * DAY_MS + 7 * HOUR_MS, 6 * HOUR_MS),
         (D0 + DAY_MS, D0 + 3 * DAY_MS, DAY_MS),
         (D0 - DAY_MS, D0 + 4 * DAY_MS, DAY_MS),
         (D0 + 8_100_000, D0 + DAY_MS + 8_100_000, HOUR_MS),
+        (D0 + 8_100_000, D0 + 3 * DAY_MS - HOUR_MS, DAY_MS),
     ];
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1220,7 +1303,13 @@ pub(super) mod tests {
                          ELSE least(greatest(floor(ln(v) / ln(1.02)), -582), 2047) END::smallint,
                     count(*)
              FROM samples GROUP BY 1, 2, 3, 4;
-             DROP TABLE samples;",
+             DROP TABLE samples;
+             INSERT INTO rollups_daily (metric, day, series, count, good, needs_improvement, poor)
+             SELECT metric, hour / 24, series, sum(count), sum(good), sum(needs_improvement), sum(poor)
+             FROM rollups GROUP BY 1, 2, 3;
+             INSERT INTO rollup_buckets_daily (metric, day, series, bucket, count)
+             SELECT metric, hour / 24, series, bucket, sum(count)
+             FROM rollup_buckets GROUP BY 1, 2, 3, 4;",
         )
         .await
         .unwrap();
@@ -1229,15 +1318,18 @@ pub(super) mod tests {
         let counts = c
             .query_one(
                 "SELECT (SELECT count(*) FROM measurements), (SELECT count(*) FROM rollups),
-                        (SELECT count(*) FROM rollup_buckets)",
+                        (SELECT count(*) FROM rollup_buckets), (SELECT count(*) FROM rollups_daily),
+                        (SELECT count(*) FROM rollup_buckets_daily)",
                 &[],
             )
             .await
             .unwrap();
         let (rows, rollups, buckets): (i64, i64, i64) =
             (counts.get(0), counts.get(1), counts.get(2));
+        let (daily, daily_buckets): (i64, i64) = (counts.get(3), counts.get(4));
         println!(
-            "data: {rows} raw rows ({} samples), {rollups} rollup rows, {buckets} bucket rows; built in {:.0} s",
+            "data: {rows} raw rows ({} samples), {rollups} rollup rows, {buckets} bucket rows, \
+             {daily} daily rollup rows, {daily_buckets} daily bucket rows; built in {:.0} s",
             rows * 5,
             built.elapsed().as_secs_f64()
         );

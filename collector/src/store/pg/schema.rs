@@ -18,7 +18,9 @@
 //! - `rollups` keeps counts per (metric, hour, series) and `rollup_buckets` a
 //!   row per histogram bucket, so a batch merges its histogram deltas in SQL
 //!   (`ON CONFLICT … DO UPDATE SET count = count + excluded.count`) and
-//!   replicas never read-modify-write a blob.
+//!   replicas never read-modify-write a blob. `rollups_daily` and
+//!   `rollup_buckets_daily` hold the same per UTC day, as SQLite's
+//!   `rollups_daily` does, so long ranges read ~24x fewer rows.
 //! - `alert_lease` is the one row naming the replica that evaluates alerts,
 //!   with a term every evaluation write checks.
 //! - `outbox` rows carry a claim expiry, so replicas share the sending.
@@ -91,6 +93,28 @@ pub const MIGRATIONS: &[&str] = &[
         bucket smallint NOT NULL,        -- crate::histogram's bucket index
         count bigint NOT NULL,
         PRIMARY KEY (metric, hour, series, bucket)
+    );
+    -- The same counts per UTC day (day = ts_ms / 86_400_000), written with
+    -- the hourly rows: a long range reads its whole days here, ~24x fewer
+    -- rows, and only its partial-day edges from the hourly tables.
+    CREATE TABLE rollups_daily (
+        metric text NOT NULL,
+        day integer NOT NULL,
+        series integer NOT NULL,
+        count bigint NOT NULL,
+        good bigint NOT NULL,
+        needs_improvement bigint NOT NULL,
+        poor bigint NOT NULL,
+        PRIMARY KEY (metric, day, series)
+    );
+    CREATE INDEX rollups_daily_series ON rollups_daily (metric, series, day);
+    CREATE TABLE rollup_buckets_daily (
+        metric text NOT NULL,
+        day integer NOT NULL,
+        series integer NOT NULL,
+        bucket smallint NOT NULL,
+        count bigint NOT NULL,
+        PRIMARY KEY (metric, day, series, bucket)
     );
 
     CREATE TABLE attribution_texts (
