@@ -173,37 +173,33 @@ impl Beacon {
             ));
         }
         for (i, report) in self.reports.iter().enumerate() {
-            let field = format!("reports[{i}]");
             if self.reports[..i].iter().any(|r| r.metric == report.metric) {
                 return Err(ValidationError::new(
-                    format!("{field}.metric"),
+                    format!("reports[{i}].metric"),
                     format!("{} is reported twice in one beacon", report.metric),
                 ));
             }
-            report.validate(&field)?;
+            report
+                .validate()
+                .map_err(|e| e.under(format_args!("reports[{i}]")))?;
         }
         Ok(())
     }
 }
 
 impl Report {
-    fn validate(&self, field: &str) -> Validated<()> {
+    fn validate(&self) -> Validated<()> {
         if self.metric == Metric::Tbt {
             return Err(ValidationError::new(
-                format!("{field}.metric"),
+                "metric",
                 "TBT is a lab metric and is not accepted from browsers",
             ));
         }
-        check_range(
-            &format!("{field}.value"),
-            self.value,
-            0.0,
-            self.metric.max_plausible(),
-        )?;
+        check_range("value", self.value, 0.0, self.metric.max_plausible())?;
         let expected = self.metric.rate(self.value);
         if self.rating != expected {
             return Err(ValidationError::new(
-                format!("{field}.rating"),
+                "rating",
                 format!(
                     "{} does not match {} {}; expected {}",
                     self.rating.as_str(),
@@ -214,21 +210,20 @@ impl Report {
             ));
         }
         self.attribution
-            .validate(&format!("{field}.attribution"), self.metric)
+            .validate(self.metric)
+            .map_err(|e| e.under("attribution"))
     }
 }
 
 impl Attribution {
-    fn validate(&self, field: &str, metric: Metric) -> Validated<()> {
+    fn validate(&self, metric: Metric) -> Validated<()> {
         if let Some(target) = &self.target {
-            let f = format!("{field}.target");
-            check_len(&f, target, 1, MAX_SELECTOR_LEN)?;
-            check_no_control(&f, target)?;
+            check_len("target", target, 1, MAX_SELECTOR_LEN)?;
+            check_no_control("target", target)?;
         }
         if let Some(url) = &self.url {
-            let f = format!("{field}.url");
-            check_len(&f, url, 1, MAX_URL_LEN)?;
-            check_no_control(&f, url)?;
+            check_len("url", url, 1, MAX_URL_LEN)?;
+            check_no_control("url", url)?;
         }
         let split = [
             ("input_delay", self.input_delay),
@@ -239,16 +234,16 @@ impl Attribution {
             if let Some(v) = value {
                 if metric != Metric::Inp {
                     return Err(ValidationError::new(
-                        format!("{field}.{name}"),
+                        name,
                         format!("belongs to INP only, not {metric}"),
                     ));
                 }
-                check_range(&format!("{field}.{name}"), v, 0.0, metric.max_plausible())?;
+                check_range(name, v, 0.0, metric.max_plausible())?;
             }
         }
         if self.interaction.is_some() && metric != Metric::Inp {
             return Err(ValidationError::new(
-                format!("{field}.interaction"),
+                "interaction",
                 format!("belongs to INP only, not {metric}"),
             ));
         }

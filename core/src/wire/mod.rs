@@ -35,6 +35,13 @@ impl ValidationError {
             reason: bounded(&reason.into()),
         }
     }
+
+    /// The same error one level down: `value` under `reports[2]` becomes
+    /// `reports[2].value`. Validation names the parent only on this error
+    /// path, so an accepted document costs no path strings.
+    pub fn under(self, parent: impl std::fmt::Display) -> Self {
+        Self::new(format!("{parent}.{}", self.field), self.reason)
+    }
 }
 
 /// The longest excerpt of the input an error quotes, in characters.
@@ -144,6 +151,15 @@ pub fn parse_run(body: &[u8]) -> Validated<ProbeRun> {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Validated<T> {
+    // Almost every body is well-formed: parse it plainly, and only when that
+    // fails parse again with path tracking to say where. Tracking the path
+    // on every beacon cost a tenth of the collector's ingest CPU.
+    let mut de = serde_json::Deserializer::from_slice(body);
+    if let Ok(value) = <T as serde::Deserialize>::deserialize(&mut de)
+        && de.end().is_ok()
+    {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let mut path = e.path().to_string();
