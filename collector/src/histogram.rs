@@ -63,6 +63,16 @@ impl Histogram {
         }
     }
 
+    /// Add a signed count to one bucket (a net change of many samples);
+    /// like [`Histogram::add`], a bucket never goes below zero.
+    pub(crate) fn add_to_bucket(&mut self, bucket: i16, count: i64) {
+        let slot = self.buckets.entry(bucket).or_insert(0);
+        *slot = slot.saturating_add_signed(count);
+        if *slot == 0 {
+            self.buckets.remove(&bucket);
+        }
+    }
+
     pub fn merge(&mut self, other: &Histogram) {
         for (bucket, count) in &other.buckets {
             *self.buckets.entry(*bucket).or_insert(0) += count;

@@ -12,7 +12,7 @@
 //! `rollup_state` says up to which raw row the rollups count, and
 //! `rollup_journal` keeps re-reported rows as the rollups counted them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Relaxed, Release};
@@ -30,13 +30,13 @@ use super::attribution::{AttributionDeltas, Counted, Dictionary, StoredAttributi
 use super::measurements::{self, PAGE_VIEW_STEP, Row, SeriesDims, SeriesIds, SeriesRef};
 use crate::alerts::engine::Evaluation;
 use crate::alerts::silences::Silence;
-use crate::histogram::Histogram;
+use crate::histogram::{Histogram, bucket_of};
 
 /// Most writes in one transaction: bounds the latency a big burst adds.
 const MAX_BATCH: usize = 1024;
 /// Longest a rollup change waits while ingest is busy: what a query over
 /// rollups (ranges longer than 6 h) may lag the raw rows.
-const MAX_ROLLUP_LAG: std::time::Duration = std::time::Duration::from_millis(250);
+const MAX_ROLLUP_LAG: std::time::Duration = std::time::Duration::from_millis(1000);
 /// Most distinct rollup rows merged in memory before they are written.
 const MAX_PENDING_ROLLUPS: usize = 20_000;
 const QUEUE_CAPACITY: usize = 16 * 1024;
@@ -479,13 +479,7 @@ impl Deltas {
     }
 
     fn absorb(&mut self, other: Deltas) {
-        for (key, mut changes) in other.rollups.deltas {
-            self.rollups
-                .deltas
-                .entry(key)
-                .or_default()
-                .append(&mut changes);
-        }
+        self.rollups.absorb(other.rollups);
         self.attribution.absorb(other.attribution);
     }
 
@@ -964,28 +958,79 @@ struct RollupKey {
     hour: i64,
 }
 
-/// Changes to hourly rollups collected over a batch and written once at its end.
+/// Changes to hourly rollups collected over a batch (and over batches while
+/// they wait) and written once: per rollup row, the net change of its counts
+/// and of each histogram bucket, so a row touched by many samples is one
+/// small map, not a list of every sample.
 #[derive(Default)]
 struct RollupDeltas {
-    deltas: HashMap<RollupKey, Vec<(f64, i64)>>,
+    deltas: HashMap<RollupKey, RollupChange>,
+}
+
+/// The net change of one rollup row.
+#[derive(Default, Clone)]
+struct RollupChange {
+    count: i64,
+    good: i64,
+    needs_improvement: i64,
+    poor: i64,
+    buckets: BTreeMap<i16, i64>,
+}
+
+impl RollupChange {
+    fn add(&mut self, metric: Metric, value: f64, delta: i64) {
+        self.count += delta;
+        *match metric.rate(value) {
+            Rating::Good => &mut self.good,
+            Rating::NeedsImprovement => &mut self.needs_improvement,
+            Rating::Poor => &mut self.poor,
+        } += delta;
+        *self.buckets.entry(bucket_of(value)).or_default() += delta;
+    }
+
+    fn absorb(&mut self, other: &RollupChange) {
+        self.count += other.count;
+        self.good += other.good;
+        self.needs_improvement += other.needs_improvement;
+        self.poor += other.poor;
+        for (bucket, delta) in &other.buckets {
+            *self.buckets.entry(*bucket).or_default() += delta;
+        }
+    }
 }
 
 impl RollupDeltas {
     fn add(&mut self, key: RollupKey, value: f64, count: i64) {
-        self.deltas.entry(key).or_default().push((value, count));
+        self.deltas
+            .entry(key)
+            .or_default()
+            .add(key.metric, value, count);
+    }
+
+    fn absorb(&mut self, other: RollupDeltas) {
+        for (key, change) in other.deltas {
+            match self.deltas.entry(key) {
+                std::collections::hash_map::Entry::Occupied(mut mine) => {
+                    mine.get_mut().absorb(&change)
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(change);
+                }
+            }
+        }
     }
 
     /// Write the hourly rollups, then the same changes into the daily ones
     /// (`rollups_daily`, what long ranges read: a 30-day view merges 30 rows
     /// per series instead of 720).
     fn flush(self, tx: &mut Transaction, series: &mut SeriesIds) -> rusqlite::Result<()> {
-        let mut daily: HashMap<RollupKey, Vec<(f64, i64)>> = HashMap::new();
-        for (k, changes) in &self.deltas {
+        let mut daily: HashMap<RollupKey, RollupChange> = HashMap::new();
+        for (k, change) in &self.deltas {
             let day = RollupKey {
                 hour: k.hour.div_euclid(24),
                 ..*k
             };
-            daily.entry(day).or_default().extend_from_slice(changes);
+            daily.entry(day).or_default().absorb(change);
         }
         write_rollups(tx, series, "rollups", "hour", self.deltas)?;
         write_rollups(tx, series, "rollups_daily", "day", daily)
@@ -999,7 +1044,7 @@ fn write_rollups(
     series: &mut SeriesIds,
     table: &str,
     unit: &str,
-    deltas: HashMap<RollupKey, Vec<(f64, i64)>>,
+    deltas: HashMap<RollupKey, RollupChange>,
 ) -> rusqlite::Result<()> {
     let key_match = format!(
         "metric = ?1 AND site = ?2 AND page_group = ?3 AND device = ?4 AND source = ?5
@@ -1019,7 +1064,7 @@ fn write_rollups(
         "UPDATE {table} SET count = ?10, good = ?11, needs_improvement = ?12, poor = ?13, histogram = ?14
          WHERE {key_match}"
     ))?;
-    for (k, changes) in deltas {
+    for (k, change) in deltas {
         let d = series.dims(tx, k.series)?;
         let key = params![
             k.metric.as_str(),
@@ -1040,15 +1085,13 @@ fn write_rollups(
         let exists = existing.is_some();
         let (mut count, mut good, mut ni, mut poor, blob) = existing.unwrap_or_default();
         let mut histogram = Histogram::decode(&blob);
-        for (value, delta) in changes {
-            histogram.add(value, delta);
-            count += delta;
-            match k.metric.rate(value) {
-                Rating::Good => good += delta,
-                Rating::NeedsImprovement => ni += delta,
-                Rating::Poor => poor += delta,
-            }
+        for (bucket, delta) in &change.buckets {
+            histogram.add_to_bucket(*bucket, *delta);
         }
+        count += change.count;
+        good += change.good;
+        ni += change.needs_improvement;
+        poor += change.poor;
         let write = if exists { &mut update } else { &mut insert };
         write.execute(params![
             k.metric.as_str(),
