@@ -299,6 +299,28 @@ async fn a_schema_5_database_opens_in_place_with_everything_it_held() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, current_version());
+    // Migration 7: raw rows are found by time, the series beside it; no
+    // per-series index (it cost a page write per beacon).
+    let indexes: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT il.name, group_concat(ii.name, ',') FROM pragma_index_list('measurements') AS il,
+                    pragma_index_info(il.name) AS ii WHERE il.origin = 'c' GROUP BY il.name ORDER BY il.name",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexes,
+        vec![
+            (
+                "measurements_identity".to_string(),
+                "origin_id,step_index".to_string()
+            ),
+            ("measurements_time".to_string(), "ts_ms,series".to_string()),
+        ]
+    );
 
     // Every sample, now one row per page view (step index -1) or probe step.
     let expected: BTreeSet<(String, i64, String, String)> = old_samples(t)
