@@ -594,21 +594,6 @@ impl AttributionDeltas {
         })
     }
 
-    pub(super) fn absorb(&mut self, other: AttributionDeltas) {
-        for (key, items) in other.deltas {
-            let mine = self.deltas.entry(key).or_default();
-            for (item, sums) in items {
-                let m = mine.entry(item).or_default();
-                m.count += sums.count;
-                m.value += sums.value;
-                m.split_count += sums.split_count;
-                for (total, part) in m.split.iter_mut().zip(sums.split) {
-                    *total += part;
-                }
-            }
-        }
-    }
-
     pub(super) fn flush(self, conn: &Connection, series: &mut SeriesIds) -> rusqlite::Result<()> {
         let mut upsert = conn.prepare_cached(
             "INSERT INTO attribution_rollups (metric, kind, hour, site, page_group, device, item,

@@ -382,11 +382,14 @@ fn apply_batch(
             Err(e) => super::health::error_limited("recomputing rollups failed", &e.to_string()),
         }
     }
-    let mut flushed = false;
+    let mut touched = false;
     let commit = (|| -> Result<Vec<Result<WriteOutcome, StoreError>>, rusqlite::Error> {
         let watermark = pending.watermark(conn)?;
         let mut tx = conn.transaction()?;
-        let mut deltas = Deltas::default();
+        // The batch's rollup changes go straight into the pending ones (no
+        // per-batch map to merge afterwards): if the batch fails, they are
+        // marked lost below and recomputed from the raw rows.
+        touched = true;
         let mut results = Vec::with_capacity(batch.len());
         for job in batch.iter_mut() {
             let result = match &job.op {
@@ -401,7 +404,7 @@ fn apply_batch(
                     result
                 }
                 WriteOp::WriteRollups => Ok(WriteOutcome::Stored),
-                op => match apply(&tx, op, &mut deltas, caches, watermark) {
+                op => match apply(&tx, op, &mut pending.deltas, caches, watermark) {
                     // A statement failed: the transaction may be half applied.
                     Err(StoreError::Sqlite(e)) => return Err(e),
                     other => other,
@@ -410,14 +413,15 @@ fn apply_batch(
             caches.dictionary.job_done(true);
             results.push(result);
         }
-        if pending.since.is_none() && deltas.is_empty() {
+        if pending.since.is_none() && pending.deltas.is_empty() {
             tx.commit()?;
             return Ok(results);
         }
         let asked = batch.iter().any(|j| matches!(j.op, WriteOp::WriteRollups));
-        if asked || pending.due() {
-            pending.deltas.absorb(deltas);
-            flushed = true;
+        // While lost (their recomputation failed, say on a full disk) the
+        // pending changes are not what the raw rows hold: never write them;
+        // the recomputation that succeeds later counts every row since.
+        if (asked || pending.due()) && !pending.lost {
             std::mem::take(&mut pending.deltas).flush(&mut tx, &mut caches.series)?;
             let through = mark_rolled_up(&tx)?;
             tx.commit()?;
@@ -429,7 +433,6 @@ fn apply_batch(
             stats.rollup_writes.fetch_add(1, Relaxed);
         } else {
             tx.commit()?;
-            pending.deltas.absorb(deltas);
             pending.since.get_or_insert_with(Instant::now);
             // Before the replies go out: a reader who saw one asks for them.
             stats.rollups_pending.store(true, Release);
@@ -440,8 +443,9 @@ fn apply_batch(
         Ok(results) => results,
         Err(e) => {
             caches.batch_failed();
-            if flushed {
-                // The pending changes went into the failed transaction.
+            if touched {
+                // The pending changes hold this batch's, or went into the
+                // failed transaction: recompute them from the raw rows.
                 pending.lost = true;
             }
             super::health::error_limited(
@@ -476,11 +480,6 @@ impl Deltas {
 
     fn is_empty(&self) -> bool {
         self.rollups.deltas.is_empty() && self.attribution.is_empty()
-    }
-
-    fn absorb(&mut self, other: Deltas) {
-        self.rollups.absorb(other.rollups);
-        self.attribution.absorb(other.attribution);
     }
 
     /// Add (`sign` 1) or take back (`sign` -1) everything a stored row counts for.
@@ -1007,19 +1006,6 @@ impl RollupDeltas {
             .add(key.metric, value, count);
     }
 
-    fn absorb(&mut self, other: RollupDeltas) {
-        for (key, change) in other.deltas {
-            match self.deltas.entry(key) {
-                std::collections::hash_map::Entry::Occupied(mut mine) => {
-                    mine.get_mut().absorb(&change)
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(change);
-                }
-            }
-        }
-    }
-
     /// Write the hourly rollups, then the same changes into the daily ones
     /// (`rollups_daily`, what long ranges read: a 30-day view merges 30 rows
     /// per series instead of 720).
@@ -1127,6 +1113,93 @@ mod tests {
             "reports": [{"metric": "CLS", "value": cls, "rating": Metric::Cls.rate(cls).as_str()}]
         }))
         .unwrap()
+    }
+
+    /// A batch whose commit fails (here: the database may not grow) had its
+    /// rollup changes added to the pending ones; they are recomputed from the
+    /// raw rows, so the rollups count exactly the rows that were stored.
+    #[test]
+    fn a_failed_batch_leaves_no_rollup_changes_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn =
+            super::super::sqlite::open_connection(&dir.path().join("f.db"), false).unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        let (mut caches, mut pending, stats) = (
+            Caches::default(),
+            Pending::default(),
+            WriterStats::default(),
+        );
+        let now = 1_763_870_000_000i64;
+        let mut batch_of =
+            |conn: &mut Connection, pending: &mut Pending, ids: Vec<String>, read: bool| {
+                let mut jobs: Vec<Job> = ids
+                    .into_iter()
+                    .map(|id| Job {
+                        op: WriteOp::Beacon {
+                            beacon: beacon(&id, 0.05),
+                            page_group: "/".into(),
+                            received_ms: now,
+                        },
+                        reply: oneshot::channel().0,
+                    })
+                    .collect();
+                if read {
+                    jobs.push(Job {
+                        op: WriteOp::WriteRollups,
+                        reply: oneshot::channel().0,
+                    });
+                }
+                let results = apply_batch(conn, &mut jobs, &mut caches, pending, &stats);
+                results.iter().filter(|r| r.is_ok()).count()
+            };
+        assert_eq!(
+            batch_of(
+                &mut conn,
+                &mut pending,
+                vec!["pv-1".into(), "pv-2".into()],
+                false
+            ),
+            2
+        );
+        // No room for another page: the next batch fails at its first insert
+        // or its commit, after its beacons counted in the pending changes.
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages).unwrap();
+        let many: Vec<String> = (0..400)
+            .map(|i| format!("pv-full-{i}-{}", "x".repeat(40)))
+            .collect();
+        assert_eq!(
+            batch_of(&mut conn, &mut pending, many, false),
+            0,
+            "the whole batch failed"
+        );
+        assert!(pending.lost);
+        conn.pragma_update(None, "max_page_count", 1_073_741_823i64)
+            .unwrap();
+        assert_eq!(
+            batch_of(&mut conn, &mut pending, vec!["pv-3".into()], true),
+            2
+        );
+        assert!(!pending.lost);
+        let (rows, rolled): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(cls) FROM measurements),
+                        (SELECT sum(count) FROM rollups WHERE metric = 'CLS')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((rows, rolled), (3, 3));
+        let daily: i64 = conn
+            .query_row(
+                "SELECT sum(count) FROM rollups_daily WHERE metric = 'CLS'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(daily, 3);
     }
 
     /// What a crash between a commit and the rollups' write leaves behind
