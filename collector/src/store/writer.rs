@@ -34,8 +34,10 @@ use crate::histogram::{Histogram, bucket_of};
 
 /// Most writes in one transaction: bounds the latency a big burst adds.
 const MAX_BATCH: usize = 1024;
-/// Longest a rollup change waits while ingest is busy: what a query over
-/// rollups (ranges longer than 6 h) may lag the raw rows.
+/// Longest a rollup change waits in memory while ingest is busy. Readers do
+/// not see the lag (a read has the writer write pending changes first); it
+/// bounds what a crash leaves to recompute from the raw rows, and a longer
+/// one rewrites each busy rollup row less often.
 const MAX_ROLLUP_LAG: std::time::Duration = std::time::Duration::from_millis(1000);
 /// Most distinct rollup rows merged in memory before they are written.
 const MAX_PENDING_ROLLUPS: usize = 20_000;
