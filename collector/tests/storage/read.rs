@@ -283,6 +283,23 @@ pub async fn series_buckets_hold_their_samples_raw_and_rolled_up(store: &Store) 
         [(day0, 3, "rollup"), (day0 + DAY_MS, 3, "rollup")]
     );
     assert!(close(daily[0].summary.p50, 2000.0), "{daily:?}");
+    // From a range that starts inside a day, daily buckets still start at
+    // UTC midnight (as the dashboard's breakdown places them): the first
+    // holds the range's first hours, from the hourly rows; the whole days
+    // come from the daily rows.
+    for (from, first_day) in [(day0 + 3 * HOUR_MS, 3), (day0 + 5 * HOUR_MS, 0)] {
+        let daily = store
+            .series(Metric::Lcp, from, day0 + 2 * DAY_MS + 7, DAY_MS, &all)
+            .await
+            .unwrap();
+        let expected = [(day0, first_day, "rollup"), (day0 + DAY_MS, 3, "rollup")];
+        assert_eq!(
+            counts(&daily),
+            expected[usize::from(first_day == 0)..],
+            "from day0 + {} h",
+            (from - day0) / HOUR_MS
+        );
+    }
     // Six-hour buckets over two days.
     let quarter = store
         .series(Metric::Lcp, day0, day0 + 2 * DAY_MS, 6 * HOUR_MS, &all)

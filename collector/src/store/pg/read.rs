@@ -30,8 +30,8 @@ use crate::store::attribution::{
 };
 use crate::store::measurements::value_column;
 use crate::store::query::{
-    Breakdown, Filter, Merged, PageRank, RAW_RANGE_MS, SeriesPoint, Summary, sort_ranks,
-    summary_from_raw,
+    Breakdown, Filter, Merged, PageRank, RAW_RANGE_MS, SeriesPoint, Summary, rollup_buckets,
+    sort_ranks, summary_from_raw,
 };
 use crate::store::views::Dimensions;
 
@@ -431,7 +431,7 @@ pub(super) async fn series_on(
     }
     let split = Split {
         label: "''",
-        buckets: Some((from_ms, bucket_ms)),
+        buckets: Some((rollup_buckets(from_ms, bucket_ms).1, bucket_ms)),
     };
     Ok(rollups(c, metric, from_ms, to_ms, filter, &split)
         .await?
@@ -568,13 +568,7 @@ pub(super) async fn breakdowns_on(
             sites.entry(name).or_default().before = m;
         }
     }
-    // Buckets of whole days start at UTC midnight (the first one holds the
-    // range's first hours), as SQLite places its daily rows.
-    let origin = if bucket_ms % DAY_MS == 0 {
-        from_ms.div_euclid(DAY_MS) * DAY_MS
-    } else {
-        from_ms
-    };
+    let (_, origin) = rollup_buckets(from_ms, bucket_ms);
     let label = format!("{site} || chr(31) || s.device");
     let split = Split {
         label: &label,
