@@ -38,7 +38,7 @@ const MAX_BATCH: usize = 1024;
 /// not see the lag (a read has the writer write pending changes first); it
 /// bounds what a crash leaves to recompute from the raw rows, and a longer
 /// one rewrites each busy rollup row less often.
-const MAX_ROLLUP_LAG: std::time::Duration = std::time::Duration::from_millis(1000);
+const MAX_ROLLUP_LAG: std::time::Duration = std::time::Duration::from_millis(5000);
 /// Most distinct rollup rows merged in memory before they are written.
 const MAX_PENDING_ROLLUPS: usize = 20_000;
 const QUEUE_CAPACITY: usize = 16 * 1024;
