@@ -280,19 +280,57 @@ fn scan(
     }
     let (name, unit, hours) = table.parts();
     let (clause, params) = filter.clause();
-    // `+hour` keeps SQLite off the (metric, hour) index so it walks the primary
-    // key, where a series' rows sit together with their histograms: a seek per
-    // row through the hour index costs ~15x a step along the primary key.
-    let time = if walk_primary_key(conn, table, metric, from, to, filter)? {
-        format!("+{unit}")
+    let (sql, all): (String, Vec<Value>) = if let (Table::Hourly, Some(site), Some(page_group)) =
+        (table, &filter.site, &filter.page_group)
+    {
+        // One page group's hours: seek each of its series' hour range along
+        // the primary key (metric, site, page_group, device, source, flow,
+        // step, location, hour). Walking the whole page group instead reads
+        // every hour it ever had: the few hours at the edges of a 30-day
+        // daily series read ~2,000 rows for ~60. Its series come from the
+        // daily rows, ~24x fewer, written with the hourly ones.
+        let pinned = || {
+            [
+                Value::Text(metric.as_str().to_string()),
+                Value::Text(site.clone()),
+                Value::Text(page_group.clone()),
+            ]
+        };
+        let sql = format!(
+            "SELECT r.hour, {group_by}, r.good, r.needs_improvement, r.poor, r.histogram
+             FROM (SELECT DISTINCT device AS k_device, source AS k_source, flow AS k_flow,
+                                   step AS k_step, location AS k_location
+                   FROM rollups_daily WHERE metric = ? AND site = ? AND page_group = ?)
+             CROSS JOIN rollups AS r
+             WHERE r.metric = ? AND r.site = ? AND r.page_group = ? AND r.device = k_device
+               AND r.source = k_source AND r.flow = k_flow AND r.step = k_step
+               AND r.location = k_location AND r.hour >= ? AND r.hour < ?{clause}"
+        );
+        let all = pinned()
+            .into_iter()
+            .chain(pinned())
+            .chain([Value::Integer(from), Value::Integer(to)])
+            .chain(params)
+            .collect();
+        (sql, all)
     } else {
-        unit.to_string()
+        // `+hour` keeps SQLite off the (metric, hour) index so it walks the primary
+        // key, where a series' rows sit together with their histograms: a seek per
+        // row through the hour index costs ~15x a step along the primary key.
+        let time = if walk_primary_key(conn, table, metric, from, to, filter)? {
+            format!("+{unit}")
+        } else {
+            unit.to_string()
+        };
+        let sql = format!(
+            "SELECT {unit}, {group_by}, good, needs_improvement, poor, histogram FROM {name}
+             WHERE metric = ? AND {time} >= ? AND {time} < ?{clause}"
+        );
+        (
+            sql,
+            head(metric, from, to).into_iter().chain(params).collect(),
+        )
     };
-    let sql = format!(
-        "SELECT {unit}, {group_by}, good, needs_improvement, poor, histogram FROM {name}
-         WHERE metric = ? AND {time} >= ? AND {time} < ?{clause}"
-    );
-    let all = head(metric, from, to).into_iter().chain(params);
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(all))?;
     let bad = |column: usize, kind| {

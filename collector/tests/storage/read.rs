@@ -287,18 +287,36 @@ pub async fn series_buckets_hold_their_samples_raw_and_rolled_up(store: &Store) 
     // UTC midnight (as the dashboard's breakdown places them): the first
     // holds the range's first hours, from the hourly rows; the whole days
     // come from the daily rows.
+    // The same with the filter pinned to one page group, which reads the
+    // edge hours series by series, and with one that matches none of them.
+    let page_group = |device: Option<&str>| Filter {
+        site: Some("shop".into()),
+        page_group: Some("/".into()),
+        device: device.map(Into::into),
+        ..Filter::default()
+    };
     for (from, first_day) in [(day0 + 3 * HOUR_MS, 3), (day0 + 5 * HOUR_MS, 0)] {
-        let daily = store
-            .series(Metric::Lcp, from, day0 + 2 * DAY_MS + 7, DAY_MS, &all)
-            .await
-            .unwrap();
         let expected = [(day0, first_day, "rollup"), (day0 + DAY_MS, 3, "rollup")];
-        assert_eq!(
-            counts(&daily),
-            expected[usize::from(first_day == 0)..],
-            "from day0 + {} h",
-            (from - day0) / HOUR_MS
-        );
+        for (filter, expected) in [
+            (&all, &expected[usize::from(first_day == 0)..]),
+            (&page_group(None), &expected[usize::from(first_day == 0)..]),
+            (
+                &page_group(Some("mobile")),
+                &expected[usize::from(first_day == 0)..],
+            ),
+            (&page_group(Some("desktop")), &[][..]),
+        ] {
+            let daily = store
+                .series(Metric::Lcp, from, day0 + 2 * DAY_MS + 7, DAY_MS, filter)
+                .await
+                .unwrap();
+            assert_eq!(
+                counts(&daily),
+                expected,
+                "from day0 + {} h, {filter:?}",
+                (from - day0) / HOUR_MS
+            );
+        }
     }
     // Six-hour buckets over two days.
     let quarter = store
