@@ -194,6 +194,17 @@ pub fn top_attribution(
         }
     }
     values.push(Value::Integer(limit.min(i64::MAX as usize) as i64));
+    // With a site, the hours are visited one by one (a CTE counting them):
+    // the key is (metric, kind, hour, site, …), so each hour is a seek to the
+    // site's rows, where a range over the hours walks every site's rows too
+    // (a dashboard series of one site over 30 days read ~3x the rows it kept).
+    let hours = if filter.site.is_some() {
+        "WITH RECURSIVE hours(h) AS (SELECT ?3 WHERE ?3 < ?4 UNION ALL SELECT h + 1 FROM hours WHERE h + 1 < ?4)
+         SELECT a.* FROM hours CROSS JOIN attribution_rollups AS a
+         WHERE a.metric = ?1 AND a.kind = ?2 AND a.hour = hours.h"
+    } else {
+        "SELECT * FROM attribution_rollups WHERE metric = ?1 AND kind = ?2 AND hour >= ?3 AND hour < ?4"
+    };
     // Aggregate per item first, then look up only the texts of the items kept;
     // the window total is taken before LIMIT, so shares are of every item.
     let sql = format!(
@@ -202,8 +213,8 @@ pub fn top_attribution(
          FROM (SELECT item, sum(count) AS n, sum(value_sum) AS value_sum, sum(split_count) AS split_n,
                       sum(input_delay_sum) AS input_delay, sum(processing_sum) AS processing,
                       sum(presentation_sum) AS presentation
-               FROM attribution_rollups
-               WHERE metric = ? AND kind = ? AND hour >= ? AND hour < ?{clause}
+               FROM ({hours}) AS r
+               WHERE true{clause}
                GROUP BY item HAVING sum(count) > 0) AS g
          LEFT JOIN attribution_texts AS t ON t.id = g.item
          ORDER BY g.n DESC, label ASC

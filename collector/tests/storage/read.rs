@@ -556,6 +556,16 @@ pub async fn attribution_ranks_items_by_count_with_shares_and_means(store: &Stor
         serde_json::json!({}),
         H0 + 30_000,
     ));
+    // Another site, two hours earlier: only ranges and filters that take it in see it.
+    views.push(view(
+        "pv-blog",
+        "blog",
+        "/",
+        "mobile",
+        &[(Metric::Lcp, 900.0)],
+        serde_json::json!({"target": "#blog-hero"}),
+        H0 - 2 * HOUR_MS + 5,
+    ));
     for (i, split) in [(10.0, 100.0, 40.0), (30.0, 200.0, 60.0)]
         .iter()
         .enumerate()
@@ -682,6 +692,30 @@ pub async fn attribution_ranks_items_by_count_with_shares_and_means(store: &Stor
                 .unwrap()
                 .is_empty()
         );
+    }
+    // A site over several hours (each hour read on its own): the range's
+    // first hour holds the blog's view, its last one the shop's.
+    for (filter, expected) in [
+        (site("shop"), &[("#hero", 3), ("h1", 2), ("", 1)][..]),
+        (site("blog"), &[("#blog-hero", 1)][..]),
+        (
+            all.clone(),
+            &[("#hero", 3), ("h1", 2), ("", 1), ("#blog-hero", 1)][..],
+        ),
+    ] {
+        let ranks = store
+            .top_attribution(
+                Metric::Lcp,
+                AttributionKind::LcpElement,
+                H0 - 2 * HOUR_MS + 10,
+                H0 + 1,
+                &filter,
+                10,
+            )
+            .await
+            .unwrap();
+        let ranked: Vec<(&str, u64)> = ranks.iter().map(|r| (r.item.as_str(), r.count)).collect();
+        assert_eq!(ranked, expected, "{filter:?}");
     }
     // Hours that hold none of them.
     assert!(
