@@ -169,7 +169,9 @@ pub struct Summary {
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesPoint {
-    /// Start of the bucket, Unix ms.
+    /// Start of the bucket, Unix ms. Buckets of whole days start at UTC
+    /// midnight, so the first may start before `from` (it then holds only
+    /// the range's part of that day); other buckets start at `from`.
     pub start_ms: i64,
     pub count: u64,
     pub p50: Option<f64>,
@@ -484,6 +486,7 @@ pub struct SeriesParams {
     pub step: Option<String>,
     pub location: Option<String>,
     /// Bucket width, at least `1m`, at most 10000 buckets; default `1h`.
+    /// Whole days (`1d`, `7d`) start at UTC midnight.
     pub bucket: Option<String>,
 }
 
