@@ -558,7 +558,8 @@ pub(super) struct Counted {
 /// its end, one upsert per touched row.
 #[derive(Default)]
 pub(super) struct AttributionDeltas {
-    deltas: HashMap<SeriesKey, HashMap<(AttributionKind, i64), Sums>>,
+    // Keyed by our own ids: the fast hasher (see Cargo.toml).
+    deltas: rustc_hash::FxHashMap<SeriesKey, rustc_hash::FxHashMap<(AttributionKind, i64), Sums>>,
 }
 
 impl AttributionDeltas {
