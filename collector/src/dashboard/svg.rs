@@ -130,16 +130,25 @@ pub fn histogram(metric: Metric, bins: &[(f64, f64, u64)]) -> Markup {
         );
     }
     let (good, poor) = metric.bounds();
-    for (bound, name) in [(good, "good"), (poor, "poor")] {
+    // Each label on its own row above the bars: the two bounds are often a
+    // few pixels apart (LCP 2.5 s and 4 s on a 30 s axis), and labels side by
+    // side ran into each other. Near an edge a label grows inwards.
+    for (row, (bound, name)) in [(good, "good"), (poor, "poor")].into_iter().enumerate() {
         if bound <= hi {
+            let at = x(bound);
+            let anchor = if at < pad + 60.0 {
+                "start"
+            } else if at > w - pad - 60.0 {
+                "end"
+            } else {
+                "middle"
+            };
             let _ = write!(
                 svg,
-                r#"<line class="bound" x1="{0:.1}" x2="{0:.1}" y1="{1}" y2="{2}"/><text class="axis" x="{0:.1}" y="{3}" text-anchor="middle">{4} bound {5}</text>"#,
-                x(bound),
-                pad - 6.0,
+                r#"<line class="bound" x1="{at:.1}" x2="{at:.1}" y1="{}" y2="{}"/><text class="axis" x="{at:.1}" y="{}" text-anchor="{anchor}">{name} bound {}</text>"#,
+                pad - 3.0,
                 h - pad,
-                pad - 10.0,
-                name,
+                10.0 + 12.0 * row as f64,
                 value(metric, Some(bound))
             );
         }
@@ -304,4 +313,38 @@ pub fn series_chart(
         crate::alerts::email::utc(to_ms)
     );
     PreEscaped(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `y` of each bound label of a histogram, by its text.
+    fn bound_label_rows(svg: &str) -> Vec<(String, String)> {
+        svg.split("<text ")
+            .skip(1)
+            .filter_map(|t| {
+                let (attrs, rest) = t.split_once('>')?;
+                let text = rest.split('<').next()?;
+                let y = attrs.split("y=\"").nth(1)?.split('"').next()?;
+                text.contains(" bound ")
+                    .then(|| (text.to_string(), y.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bound_labels_of_a_histogram_are_on_rows_of_their_own() {
+        // LCP bins up to 30 s: the 2.5 s and 4 s bounds are 29 px apart,
+        // closer than a label is wide.
+        let bins: Vec<(f64, f64, u64)> = (0..30)
+            .map(|i| (i as f64 * 1000.0, (i + 1) as f64 * 1000.0, 30 - i as u64))
+            .collect();
+        let svg = histogram(Metric::Lcp, &bins).into_string();
+        let labels = bound_label_rows(&svg);
+        assert_eq!(labels.len(), 2, "{svg}");
+        assert!(labels[0].0.starts_with("good bound"), "{labels:?}");
+        assert!(labels[1].0.starts_with("poor bound"), "{labels:?}");
+        assert_ne!(labels[0].1, labels[1].1, "labels share a row: {labels:?}");
+    }
 }
