@@ -186,6 +186,29 @@ fn errors_quote_a_bounded_excerpt_and_name_the_field() {
     }
 }
 
+/// A body that is not UTF-8 is refused at the string that breaks it; the
+/// same bytes with that string repaired are accepted (the fast path checks
+/// the whole body before parsing it as text).
+#[test]
+fn a_body_that_is_not_utf8_is_refused_at_its_field() {
+    let valid: Value = serde_json::from_slice(&read(&fixtures("beacon", "valid")[0])).unwrap();
+    let mut doc = valid.clone();
+    doc["url"] = Value::String("https://shop.example/cafe".to_string());
+    let good = serde_json::to_vec(&doc).unwrap();
+    assert!(wire::parse_beacon(&good).is_ok());
+    // "cafe" with its "e" as a lone Latin-1 byte.
+    let at = good.windows(4).position(|w| w == b"cafe").unwrap() + 3;
+    let mut broken = good.clone();
+    broken[at] = 0xe9;
+    assert!(std::str::from_utf8(&broken).is_err());
+    let err = wire::parse_beacon(&broken).unwrap_err();
+    assert_eq!(err.field, "url", "{err}");
+    assert!(
+        err.reason.contains("unicode") || err.reason.contains("UTF-8"),
+        "{err}"
+    );
+}
+
 #[test]
 fn urls_without_a_real_host_are_refused() {
     let valid: Value = serde_json::from_slice(&read(&fixtures("beacon", "valid")[0])).unwrap();
