@@ -9,12 +9,6 @@ use clap::{Parser, Subcommand};
 use vitalsign_collector::config::Database;
 use vitalsign_collector::{Application, CollectorConfig};
 
-// Every beacon allocates its parsed strings and frees them after the commit,
-// on another thread than the one that allocated them: mimalloc does that
-// cheaper than glibc (see the comment in Cargo.toml).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "vitalsign-collector",
