@@ -149,10 +149,12 @@ pub async fn view(State(state): State<AppState>, v: Viewer) -> Response {
         if p.source.shows_field() {
             let mut filter = p.field_filter();
             filter.page_group = None;
-            let mut cells: Vec<HashMap<String, MetricCell>> = Vec::new();
-            for m in FIELD {
-                cells.push(metric_cells(store, &p, m, &filter).await?);
-            }
+            // The metrics' reads are independent: run them at once (each on a
+            // reader connection of its own), so the page waits for the
+            // slowest of them rather than for their sum.
+            let [f0, f1, f2, f3, f4] = FIELD.map(|m| metric_cells(store, &p, m, &filter));
+            let (c0, c1, c2, c3, c4) = tokio::try_join!(f0, f1, f2, f3, f4)?;
+            let mut cells: Vec<HashMap<String, MetricCell>> = vec![c0, c1, c2, c3, c4];
             let empty = |m: Metric| MetricCell {
                 metric: m,
                 current: Summary::default(),
